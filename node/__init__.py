@@ -1,0 +1,1 @@
+"""The center node: kiosk, queue, windows, display board, cases and the signed event log."""

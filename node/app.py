@@ -1,0 +1,52 @@
+"""The node's aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import setup as setup_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from node import db as dbm
+from node import pii as piim
+from node.clock import Now, system_now
+from node.config import NodeConfig
+from node.display import Board
+from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.routes import setup_routes
+from onestop.errors import error_middleware
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=20 * 1024**2)
+    app[CONFIG] = config
+    app[CLOCK] = now
+    app[BOARD] = Board()
+    db = dbm.connect(config.db_path)
+    dbm.migrate(db)
+    app[DB] = db
+    app[PII] = piim.load(config.data_dir)
+    setup_session(app, EncryptedCookieStorage(
+        app[PII].session_key, cookie_name="onestop_session", httponly=True, samesite="Strict",
+        max_age=config.session_max_age))
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+        context_processors=[aiohttp_jinja2.request_processor])
+    from node import views
+
+    views.setup_jinja(env)
+    setup_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[BOARD].close_all()
+    app[DB].conn.close()

@@ -1,0 +1,180 @@
+"""The node's SQLite file (WAL) through sqlite-utils, with versioned migrations.
+
+Writes that must be atomic go through :func:`tx`, which takes SQLite's write lock up front
+(``BEGIN IMMEDIATE``) so two windows, two processes or two threads can never interleave a
+read-then-write such as "call the next ticket".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _m001_base(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE departments (
+            code TEXT PRIMARY KEY, name_zh TEXT NOT NULL, name_en TEXT NOT NULL,
+            sort INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE areas (
+            code TEXT PRIMARY KEY, name_zh TEXT NOT NULL, name_en TEXT NOT NULL,
+            sort INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE items (
+            code TEXT PRIMARY KEY, name_zh TEXT NOT NULL, name_en TEXT NOT NULL,
+            kind TEXT NOT NULL, area TEXT REFERENCES areas(code),
+            departments TEXT NOT NULL,          -- JSON list of department codes (lead first)
+            materials TEXT NOT NULL,            -- JSON list of {code,name_zh,name_en,critical}
+            promised_days INTEGER NOT NULL, statutory_days INTEGER NOT NULL,
+            sort INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE queues (
+            code TEXT PRIMARY KEY,              -- 'dept:<code>' or 'area:<code>'
+            kind TEXT NOT NULL CHECK (kind IN ('department','area')),
+            ref TEXT NOT NULL, prefix TEXT NOT NULL UNIQUE,
+            name_zh TEXT NOT NULL, name_en TEXT NOT NULL,
+            sort INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1);
+        CREATE TABLE windows (
+            id INTEGER PRIMARY KEY, number INTEGER NOT NULL UNIQUE, name TEXT NOT NULL,
+            queues TEXT NOT NULL,               -- JSON list of queue codes, or ["*"] (综合窗口)
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open','paused','closed')));
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY, password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin','window','reviewer')),
+            window_id INTEGER REFERENCES windows(id), department TEXT,
+            created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE tickets (
+            id INTEGER PRIMARY KEY,
+            token TEXT NOT NULL UNIQUE,         -- public status page key (no personal data)
+            service_date TEXT NOT NULL,         -- local date in the node's time zone
+            queue TEXT NOT NULL REFERENCES queues(code),        -- current queue
+            issued_queue TEXT NOT NULL REFERENCES queues(code), -- numbering queue
+            seq INTEGER NOT NULL, ticket_no TEXT NOT NULL,
+            item_code TEXT REFERENCES items(code),
+            id_enc TEXT NOT NULL, id_hash TEXT NOT NULL, id_masked TEXT NOT NULL,
+            phone_enc TEXT NOT NULL, phone_masked TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0, priority_reason TEXT,
+            state TEXT NOT NULL CHECK (state IN
+                ('waiting','called','suspended','done','no_show')),
+            window_id INTEGER REFERENCES windows(id),       -- serving window
+            target_window INTEGER REFERENCES windows(id),   -- transferred to one window
+            order_at TEXT NOT NULL,             -- place in line; kept on transfer
+            created_at TEXT NOT NULL, called_at TEXT, finished_at TEXT,
+            recalls INTEGER NOT NULL DEFAULT 0, lang TEXT NOT NULL DEFAULT 'zh',
+            UNIQUE (issued_queue, service_date, seq));
+        CREATE INDEX tickets_waiting ON tickets (state, queue, priority, order_at);
+        CREATE INDEX tickets_date ON tickets (service_date);
+        -- The append-only log: every state change of a ticket, case or rating, written in
+        -- the same transaction as the change. Current tables are a projection of it.
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL, kind TEXT NOT NULL,
+            entity TEXT NOT NULL, entity_id TEXT NOT NULL,
+            body TEXT NOT NULL);
+        CREATE INDEX events_entity ON events (entity, entity_id);
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        """
+    )
+
+
+# Append new migrations at the end; never edit or reorder a released one.
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_base", _m001_base),
+]
+
+
+def register(name: str, fn: Migration) -> None:
+    """Add a migration (used by feature modules so each keeps its own tables)."""
+    if any(n == name for n, _ in MIGRATIONS):
+        return
+    MIGRATIONS.append((name, fn))
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open the node database in WAL mode with autocommit (transactions via :func:`tx`)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order; returns the names applied."""
+    _load_feature_migrations()
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {r[0] for r in db.execute("SELECT name FROM _migrations").fetchall()}
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        with tx(db):
+            fn(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", [name]
+            )
+        applied.append(name)
+    return applied
+
+
+def _load_feature_migrations() -> None:
+    # Feature modules register their tables on import.
+    import importlib
+
+    for mod in ("node.cases_db",):
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(mod)
+
+
+@contextlib.contextmanager
+def tx(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """One write transaction holding SQLite's write lock from the start."""
+    conn = db.conn
+    if conn.in_transaction:  # nested: join the outer transaction
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def one(db: sqlite_utils.Database, sql: str, params: Any = ()) -> dict[str, Any] | None:
+    row = db.execute(sql, params).fetchone()
+    return dict(row) if row is not None else None
+
+
+def rows(db: sqlite_utils.Database, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.execute(sql, params).fetchall()]
+
+
+def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else default
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )

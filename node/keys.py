@@ -1,0 +1,17 @@
+"""Typed application keys for the node's state (``web.AppKey``)."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from aiohttp import web
+
+from node.clock import Now
+from node.config import NodeConfig
+from node.display import Board
+from node.pii import Pii
+
+CONFIG = web.AppKey("config", NodeConfig)
+DB = web.AppKey("db", sqlite_utils.Database)
+PII = web.AppKey("pii", Pii)
+BOARD = web.AppKey("board", Board)
+CLOCK = web.AppKey("clock", Now)

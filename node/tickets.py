@@ -1,0 +1,237 @@
+"""Queue tickets: issuing at the kiosk, people ahead, wait estimates.
+
+A ticket number is the queue's prefix and a sequence that restarts every local day
+(``A023``).  Priority (绿色通道) goes to the elderly, by the age in the ID number, and to
+tickets a staff member flags; priority tickets are called first within their queue.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from node import db as dbm
+from node import events
+from node.clock import Now, iso, local_date, parse, system_now
+from node.config import NodeConfig
+from node.pii import Pii
+from onestop import identity
+from onestop.errors import Conflict, NotFound, invalid_fields
+from onestop.i18n import t as tr
+
+TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show")
+PUBLIC_FIELDS = (
+    "id", "token", "ticket_no", "queue", "service_date", "state", "priority",
+    "priority_reason", "item_code", "window_id", "target_window", "created_at", "called_at",
+    "finished_at", "recalls",
+)
+
+
+@dataclass
+class Issued:
+    ticket: dict[str, Any]
+    waiting_ahead: int
+    estimated_wait_minutes: int
+
+
+def get_queue(db: sqlite_utils.Database, code: str) -> dict[str, Any] | None:
+    return dbm.one(db, "SELECT * FROM queues WHERE code = ? AND active = 1", [code])
+
+
+def issue(
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    pii: Pii,
+    data: dict[str, Any],
+    now: Now = system_now,
+) -> Issued:
+    """Validate the kiosk's request and issue a ticket; nothing is stored on any error."""
+    errors: dict[str, str] = {}
+    queue_code = str(data.get("queue") or "").strip()
+    queue = get_queue(db, queue_code) if queue_code else None
+    if not queue_code:
+        errors["queue"] = "queue is required"
+    elif queue is None:
+        errors["queue"] = f"no open queue with code {queue_code!r}"
+    item_code = data.get("item") or None
+    if item_code is not None:
+        item = dbm.one(db, "SELECT code, area, departments FROM items WHERE code = ?", [item_code])
+        if item is None:
+            errors["item"] = f"no service item with code {item_code!r}"
+        elif queue is not None and not _item_in_queue(item, queue):
+            errors["item"] = f"item {item_code} is not handled by queue {queue_code}"
+    t = now()
+    today = local_date(t, cfg.timezone)
+    lang = data.get("lang") or cfg.default_lang
+    if lang not in ("zh", "en"):
+        errors["lang"] = "lang must be zh or en"
+        lang = "en"
+    try:
+        id_number = identity.validate_id_number(str(data.get("id_number") or ""), today)
+    except identity.FieldError as exc:
+        errors["id_number"] = tr(exc.message_key, lang)
+        id_number = ""
+    try:
+        phone = identity.validate_phone(str(data.get("phone") or ""))
+    except identity.FieldError as exc:
+        errors["phone"] = tr(exc.message_key, lang)
+        phone = ""
+    if errors:
+        raise invalid_fields(errors)
+    assert queue is not None
+
+    priority, reason = 0, None
+    if identity.age_on(id_number, today) >= cfg.elderly_age:
+        priority, reason = 1, "elderly"
+    if data.get("appointment"):
+        priority, reason = max(priority, 1), reason or "appointment"
+    service_date = today.isoformat()
+    at = iso(t)
+    with dbm.tx(db) as conn:
+        seq = conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM tickets WHERE issued_queue = ? AND service_date = ?",
+            [queue["code"], service_date],
+        ).fetchone()[0]
+        ticket_no = f"{queue['prefix']}{seq:0{cfg.ticket_digits}d}"
+        cur = conn.execute(
+            """INSERT INTO tickets (token, service_date, queue, issued_queue, seq, ticket_no, item_code,
+                 id_enc, id_hash, id_masked, phone_enc, phone_masked, priority,
+                 priority_reason, state, order_at, created_at, lang)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'waiting', ?, ?, ?)""",
+            [
+                secrets.token_urlsafe(12), service_date, queue["code"], queue["code"], seq,
+                ticket_no,
+                item_code, pii.encrypt(id_number), pii.keyed_hash(id_number),
+                identity.mask_id(id_number), pii.encrypt(phone), identity.mask_phone(phone),
+                priority, reason, at, at, lang,
+            ],
+        )
+        ticket_id = int(cur.lastrowid or 0)
+        events.append(conn, "ticket.issued", "ticket", ticket_id, {
+            "ticket_no": ticket_no, "queue": queue["code"], "service_date": service_date,
+            "item": item_code, "priority": priority, "priority_reason": reason,
+        }, at=at)
+    ticket = get(db, ticket_id)
+    ahead = waiting_ahead(db, ticket)
+    return Issued(ticket, ahead, estimate_minutes(db, cfg, ticket["queue"], ahead, service_date))
+
+
+def _item_in_queue(item: dict[str, Any], queue: dict[str, Any]) -> bool:
+    if queue["kind"] == "area":
+        return bool(item["area"] == queue["ref"])
+    return queue["ref"] in json.loads(item["departments"])
+
+
+def get(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
+    row = dbm.one(db, "SELECT * FROM tickets WHERE id = ?", [ticket_id])
+    if row is None:
+        raise NotFound(f"no ticket with id {ticket_id}", field="ticket")
+    return row
+
+
+def by_token(db: sqlite_utils.Database, token: str) -> dict[str, Any]:
+    row = dbm.one(db, "SELECT * FROM tickets WHERE token = ?", [token])
+    if row is None:
+        raise NotFound("no ticket with this code", field="token")
+    return row
+
+
+def public(ticket: dict[str, Any]) -> dict[str, Any]:
+    """A ticket without encrypted or hashed personal data (masks only)."""
+    out = {k: ticket[k] for k in PUBLIC_FIELDS}
+    out["id_masked"] = ticket["id_masked"]
+    out["phone_masked"] = ticket["phone_masked"]
+    return out
+
+
+def anonymous(ticket: dict[str, Any]) -> dict[str, Any]:
+    """What the public status page may show: no personal data at all."""
+    keep = ("ticket_no", "queue", "service_date", "state", "created_at", "called_at")
+    return {k: ticket[k] for k in keep}
+
+
+_AHEAD_SQL = """
+SELECT COUNT(*) FROM tickets
+ WHERE state = 'waiting' AND queue = :queue AND service_date = :date AND id != :id
+   AND COALESCE(target_window, 0) = COALESCE(:target, 0)
+   AND (priority > :priority
+        OR (priority = :priority AND (order_at < :order_at
+            OR (order_at = :order_at AND id < :id))))
+"""
+
+
+def waiting_ahead(db: sqlite_utils.Database, ticket: dict[str, Any]) -> int:
+    if ticket["state"] != "waiting":
+        return 0
+    return int(db.execute(_AHEAD_SQL, {
+        "queue": ticket["queue"], "date": ticket["service_date"], "id": ticket["id"],
+        "target": ticket["target_window"], "priority": ticket["priority"],
+        "order_at": ticket["order_at"],
+    }).fetchone()[0])
+
+
+def average_service_minutes(
+    db: sqlite_utils.Database, cfg: NodeConfig, queue: str, service_date: str
+) -> float:
+    done = dbm.rows(db, """SELECT called_at, finished_at FROM tickets
+        WHERE queue = ? AND service_date = ? AND state = 'done' AND called_at IS NOT NULL
+        ORDER BY finished_at DESC LIMIT 20""", [queue, service_date])
+    if not done:
+        return cfg.default_service_minutes
+    secs = [(parse(r["finished_at"]) - parse(r["called_at"])).total_seconds() for r in done]
+    return max(1.0, sum(secs) / len(secs) / 60)
+
+
+def serving_windows(db: sqlite_utils.Database, queue: str) -> int:
+    n = 0
+    for w in dbm.rows(db, "SELECT queues FROM windows WHERE status = 'open'"):
+        qs = json.loads(w["queues"])
+        if "*" in qs or queue in qs:
+            n += 1
+    return n
+
+
+def estimate_minutes(
+    db: sqlite_utils.Database, cfg: NodeConfig, queue: str, ahead: int, service_date: str
+) -> int:
+    per = average_service_minutes(db, cfg, queue, service_date)
+    windows = max(1, serving_windows(db, queue))
+    return int(round(ahead * per / windows))
+
+
+def set_priority(
+    db: sqlite_utils.Database, ticket_id: int, priority: bool, actor: str, now: Now = system_now
+) -> dict[str, Any]:
+    with dbm.tx(db) as conn:
+        t = get(db, ticket_id)
+        if t["state"] not in ("waiting", "suspended"):
+            raise Conflict(f"ticket {t['ticket_no']} is {t['state']}; only a waiting ticket can change priority")
+        reason = "staff" if priority else None
+        conn.execute("UPDATE tickets SET priority = ?, priority_reason = ? WHERE id = ?",
+                     [1 if priority else 0, reason, ticket_id])
+        events.append(conn, "ticket.priority_set", "ticket", ticket_id, {
+            "ticket_no": t["ticket_no"], "priority": 1 if priority else 0, "by": actor,
+        }, at=iso(now()))
+    return get(db, ticket_id)
+
+
+def queue_overview(
+    db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now
+) -> list[dict[str, Any]]:
+    """Every open queue with its waiting count and estimated wait, for kiosk and admin."""
+    today = local_date(now(), cfg.timezone).isoformat()
+    counts = {r["queue"]: r["n"] for r in dbm.rows(db, """SELECT queue, COUNT(*) AS n FROM tickets
+        WHERE state = 'waiting' AND service_date = ? GROUP BY queue""", [today])}
+    out = []
+    for q in dbm.rows(db, "SELECT * FROM queues WHERE active = 1 ORDER BY kind DESC, sort, code"):
+        n = counts.get(q["code"], 0)
+        out.append({
+            "code": q["code"], "kind": q["kind"], "ref": q["ref"], "prefix": q["prefix"],
+            "name_zh": q["name_zh"], "name_en": q["name_en"], "waiting": n,
+            "estimated_wait_minutes": estimate_minutes(db, cfg, q["code"], n, today),
+        })
+    return out

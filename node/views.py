@@ -1,0 +1,377 @@
+"""HTML pages: kiosk, ticket print and status, display board, staff login, window console
+and admin overview.
+
+Pages are Jinja templates under ``node/templates`` with plain CSS and vanilla JavaScript under
+``node/static`` (the node runs on an offline LAN: nothing is loaded from the internet).  Every
+visible text goes through ``_()`` (:mod:`onestop.i18n`); the language comes from ``?lang=``
+(remembered in the ``lang`` cookie), else the cookie, else the node's default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import io
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+import jinja2
+import segno
+from aiohttp import web
+from aiohttp_session import get_session
+from markupsafe import Markup
+
+from node import auth, tickets, users, windows
+from node import db as dbm
+from node.clock import local_date, parse
+from node.keys import CLOCK, CONFIG, DB
+from onestop.errors import Forbidden, NotFound, Unauthorized
+from onestop.i18n import LANGS, STRINGS, t
+
+LANG_COOKIE = "lang"
+LANG_COOKIE_AGE = 365 * 24 * 3600
+
+
+# -- Jinja helpers ----------------------------------------------------------------------------
+
+@jinja2.pass_context
+def _translate(ctx: Any, key: str, **fmt: Any) -> str:
+    return t(key, ctx.get("lang", "zh"), **fmt)
+
+
+@jinja2.pass_context
+def _localized(ctx: Any, obj: dict[str, Any] | None, field: str = "name") -> str:
+    """``obj[field_en]`` on English pages (when set), else ``obj[field_zh]``."""
+    if not obj:
+        return ""
+    if ctx.get("lang") == "en" and obj.get(f"{field}_en"):
+        return str(obj[f"{field}_en"])
+    return str(obj.get(f"{field}_zh") or obj.get(field) or "")
+
+
+@jinja2.pass_context
+def _localtime(ctx: Any, value: str | None, fmt: str = "%H:%M:%S") -> str:
+    if not value:
+        return ""
+    return to_local(value, ctx.get("tz", "Asia/Shanghai")).strftime(fmt)
+
+
+def setup_jinja(env: jinja2.Environment) -> None:
+    env.globals["_"] = _translate
+    env.globals["loc"] = _localized
+    env.filters["localtime"] = _localtime
+    env.trim_blocks = True
+    env.lstrip_blocks = True
+
+
+def to_local(value: str, tz: str) -> dt.datetime:
+    return parse(value).astimezone(ZoneInfo(tz))
+
+
+# -- language and rendering -------------------------------------------------------------------
+
+def page_lang(request: web.Request) -> tuple[str, bool]:
+    """The page language and whether it was chosen by ``?lang=`` (to be remembered)."""
+    asked = request.query.get("lang", "")
+    if asked in LANGS:
+        return asked, True
+    cookie = request.cookies.get(LANG_COOKIE, "")
+    if cookie in LANGS:
+        return cookie, False
+    return request.app[CONFIG].default_lang, False
+
+
+def js_strings(lang: str, *prefixes: str) -> dict[str, str]:
+    """The UI strings a page script needs, already in the page language."""
+    return {k: t(k, lang) for k in STRINGS
+            if k.startswith(("ui.common.", *prefixes))}
+
+
+async def render(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200,
+) -> web.Response:
+    cfg = request.app[CONFIG]
+    lang, remember = page_lang(request)
+    ctx: dict[str, Any] = {
+        "lang": lang,
+        "html_lang": "zh-CN" if lang == "zh" else "en",
+        "center_name": cfg.name,
+        "tz": cfg.timezone,
+        "lang_urls": {code: str(request.rel_url.update_query(lang=code)) for code in LANGS},
+    }
+    ctx.update(context)
+    resp = aiohttp_jinja2.render_template(template, request, ctx, status=status)
+    resp.headers["Cache-Control"] = "no-store"
+    if remember:
+        resp.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_AGE, path="/", samesite="Lax")
+    return resp
+
+
+def _queue_names(request: web.Request) -> dict[str, dict[str, Any]]:
+    rows = dbm.rows(request.app[DB], "SELECT code, prefix, kind, name_zh, name_en FROM queues")
+    return {r["code"]: r for r in rows}
+
+
+def _queue(request: web.Request, code: str) -> dict[str, Any]:
+    return _queue_names(request).get(code) or {"code": code, "name_zh": code, "name_en": code}
+
+
+def _item(request: web.Request, code: str | None) -> dict[str, Any] | None:
+    if not code:
+        return None
+    return dbm.one(request.app[DB], "SELECT code, name_zh, name_en FROM items WHERE code = ?",
+                   [code])
+
+
+def _today(request: web.Request) -> str:
+    app = request.app
+    return local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
+
+
+# -- public pages -----------------------------------------------------------------------------
+
+async def index(request: web.Request) -> web.Response:
+    return await render(request, "index.html", {"user": await auth.current_user(request)})
+
+
+async def kiosk(request: web.Request) -> web.Response:
+    app = request.app
+    db = app[DB]
+    items = dbm.rows(db, "SELECT code, name_zh, name_en, area, departments FROM items "
+                         "ORDER BY sort, code")
+    for it in items:
+        it["departments"] = json.loads(it["departments"])
+    lang, _ = page_lang(request)
+    data = {
+        "lang": lang,
+        "tz": app[CONFIG].timezone,
+        "queues": tickets.queue_overview(db, app[CONFIG], app[CLOCK]),
+        "items": items,
+        "strings": js_strings(lang, "ui.kiosk.", "ui.ticket."),
+    }
+    return await render(request, "kiosk.html", {"data": data})
+
+
+def _status_url(request: web.Request, token: str) -> str:
+    return f"{request.scheme}://{request.host}/s/{token}"
+
+
+def _qr(request: web.Request, token: str) -> segno.QRCode:
+    return segno.make(_status_url(request, token), error="m")
+
+
+async def ticket_print(request: web.Request) -> web.Response:
+    app = request.app
+    db, cfg = app[DB], app[CONFIG]
+    tk = tickets.by_token(db, request.match_info["token"])
+    ahead = tickets.waiting_ahead(db, tk)
+    svg = _qr(request, tk["token"]).svg_inline(scale=4, border=2, omitsize=True)
+    return await render(request, "print.html", {
+        "ticket": tickets.anonymous(tk),
+        "priority": tk["priority"],
+        "queue": _queue(request, tk["queue"]),
+        "item": _item(request, tk["item_code"]),
+        "issued": to_local(tk["created_at"], cfg.timezone).strftime("%Y-%m-%d %H:%M:%S"),
+        "ahead": ahead,
+        "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
+        "qr_svg": Markup(svg),
+        "autoprint": request.query.get("autoprint") == "1",
+    })
+
+
+async def ticket_qr(request: web.Request) -> web.Response:
+    tk = tickets.by_token(request.app[DB], request.match_info["token"])
+    buf = io.BytesIO()
+    _qr(request, tk["token"]).save(buf, kind="svg", scale=8, border=2)
+    return web.Response(body=buf.getvalue(), content_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def ticket_status(request: web.Request) -> web.Response:
+    app = request.app
+    db, cfg = app[DB], app[CONFIG]
+    tk = tickets.by_token(db, request.match_info["token"])
+    ahead = tickets.waiting_ahead(db, tk)
+    window_number = windows.get(db, tk["window_id"])["number"] if tk["window_id"] else None
+    return await render(request, "status.html", {
+        "ticket": tickets.anonymous(tk),
+        "queue": _queue(request, tk["queue"]),
+        "state": tk["state"],
+        "window_number": window_number,
+        "ahead": ahead,
+        "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
+        "updated": app[CLOCK]().astimezone(ZoneInfo(cfg.timezone)).strftime("%H:%M:%S"),
+    })
+
+
+async def display(request: web.Request) -> web.Response:
+    from node.api import board_state
+
+    lang, _ = page_lang(request)
+    data = {
+        "lang": lang,
+        "tz": request.app[CONFIG].timezone,
+        "state": board_state(request.app),
+        "strings": js_strings(lang, "ui.display."),
+    }
+    return await render(request, "display.html", {"data": data})
+
+
+# -- staff: login -----------------------------------------------------------------------------
+
+def _safe_next(value: str | None) -> str | None:
+    """Only same-site paths: ``/window/1`` yes, ``//evil`` or ``http://…`` no."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+def _home_for(user: dict[str, Any]) -> str:
+    return {"window": "/window", "admin": "/admin"}.get(user["role"], "/")
+
+
+async def login_page(request: web.Request, *, error: str | None = None, status: int = 200,
+                     username: str = "") -> web.Response:
+    return await render(request, "login.html", {
+        "csrf_token": await auth.csrf_token(request),
+        "next": _safe_next(request.query.get("next")) or "",
+        "error": error,
+        "username": username,
+        "user": await auth.current_user(request),
+    }, status=status)
+
+
+async def login_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    lang, _ = page_lang(request)
+    session = await get_session(request)
+    sent = str(form.get("csrf_token", ""))
+    want = str(session.get("csrf", ""))
+    username = str(form.get("username", "")).strip()
+    if not sent or not want or not hmac.compare_digest(sent, want):
+        return await login_page(request, error=t("ui.login.csrf", lang), status=403,
+                                username=username)
+    password = str(form.get("password", ""))
+    if not username or not password:
+        return await login_page(request, error=t("ui.login.required", lang), status=422,
+                                username=username)
+    try:
+        user, _csrf = await auth.login(request, username, password)
+    except Unauthorized:
+        return await login_page(request, error=t("ui.login.wrong", lang), status=401,
+                                username=username)
+    target = _safe_next(str(form.get("next", ""))) or _home_for(user)
+    raise web.HTTPFound(target)
+
+
+async def logout(request: web.Request) -> web.Response:
+    await auth.require(request)
+    await auth.logout(request)
+    raise web.HTTPFound("/login")
+
+
+# -- staff: window console --------------------------------------------------------------------
+
+async def window_select(request: web.Request) -> web.Response:
+    user = await auth.require(request, "admin", "window")
+    if user["role"] == "window" and user["window_id"] is not None:
+        raise web.HTTPFound(f"/window/{user['window_id']}")
+    db = request.app[DB]
+    rows = []
+    for w in windows.all_windows(db):
+        cur = windows.current(db, w["id"])
+        w["ticket_no"] = cur["ticket_no"] if cur else None
+        rows.append(w)
+    return await render(request, "window_select.html", {
+        "user": user, "windows": rows, "queues": _queue_names(request),
+        "csrf_token": await auth.csrf_token(request),
+    })
+
+
+async def window_page(request: web.Request) -> web.Response:
+    user = await auth.require(request, "admin", "window")
+    app = request.app
+    db, cfg = app[DB], app[CONFIG]
+    try:
+        wid = int(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no such window", field="window") from None
+    if user["role"] == "window" and user["window_id"] not in (None, wid):
+        raise Forbidden(f"user {user['username']} works at another window")
+    w = windows.get(db, wid)
+    cur = windows.current(db, wid)
+    current = tickets.public(cur) if cur else None
+    suspended = [tickets.public(x) for x in windows.suspended(db, wid)]
+    overview = tickets.queue_overview(db, cfg, app[CLOCK])
+    names = _queue_names(request)
+    items = {r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")}
+    others = [{"id": o["id"], "number": o["number"], "name": o["name"], "status": o["status"]}
+              for o in windows.all_windows(db) if o["id"] != wid]
+    lang, _ = page_lang(request)
+    data = {
+        "lang": lang,
+        "tz": cfg.timezone,
+        "window": w,
+        "current": current,
+        "suspended": suspended,
+        "queues": overview,
+        "queue_names": names,
+        "items": items,
+        "recall_limit": cfg.recall_limit,
+        "strings": js_strings(lang, "ui.win.", "ui.display.paused"),
+    }
+    served = [q for q in overview if "*" in w["queues"] or q["code"] in w["queues"]]
+    return await render(request, "window.html", {
+        "user": user,
+        "window": w,
+        "current": current,
+        "current_queue": names.get(current["queue"]) if current else None,
+        "current_item": items.get(current["item_code"] or "") if current else None,
+        "suspended": suspended,
+        "served": served,
+        "all_queues": overview,
+        "others": others,
+        "names": names,
+        "csrf_token": await auth.csrf_token(request),
+        "data": data,
+    })
+
+
+# -- staff: admin -----------------------------------------------------------------------------
+
+async def admin(request: web.Request) -> web.Response:
+    user = await auth.require(request, "admin")
+    app = request.app
+    db, cfg = app[DB], app[CONFIG]
+    today = _today(request)
+    counts = {r["state"]: r["n"] for r in dbm.rows(
+        db, "SELECT state, COUNT(*) AS n FROM tickets WHERE service_date = ? GROUP BY state",
+        [today])}
+    wins = []
+    for w in windows.all_windows(db):
+        cur = windows.current(db, w["id"])
+        w["ticket_no"] = cur["ticket_no"] if cur else None
+        wins.append(w)
+    all_users = users.all_users(db)
+    numbers = {w["id"]: w["number"] for w in wins}
+    for u in all_users:
+        u["window_number"] = numbers.get(u["window_id"])
+    queues = tickets.queue_overview(db, cfg, app[CLOCK])
+    return await render(request, "admin.html", {
+        "user": user,
+        "today": today,
+        "stats": {
+            "issued": sum(counts.values()),
+            "waiting": counts.get("waiting", 0),
+            "done": counts.get("done", 0),
+            "open_windows": sum(1 for w in wins if w["status"] == "open"),
+        },
+        "queues": queues,
+        "windows": wins,
+        "users": all_users,
+        "names": _queue_names(request),
+        "csrf_token": await auth.csrf_token(request),
+        "strings": js_strings(page_lang(request)[0], "ui.admin."),
+    })

@@ -1,0 +1,182 @@
+"""One JSON error shape for every service.
+
+Every error any onestop service answers with has this body::
+
+    {"ok": false, "status": 422, "error": "invalid", "message": "...",
+     "field": "id_number", "errors": [{"field": "id_number", "message": "..."}],
+     "hint": "onestop node ..."}
+
+``field`` and ``hint`` may be null; ``errors`` lists every offending field when there are
+several.  The middleware turns aiohttp's own HTTP errors and unexpected exceptions into the
+same shape, so a client never has to parse HTML or plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("onestop.errors")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status a client can act on."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.errors = errors if errors is not None else (
+            [{"field": field, "message": message}] if field else []
+        )
+
+
+class Invalid(ApiError):
+    """422: a field of the request is missing or wrong."""
+
+    status = 422
+    code = "invalid"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    """409: the request is well formed but not allowed in the current state."""
+
+    status = 409
+    code = "conflict"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+def invalid_fields(errors: dict[str, str]) -> Invalid:
+    """An Invalid naming several fields at once; the first is the headline."""
+    items = [{"field": k, "message": v} for k, v in errors.items()]
+    first = items[0]
+    return Invalid(first["message"], field=first["field"], errors=items)
+
+
+def error_body(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    hint: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "status": status,
+        "error": code,
+        "message": message,
+        "field": field,
+        "errors": errors or [],
+        "hint": hint,
+    }
+
+
+def error_response(exc: ApiError) -> web.Response:
+    return web.json_response(
+        error_body(exc.status, exc.code, exc.message, field=exc.field, hint=exc.hint,
+                   errors=exc.errors),
+        status=exc.status,
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def wants_json(request: web.Request) -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every error as the one JSON shape (API paths) or a plain page (HTML paths)."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        if wants_json(request):
+            return error_response(exc)
+        return _html_error(request, exc.status, exc.message, exc.hint)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if not wants_json(request):
+            if exc.status in (401, 403):
+                raise
+            return _html_error(request, exc.status, exc.reason, None)
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return web.json_response(
+            error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), message or exc.reason),
+            status=exc.status,
+        )
+    except Exception:  # noqa: BLE001 - a node never crashes on one request
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json(request):
+            return web.json_response(
+                error_body(500, "internal", "internal error; the request was not applied"),
+                status=500,
+            )
+        return _html_error(request, 500, "internal error", None)
+
+
+def _html_error(request: web.Request, status: int, message: str, hint: str | None) -> web.Response:
+    from html import escape
+
+    body = (
+        "<!doctype html><meta charset=utf-8><title>onestop</title>"
+        "<body style='font-family:sans-serif;padding:2em'>"
+        f"<h1>{status}</h1><p>{escape(message)}</p>"
+        + (f"<p><code>{escape(hint)}</code></p>" if hint else "")
+        + "<p><a href='/'>&larr;</a></p></body>"
+    )
+    return web.Response(text=body, status=status, content_type="text/html")
