@@ -105,7 +105,8 @@ def load(data_dir: str | Path, **overrides: Any) -> NodeConfig:
         raise ConfigError("node.toml", str(exc)) from None
     for f in dataclasses.fields(NodeConfig):
         if f.name in raw and f.type in ("int", "float", "str"):
-            want = {"int": int, "float": (int, float), "str": str}[f.type]  # type: ignore[index]
+            want: type | tuple[type, ...] = {
+                "int": int, "float": (int, float), "str": str}[str(f.type)]
             if not isinstance(raw[f.name], want) or isinstance(raw[f.name], bool):
                 raise ConfigError(f.name, f"must be {f.type}, got {type(raw[f.name]).__name__}")
     return cfg.validate()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sqlite3
 from typing import Any, Protocol
 
@@ -32,6 +33,20 @@ log = logging.getLogger("onestop.sms")
 MAX_ATTEMPTS = 5
 #: Seconds between outbox sweeps of the background sender (it also wakes on new messages).
 SEND_INTERVAL = 5.0
+
+
+_PHONE_RE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+_ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[0-9Xx]|\d{15})(?![0-9A-Za-z])")
+
+
+def redact(text: str) -> str:
+    """Free text with any mainland mobile or resident ID number in it masked.
+
+    Used for every free-text field that goes into an event (reasons, comments, notes,
+    gateway errors): people type numbers into comment boxes.
+    """
+    text = _ID_RE.sub(lambda m: identity.mask_id(m.group(1)), text)
+    return _PHONE_RE.sub(lambda m: identity.mask_phone(m.group(0)), text)
 
 
 class Sender(Protocol):
@@ -54,8 +69,8 @@ class LoggingSender:
 
 def queue(
     conn: sqlite3.Connection,
-    pii: Pii,
-    phone_enc: str,
+    to_enc: str,
+    to_masked: str,
     template: str,
     text: str,
     *,
@@ -63,13 +78,17 @@ def queue(
     case_no: str | None = None,
     at: str | None = None,
 ) -> int:
-    """Add a message to the outbox inside the caller's transaction; returns its id."""
+    """Add a message to the outbox inside the caller's transaction; returns its id.
+
+    ``to_enc`` is the Fernet-encrypted number (as kept on tickets and cases) and
+    ``to_masked`` its mask; the plain number is never needed here.
+    """
     at = at or events.utcnow()
-    masked = identity.mask_phone(pii.decrypt(phone_enc))
+    masked = to_masked
     cur = conn.execute(
         "INSERT INTO sms_outbox (to_masked, to_enc, template, text, case_id, state, attempts,"
         " created_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?)",
-        [masked, phone_enc, template, text, case_id, at],
+        [masked, to_enc, template, text, case_id, at],
     )
     sms_id = int(cur.lastrowid or 0)
     body: dict[str, Any] = {"sms_id": sms_id, "to_masked": masked, "template": template}
@@ -90,8 +109,8 @@ def send_pending(
     counts = {"sent": 0, "retry": 0, "failed": 0}
     pending = dbm.rows(
         db,
-        "SELECT id, to_enc, text, attempts FROM sms_outbox WHERE state = 'queued' "
-        "ORDER BY id LIMIT ?",
+        "SELECT o.id, o.to_enc, o.text, o.attempts, c.case_no FROM sms_outbox o "
+        "LEFT JOIN cases c ON c.id = o.case_id WHERE o.state = 'queued' ORDER BY o.id LIMIT ?",
         [limit],
     )
     for msg in pending:
@@ -99,9 +118,10 @@ def send_pending(
         try:
             sender.send(pii.decrypt(msg["to_enc"]), msg["text"])
         except Exception as exc:  # noqa: BLE001 - any gateway failure is retried later
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = redact(f"{type(exc).__name__}: {exc}"[:500])
         at = iso(now())
         attempts = msg["attempts"] + 1
+        ref = {"case_no": msg["case_no"]} if msg["case_no"] else {}
         with dbm.tx(db) as conn:
             row = conn.execute(
                 "SELECT state FROM sms_outbox WHERE id = ?", [msg["id"]]
@@ -116,7 +136,7 @@ def send_pending(
                 )
                 events.append(
                     conn, "sms.sent", "sms", msg["id"],
-                    {"sms_id": msg["id"], "attempts": attempts}, at=at,
+                    {"sms_id": msg["id"], "attempts": attempts, **ref}, at=at,
                 )
                 counts["sent"] += 1
             else:
@@ -129,7 +149,7 @@ def send_pending(
                 if state == "failed":
                     events.append(
                         conn, "sms.failed", "sms", msg["id"],
-                        {"sms_id": msg["id"], "attempts": attempts, "error": error[:200]},
+                        {"sms_id": msg["id"], "attempts": attempts, "error": redact(error[:200]), **ref},
                         at=at,
                     )
                     counts["failed"] += 1

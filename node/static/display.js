@@ -1,0 +1,184 @@
+/* Display board: live state over server-sent events, chime + speech on every call. */
+(function () {
+  "use strict";
+  var OS = window.OS, t = OS.t, esc = OS.esc, data = OS.data, lang = data.lang;
+  var $ = function (id) { return document.getElementById(id); };
+  var audio = null;           // AudioContext once unlocked by a tap
+  var queue = [], speaking = false;
+  var flashTimers = {};
+
+  /* -- clock ----------------------------------------------------------------------- */
+  function tick() {
+    var now = new Date();
+    $("clock-time").textContent = OS.timeIn(now, data.tz, true);
+    $("clock-date").textContent = OS.dateIn(now, data.tz, lang);
+  }
+  tick(); setInterval(tick, 1000);
+
+  /* -- rendering ------------------------------------------------------------------- */
+  function windowLabel(n) { return t("ui.common.window_n", { n: n }); }
+
+  function renderWindows(wins) {
+    var grid = $("win-grid");
+    grid.classList.toggle("n-small", wins.length <= 6);
+    grid.classList.toggle("n-large", wins.length > 12);
+    grid.innerHTML = wins.map(function (w) {
+      var cls = "win-card " + (w.status !== "open" ? w.status : (w.ticket_no ? "serving" : "idle"));
+      var ticket, stateText;
+      if (w.status === "paused") { ticket = t("ui.display.paused"); stateText = w.ticket_no || ""; }
+      else if (w.status === "closed") { ticket = t("ui.display.closed"); stateText = ""; }
+      else if (w.ticket_no) { ticket = w.ticket_no; stateText = t("ui.display.serving"); }
+      else { ticket = "—"; stateText = t("ui.display.free"); }
+      var name = w.name && w.name !== windowLabel(w.number) && w.name !== w.number + "号窗口" ? w.name : "";
+      return '<div class="' + cls + '" data-window="' + esc(w.number) + '" data-ticket="' + esc(w.ticket_no || "") + '">' +
+        '<div class="win-top"><span class="win-num">' + esc(windowLabel(w.number)) + '</span>' +
+        '<span class="win-name">' + esc(name) + '</span></div>' +
+        '<div class="win-ticket">' + esc(ticket) + '</div>' +
+        '<div class="win-state">' + esc(stateText) + '</div></div>';
+    }).join("");
+    Object.keys(flashTimers).forEach(function (n) {
+      var card = grid.querySelector('[data-window="' + n + '"]');
+      if (card) card.classList.add("flash");
+    });
+  }
+
+  function renderRecent(calls) {
+    var list = $("recent");
+    if (!calls.length) {
+      list.innerHTML = '<li><span class="r-empty">' + esc(t("ui.display.no_calls")) + '</span></li>';
+      return;
+    }
+    list.innerHTML = calls.slice(0, 8).map(function (c) {
+      var at = c.at ? OS.timeIn(new Date(c.at), data.tz, false) : "";
+      var recall = c.kind === "ticket.recalled" || c.kind === "recall";
+      return '<li data-ticket="' + esc(c.ticket_no) + '"><span class="r-ticket">' + esc(c.ticket_no) +
+        (recall ? '<span class="r-recall">' + esc(t("ui.display.recall")) + '</span>' : '') + '</span>' +
+        '<span class="r-window">' + esc(windowLabel(c.window)) + '</span>' +
+        '<span class="r-meta">' + esc(at) + (c.window_name && c.window_name !== windowLabel(c.window) ? " · " + esc(c.window_name) : "") + '</span></li>';
+    }).join("");
+  }
+
+  function showNow(ticketNo, windowNo, flash) {
+    var box = $("now-calling");
+    $("now-ticket").textContent = ticketNo;
+    $("now-window").textContent = windowLabel(windowNo);
+    box.classList.add("has-call");
+    if (flash) {
+      box.classList.remove("flash");
+      void box.offsetWidth;  // restart the animation
+      box.classList.add("flash");
+    }
+  }
+
+  function applyState(st) {
+    renderWindows(st.windows || []);
+    renderRecent(st.last_calls || []);
+    if (!$("now-calling").classList.contains("has-call") && st.last_calls && st.last_calls.length) {
+      showNow(st.last_calls[0].ticket_no, st.last_calls[0].window, false);
+    }
+  }
+
+  function flashWindow(n) {
+    clearTimeout(flashTimers[n]);
+    var card = document.querySelector('.win-card[data-window="' + n + '"]');
+    if (card) card.classList.add("flash");
+    flashTimers[n] = setTimeout(function () {
+      delete flashTimers[n];
+      var c = document.querySelector('.win-card[data-window="' + n + '"]');
+      if (c) c.classList.remove("flash");
+    }, 5000);
+  }
+
+  /* -- sound ----------------------------------------------------------------------- */
+  function chime() {
+    if (!audio) return Promise.resolve();
+    if (audio.state === "suspended") audio.resume();
+    var t0 = audio.currentTime + 0.05;
+    [[659.25, 0], [523.25, 0.55]].forEach(function (tone) {
+      var osc = audio.createOscillator(), gain = audio.createGain();
+      osc.type = "sine";
+      osc.frequency.value = tone[0];
+      gain.gain.setValueAtTime(0.0001, t0 + tone[1]);
+      gain.gain.exponentialRampToValueAtTime(0.5, t0 + tone[1] + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + tone[1] + 1.1);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(t0 + tone[1]);
+      osc.stop(t0 + tone[1] + 1.15);
+    });
+    return new Promise(function (resolve) { setTimeout(resolve, 1700); });
+  }
+
+  function speakOnce(text, voiceLang) {
+    return new Promise(function (resolve) {
+      if (!audio || !("speechSynthesis" in window) || !text) { resolve(); return; }
+      var u = new SpeechSynthesisUtterance(text);
+      u.lang = voiceLang; u.rate = 0.9; u.volume = 1;
+      var voices = window.speechSynthesis.getVoices().filter(function (v) {
+        return v.lang && v.lang.replace("_", "-").toLowerCase().indexOf(voiceLang.slice(0, 2).toLowerCase()) === 0;
+      });
+      if (voices.length) u.voice = voices[0];
+      var finished = false;
+      var finish = function () { if (!finished) { finished = true; resolve(); } };
+      u.onend = finish; u.onerror = finish;
+      setTimeout(finish, 12000);  // never let a stuck synthesizer block the board
+      window.speechSynthesis.speak(u);
+    });
+  }
+
+  function pump() {
+    if (speaking || !queue.length) return;
+    speaking = true;
+    var call = queue.shift();
+    var text = lang === "en" ? (call.speech_en || call.speech_zh) : call.speech_zh;
+    var voiceLang = lang === "en" && call.speech_en ? "en-US" : "zh-CN";
+    document.body.dataset.lastCall = call.ticket_no + " " + text;
+    showNow(call.ticket_no, call.window, true);
+    flashWindow(call.window);
+    chime()
+      .then(function () { return speakOnce(text, voiceLang); })
+      .then(function () { return new Promise(function (r) { setTimeout(r, audio ? 600 : 0); }); })
+      .then(function () { return speakOnce(text, voiceLang); })
+      .then(function () { speaking = false; setTimeout(pump, audio ? 800 : 0); });
+  }
+
+  function unlock() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (Ctx && !audio) {
+      try { audio = new Ctx(); } catch (e) { audio = null; }
+    }
+    if (audio && audio.state === "suspended") audio.resume();
+    if ("speechSynthesis" in window) {
+      // A silent utterance inside the tap unlocks speech for later calls.
+      var warm = new SpeechSynthesisUtterance(" ");
+      warm.volume = 0;
+      window.speechSynthesis.speak(warm);
+    }
+    document.body.classList.add("audio-on");
+  }
+  $("unlock").addEventListener("click", unlock);
+
+  /* -- live feed ------------------------------------------------------------------- */
+  applyState(data.state || {});
+  function connect() {
+    var es = new EventSource("/api/v1/display/stream");
+    es.addEventListener("open", function () {
+      $("offline").hidden = true;
+      document.querySelector(".board-foot").classList.remove("is-offline");
+      document.body.dataset.connected = "1";
+    });
+    es.addEventListener("error", function () {
+      $("offline").hidden = false;
+      document.querySelector(".board-foot").classList.add("is-offline");
+    });
+    es.addEventListener("state", function (ev) {
+      applyState(JSON.parse(ev.data));
+      document.body.dataset.connected = "1";
+    });
+    es.addEventListener("call", function (ev) {
+      var call = JSON.parse(ev.data);
+      queue.push(call);
+      pump();
+    });
+  }
+  connect();
+})();
