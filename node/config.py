@@ -80,6 +80,7 @@ class NodeConfig:
         return self
 
 
+_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
 _FIELDS = {f.name for f in dataclasses.fields(NodeConfig)} - {"data_dir", "extra"}
 
 
@@ -105,8 +106,7 @@ def load(data_dir: str | Path, **overrides: Any) -> NodeConfig:
         raise ConfigError("node.toml", str(exc)) from None
     for f in dataclasses.fields(NodeConfig):
         if f.name in raw and f.type in ("int", "float", "str"):
-            want: type | tuple[type, ...] = {
-                "int": int, "float": (int, float), "str": str}[str(f.type)]
+            want = _TYPES[str(f.type)]
             if not isinstance(raw[f.name], want) or isinstance(raw[f.name], bool):
                 raise ConfigError(f.name, f"must be {f.type}, got {type(raw[f.name]).__name__}")
     return cfg.validate()
