@@ -11,7 +11,6 @@ from aiohttp import web
 from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from node import db as dbm
 from node import pii as piim
 from node.clock import Now, system_now
 from node.config import NodeConfig
@@ -28,8 +27,9 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     app[CONFIG] = config
     app[CLOCK] = now
     app[BOARD] = Board()
-    db = dbm.connect(config.db_path)
-    dbm.migrate(db)
+    from sync.signer import open_node_db
+
+    db = open_node_db(config)
     app[DB] = db
     app[PII] = piim.load(config.data_dir)
     setup_session(app, EncryptedCookieStorage(
@@ -43,6 +43,9 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     views.setup_jinja(env)
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    from sync.push import push_ctx
+
+    app.cleanup_ctx.append(push_ctx)  # after _lifecycle: stops before the database closes
     return app
 
 

@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         pass
     else:
         register_catalog(nsub)
+    __import__("node.restore").restore.register_restore(nsub)  # replicate, restore (litestream)
 
 
 def open_db(data: str) -> tuple[cfgm.NodeConfig, sqlite_utils.Database]:
@@ -75,9 +76,9 @@ def open_db(data: str) -> tuple[cfgm.NodeConfig, sqlite_utils.Database]:
         cfg = cfgm.load(data)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
-    db = dbm.connect(cfg.db_path)
-    dbm.migrate(db)
-    return cfg, db
+    from sync.signer import open_node_db
+
+    return cfg, open_node_db(cfg)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -100,13 +101,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     with dbm.tx(db):
         for k in ("code", "name", "level", "parent_code"):
             dbm.set_meta(db, f"node.{k}", getattr(cfg, k))
+    for hook in INIT_HOOKS:  # before the seed: the node key must sign its first event
+        hook(cfg, db, args)
     if not args.no_seed:
         from node import catalog
 
         counts = catalog.import_catalog(db, catalog.load_catalog(catalog.seed_path()))
         print(f"catalog: {counts}")
-    for hook in INIT_HOOKS:
-        hook(cfg, db, args)
     (data / "node.toml").write_text(cfgm.dump(cfg), encoding="utf-8")
     print(f"node {cfg.code} {cfg.name} ({cfg.level}) initialised in {data}")
     print(f"next: onestop node user add --data {data} --username admin --role admin")

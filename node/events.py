@@ -1,19 +1,25 @@
-"""The node's append-only event log.
+"""The node's append-only, signed event log.
 
 :func:`append` must be called inside the :func:`node.db.tx` transaction that makes the state
-change, so the log and the current tables never disagree.  Event bodies never hold a full ID
-number or phone number: only masked values and keyed hashes.
+change, so the log and the current tables never disagree.  Each event becomes a signed record
+of :mod:`sync.chain` (``seq``, ``prev``, ``hash``, ``sig``, ``key_id``), signed with the node's
+key (:mod:`sync.signer`) before the row is inserted, in the same transaction.  A node database
+without a signing key refuses to write events.  Event bodies never hold a full ID number or
+phone number: only masked values, keyed hashes and numbers sealed to the hub.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-# Hooks run inside the same transaction after an event is written (e.g. the signer).
+from stdnum.cn import ric
+
+# Hooks run inside the same transaction after an event is written (e.g. the push client's
+# "new events" nudge).
 _after_append: list[Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = []
 
 
@@ -21,21 +27,66 @@ def utcnow() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# A full ID number (GB 11643-1999) or mainland mobile number standing alone in a string.
+_ID_RUN = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
+_MOBILE_RUN = re.compile(r"(?<![0-9A-Za-z+])1[3-9][0-9]{9}(?![0-9A-Za-z])")
+
+
+def personal_data_in(value: Any, path: str = "body") -> str | None:
+    """Where ``value`` holds a full ID or mobile number (events must carry masks), or None."""
+    if isinstance(value, str):
+        for m in _ID_RUN.finditer(value):
+            if ric.is_valid(m.group()):
+                return path
+        if _MOBILE_RUN.search(value):
+            return path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found = personal_data_in(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = personal_data_in(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def append(
     conn: sqlite3.Connection, kind: str, entity: str, entity_id: str | int, body: dict[str, Any],
     at: str | None = None,
 ) -> int:
+    from sync import signer as signerm
+
     if not conn.in_transaction:
         raise RuntimeError("events.append must run inside node.db.tx")
-    at = at or utcnow()
-    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    cur = conn.execute(
-        "INSERT INTO events (at, kind, entity, entity_id, body) VALUES (?, ?, ?, ?, ?)",
-        [at, kind, entity, str(entity_id), text],
-    )
-    seq = int(cur.lastrowid or 0)
-    event = {"seq": seq, "at": at, "kind": kind, "entity": entity, "entity_id": str(entity_id),
+    leak = personal_data_in(body)
+    if leak:
+        raise ValueError(f"{kind} event: {leak} holds a full ID or phone number; events carry "
+                         "masks, keyed hashes or values sealed for the hub")
+    event = {"at": at or utcnow(), "kind": kind, "entity": entity, "entity_id": str(entity_id),
              "body": body}
+    signer = signerm.current_signer(conn)
+    if signer is None:  # a bare database of no node (unit tests of other modules)
+        cur = conn.execute(
+            "INSERT INTO events (at, kind, entity, entity_id, body) VALUES (?, ?, ?, ?, ?)",
+            [event["at"], kind, entity, event["entity_id"], signerm.body_text(body)],
+        )
+        seq = int(cur.lastrowid or 0)
+    else:
+        record = signerm.sign_next(conn, signer, event)
+        seq = record["seq"]
+        ev = record["event"]
+        conn.execute(
+            "INSERT INTO events (seq, at, kind, entity, entity_id, body, prev, hash, sig, key_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [seq, ev["at"], ev["kind"], ev["entity"], ev["entity_id"],
+             signerm.body_text(ev["body"]), record["prev"], record["hash"], record["sig"],
+             record["key_id"]],
+        )
+        event = {**ev}
+    event["seq"] = seq
     for hook in _after_append:
         hook(conn, seq, event)
     return seq
@@ -44,3 +95,8 @@ def append(
 def on_append(hook: Callable[[sqlite3.Connection, int, dict[str, Any]], None]) -> None:
     if hook not in _after_append:
         _after_append.append(hook)
+
+
+def off_append(hook: Callable[[sqlite3.Connection, int, dict[str, Any]], None]) -> None:
+    if hook in _after_append:
+        _after_append.remove(hook)

@@ -123,9 +123,7 @@ def send_pending(
         attempts = msg["attempts"] + 1
         ref = {"case_no": msg["case_no"]} if msg["case_no"] else {}
         with dbm.tx(db) as conn:
-            row = conn.execute(
-                "SELECT state FROM sms_outbox WHERE id = ?", [msg["id"]]
-            ).fetchone()
+            row = conn.execute("SELECT state FROM sms_outbox WHERE id = ?", [msg["id"]]).fetchone()
             if row is None or row[0] != "queued":
                 continue  # another sweep got there first
             if error is None:
@@ -135,8 +133,12 @@ def send_pending(
                     [attempts, at, msg["id"]],
                 )
                 events.append(
-                    conn, "sms.sent", "sms", msg["id"],
-                    {"sms_id": msg["id"], "attempts": attempts, **ref}, at=at,
+                    conn,
+                    "sms.sent",
+                    "sms",
+                    msg["id"],
+                    {"sms_id": msg["id"], "attempts": attempts, **ref},
+                    at=at,
                 )
                 counts["sent"] += 1
             else:
@@ -148,8 +150,16 @@ def send_pending(
                 log.warning("SMS %d attempt %d failed: %s", msg["id"], attempts, error)
                 if state == "failed":
                     events.append(
-                        conn, "sms.failed", "sms", msg["id"],
-                        {"sms_id": msg["id"], "attempts": attempts, "error": redact(error[:200]), **ref},
+                        conn,
+                        "sms.failed",
+                        "sms",
+                        msg["id"],
+                        {
+                            "sms_id": msg["id"],
+                            "attempts": attempts,
+                            "error": redact(error[:200]),
+                            **ref,
+                        },
                         at=at,
                     )
                     counts["failed"] += 1
@@ -204,4 +214,3 @@ class Notifier:
 
 
 NOTIFIER = web.AppKey("notifier", Notifier)
-

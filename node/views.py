@@ -151,7 +151,8 @@ async def kiosk(request: web.Request) -> web.Response:
         "items": items,
         "strings": js_strings(lang, "ui.kiosk.", "ui.ticket."),
     }
-    return await render(request, "kiosk.html", {"data": data})
+    return await render(request, "kiosk.html", {
+        "data": data, "elderly_age": app[CONFIG].elderly_age})
 
 
 def _status_url(request: web.Request, token: str) -> str:
@@ -214,6 +215,8 @@ async def display(request: web.Request) -> web.Response:
         "lang": lang,
         "tz": request.app[CONFIG].timezone,
         "state": board_state(request.app),
+        "queues": tickets.queue_overview(request.app[DB], request.app[CONFIG],
+                                         request.app[CLOCK]),
         "strings": js_strings(lang, "ui.display."),
     }
     return await render(request, "display.html", {"data": data})
@@ -322,7 +325,11 @@ async def window_page(request: web.Request) -> web.Response:
         "recall_limit": cfg.recall_limit,
         "strings": js_strings(lang, "ui.win.", "ui.display.paused"),
     }
-    served = [q for q in overview if "*" in w["queues"] or q["code"] in w["queues"]]
+    if "*" in w["queues"]:
+        served = [q for q in overview if q["waiting"]]
+    else:
+        served = [q for q in overview if q["code"] in w["queues"]]
+    served.sort(key=lambda q: -q["waiting"])
     return await render(request, "window.html", {
         "user": user,
         "window": w,

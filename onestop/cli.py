@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Each part adds its subcommands through ``register(subparsers)`` in these modules.
-PARTS = ("node.cli", "hub.cli", "sync.cli", "onestop.demo")
+PARTS = ("node.cli", "hub.cli", "sync.cli", "onestop.demo", "onestop.ansible_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

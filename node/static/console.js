@@ -65,16 +65,18 @@
         esc(s.id) + '"' + (current ? " disabled" : "") + '>' + esc(t("ui.win.resume")) + '</button></li>';
     }).join("") : '<li class="empty">' + esc(t("ui.win.no_suspended")) + '</li>';
 
+    var all = win.queues.indexOf("*") >= 0;
     var served = queues.filter(function (q) {
-      return win.queues.indexOf("*") >= 0 || win.queues.indexOf(q.code) >= 0;
+      return all ? q.waiting > 0 : win.queues.indexOf(q.code) >= 0;
     });
+    served.sort(function (a, b) { return b.waiting - a.waiting; });
     var total = 0;
     $("queue-counts").innerHTML = served.map(function (q) {
       total += q.waiting;
       return '<li data-queue="' + esc(q.code) + '" class="' + (q.waiting ? "has-waiting" : "") + '">' +
         '<span class="qc-prefix">' + esc(q.prefix) + '</span><span class="qc-name">' + esc(OS.queueName(q, lang)) +
         '</span><span class="qc-n">' + esc(q.waiting) + '</span></li>';
-    }).join("");
+    }).join("") || '<li class="empty">' + esc(t("ui.win.nobody")) + '</li>';
     $("queue-total").textContent = String(total);
     tickElapsed();
   }
@@ -126,7 +128,7 @@
       busy = false;
       document.body.classList.remove("busy");
       if (!r.ok) {
-        message(r.body.message || ("HTTP " + r.status), "error");
+        message(t("ui.win.failed") + (lang === "en" ? ": " : "：") + (r.body.message || ("HTTP " + r.status)), "error");
         if (r.status === 401) window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname);
         return refresh();
       }

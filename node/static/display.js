@@ -58,6 +58,27 @@
     }).join("");
   }
 
+  function renderQueues(queues) {
+    var busy = queues.filter(function (q) { return q.waiting > 0; });
+    busy.sort(function (a, b) { return b.waiting - a.waiting; });
+    $("queue-chips").innerHTML = busy.length ? busy.slice(0, 12).map(function (q) {
+      return '<div class="chip kind-' + esc(q.kind) + '" data-queue="' + esc(q.code) + '">' +
+        '<span class="chip-prefix">' + esc(q.prefix) + '</span>' +
+        '<span class="chip-name">' + esc(OS.queueName(q, lang)) + '</span>' +
+        '<span class="chip-n">' + esc(q.waiting) + '</span></div>';
+    }).join("") : '<div class="chip-empty">' + esc(t("ui.display.no_waiting")) + '</div>';
+  }
+
+  var queuesTimer = null;
+  function refreshQueues() {
+    clearTimeout(queuesTimer);
+    queuesTimer = setTimeout(function () {
+      OS.api("GET", "/api/v1/queues").then(function (r) {
+        if (r.ok && r.body.queues) renderQueues(r.body.queues);
+      });
+    }, 400);
+  }
+
   function showNow(ticketNo, windowNo, flash) {
     var box = $("now-calling");
     $("now-ticket").textContent = ticketNo;
@@ -159,6 +180,8 @@
 
   /* -- live feed ------------------------------------------------------------------- */
   applyState(data.state || {});
+  renderQueues(data.queues || []);
+  setInterval(refreshQueues, 60000);
   function connect() {
     var es = new EventSource("/api/v1/display/stream");
     es.addEventListener("open", function () {
@@ -170,8 +193,10 @@
       $("offline").hidden = false;
       document.querySelector(".board-foot").classList.add("is-offline");
     });
+    es.addEventListener("queues", refreshQueues);
     es.addEventListener("state", function (ev) {
       applyState(JSON.parse(ev.data));
+      refreshQueues();
       document.body.dataset.connected = "1";
     });
     es.addEventListener("call", function (ev) {

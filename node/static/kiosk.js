@@ -24,7 +24,7 @@
       li.classList.toggle("past", i < idx);
     });
     document.body.dataset.screen = name;
-    window.scrollTo(0, 0);
+    $("kiosk").scrollTop = 0;
     touch();
   }
 
@@ -63,13 +63,12 @@
     var list = data.queues.filter(function (q) { return q.kind === state.mode; });
     $("queue-title").textContent = t(state.mode === "area" ? "ui.kiosk.choose_area" : "ui.kiosk.choose_dept");
     $("queue-empty").hidden = list.length > 0;
+    $("queue-list").classList.toggle("many", list.length > 12);
     $("queue-list").innerHTML = list.map(function (q) {
       var name = OS.queueName(q, lang);
-      var sub = lang === "en" ? q.name_zh : q.name_en;
-      return '<button type="button" class="queue-tile" data-queue="' + esc(q.code) + '">' +
-        '<span class="q-prefix">' + esc(q.prefix) + '</span>' +
+      return '<button type="button" class="queue-tile kind-' + esc(q.kind) + '" data-queue="' + esc(q.code) + '">' +
+        '<span class="q-prefix' + (q.prefix.length > 1 ? " q-prefix-long" : "") + '">' + esc(q.prefix) + '</span>' +
         '<span class="q-name">' + esc(name) + '</span>' +
-        '<span class="q-sub">' + esc(sub || "") + '</span>' +
         '<span class="q-wait"><b>' + esc(t("ui.kiosk.waiting", { n: q.waiting })) + '</b>' +
         (q.waiting ? ' · ' + esc(t("ui.kiosk.est_short", { n: q.estimated_wait_minutes })) : '') +
         '</span></button>';
@@ -154,7 +153,9 @@
     errors.forEach(function (e) {
       var name = (e.field === "id_number" || e.field === "phone") ? e.field : "other";
       var el = $("error-" + name);
-      el.textContent = el.textContent ? el.textContent + "；" + e.message : e.message;
+      var text = String(e.message || "");
+      text = text.charAt(0).toUpperCase() + text.slice(1);
+      el.textContent = el.textContent ? el.textContent + (lang === "en" ? "; " : "；") + text : text;
       var f = document.querySelector('.field[data-field="' + name + '"]');
       if (f) f.classList.add("invalid");
       if (!first && name !== "other") first = name;

@@ -1,0 +1,1 @@
+"""Benchmarks of onestop (``make bench`` / ``python -m bench``); see bench/README.md."""

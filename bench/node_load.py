@@ -1,0 +1,313 @@
+"""Node benchmark: ticket issue latency and throughput, memory and start-up of a real node.
+
+A real ``onestop node serve`` process runs on 127.0.0.1; the load comes from a separate
+process (``python -m bench.node_load loadgen ...``, aiohttp client) so the generator never
+shares the node's event loop or CPU accounting:
+
+- open loop at a fixed rate: request ``i`` is sent at ``t0 + i / rate`` whatever the
+  earlier ones did, and its latency counts from that scheduled instant (so a stalled server
+  is not hidden by a waiting client);
+- saturation: ``sat_concurrency`` closed-loop clients issue tickets back to back;
+- all the while ``windows`` window clerks call-next / finish in a loop.
+
+Start-up is the time from process start until ``GET /api/v1/queues`` answers; memory is the
+node's ``VmHWM`` (peak resident) and ``VmRSS`` from ``/proc/PID/status`` after the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    REPO,
+    Options,
+    Row,
+    Server,
+    child_env,
+    free_port,
+    log,
+    median,
+    onestop_argv,
+    percentile,
+    run_cli_inprocess,
+    workdir,
+)
+
+NODE_CODE = "370102001"
+PASSWORD = "bench-pass-2026"
+P99_TARGET_MS = 20.0
+RSS_TARGET_MB = 120.0
+
+
+def setup_node(data: Path, windows: int) -> None:
+    """A node with the seeded catalog, an admin and ``windows`` 综合窗口 with a clerk each."""
+    run_cli_inprocess("node", "init", "--data", str(data), "--code", NODE_CODE,
+                      "--name", "解放路街道便民服务中心", "--level", "township")
+    run_cli_inprocess("node", "user", "add", "--data", str(data), "--username", "admin",
+                      "--role", "admin", stdin=PASSWORD + "\n")
+    for i in range(1, windows + 1):
+        run_cli_inprocess("node", "window", "add", "--data", str(data), "--number", str(i),
+                          "--name", f"{i}号综合窗口", "--queues", "*")
+        run_cli_inprocess("node", "user", "add", "--data", str(data), "--username",
+                          f"window{i}", "--role", "window", "--window", str(i),
+                          stdin=PASSWORD + "\n")
+
+
+def serve(data: Path, log_name: str = "serve.log") -> Server:
+    port = free_port()
+    argv = onestop_argv("node", "serve", "--data", str(data), "--port", str(port))
+    return Server(argv, f"http://127.0.0.1:{port}", data / log_name, "/api/v1/queues")
+
+
+def run(opts: Options) -> list[Row]:
+    with workdir(opts, "node") as tmp:
+        data = tmp / "node"
+        setup_node(data, opts.windows)
+        # Start-up: a few cold starts of the serve process, median reported.
+        starts = []
+        for i in range(1 if opts.quick else 3):
+            with serve(data, f"start{i}.log") as s:
+                starts.append(s.startup_s)
+        with serve(data) as srv:
+            log(opts, f"node: serving on {srv.url} (pid {srv.pid}); load for "
+                      f"{opts.duration:.0f}+{opts.sat_duration:.0f} s")
+            idle_kb = srv.memory_kb()
+            result = _loadgen(srv.url, opts)
+            mem = srv.memory_kb()
+            if srv.proc.poll() is not None:
+                raise RuntimeError(f"node died under load: {srv.tail()}")
+    return _rows(opts, result, starts, idle_kb, mem)
+
+
+def _loadgen(url: str, opts: Options) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "bench.node_load", "loadgen", "--url", url,
+            "--rate", str(opts.rate), "--duration", str(opts.duration),
+            "--sat-duration", str(opts.sat_duration),
+            "--sat-concurrency", str(opts.sat_concurrency), "--windows", str(opts.windows)]
+    p = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=child_env(),
+                       timeout=120 + 3 * (opts.duration + opts.sat_duration))
+    if p.returncode != 0:
+        raise RuntimeError(f"load generator failed: {p.stderr[-3000:]}")
+    out: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _rows(opts: Options, r: dict[str, Any], starts: list[float], idle: dict[str, int],
+          mem: dict[str, int]) -> list[Row]:
+    fixed, sat, win = r["fixed"], r["saturation"], r["windows"]
+    p99 = fixed["p99_ms"]
+    hwm_mb = mem.get("VmHWM", 0) / 1024
+    rate_note = (f"open loop {opts.rate:.0f} req/s for {opts.duration:.0f} s, {opts.windows} "
+                 f"windows calling; sent {fixed['sent']}, errors {fixed['errors']}, "
+                 f"late sends {fixed['late_sends']}")
+    ok = fixed["errors"] == 0 and sat["errors"] == 0
+    rows = [
+        Row("node", "ticket issue p50 @ fixed rate", fixed["p50_ms"], "ms", note=rate_note),
+        Row("node", "ticket issue p99 @ fixed rate", p99, "ms", f"< {P99_TARGET_MS:.0f} ms",
+            "PASS" if ok and p99 < P99_TARGET_MS else "MISS",
+            "" if ok else f"errors: {fixed['errors']} fixed, {sat['errors']} saturation",
+            extra={"fixed": fixed}),
+        Row("node", "ticket issue at saturation", sat["rps"], "req/s",
+            note=f"{opts.sat_concurrency} closed-loop clients for {opts.sat_duration:.0f} s; "
+                 f"p50 {sat['p50_ms']:.1f} ms, p99 {sat['p99_ms']:.1f} ms",
+            extra={"saturation": sat}),
+        Row("node", "window call-next+finish (during load)", win["ops_per_s"], "ops/s",
+            note=f"{opts.windows} windows; call-next p50 {win['call_p50_ms']:.1f} ms, "
+                 f"p99 {win['call_p99_ms']:.1f} ms; {win['called']} tickets served, "
+                 f"errors {win['errors']}",
+            extra={"windows": win}),
+        Row("node", "resident memory peak (VmHWM)", hwm_mb, "MB", f"< {RSS_TARGET_MB:.0f} MB",
+            "PASS" if 0 < hwm_mb < RSS_TARGET_MB else "MISS",
+            f"VmRSS {mem.get('VmRSS', 0) / 1024:.1f} MB after load, "
+            f"{idle.get('VmRSS', 0) / 1024:.1f} MB idle",
+            extra={"after_load_kb": mem, "idle_kb": idle}),
+        Row("node", "start-up to /api/v1/queues", median(starts), "s",
+            note=f"median of {len(starts)} starts: " + ", ".join(f"{s:.2f}" for s in starts)),
+    ]
+    return rows
+
+
+# -- the load generator (a separate process) ------------------------------------------------
+
+
+def _id_numbers(n: int, seed: int = 11) -> list[str]:
+    from stdnum.cn import ric
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        year = rng.randrange(1940, 2006)
+        body = f"370102{year}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}{i % 1000:03d}"
+        out.append(body + ric.calc_check_digit(body + "0"))
+    return out
+
+
+class _Issuer:
+    def __init__(self, url: str, session: Any, queues: list[str]) -> None:
+        self.url = url + "/api/v1/tickets"
+        self.session = session
+        self.queues = queues
+        self.ids = _id_numbers(997)
+        self.i = 0
+        self.errors = 0
+        self.first_error = ""
+
+    async def issue(self) -> bool:
+        import aiohttp
+
+        self.i += 1
+        body = {"queue": self.queues[self.i % len(self.queues)],
+                "id_number": self.ids[self.i % len(self.ids)],
+                "phone": f"138{self.i % 100_000_000:08d}"}
+        try:
+            async with self.session.post(self.url, json=body) as r:
+                await r.read()
+                if r.status == 201:
+                    return True
+                msg = f"HTTP {r.status}: {(await r.text())[:300]}"
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            msg = f"{type(e).__name__}: {e}"
+        self.errors += 1
+        self.first_error = self.first_error or msg
+        return False
+
+
+async def _open_loop(iss: _Issuer, rate: float, duration: float) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    n = max(1, int(rate * duration))
+    lat: list[float] = []
+    late = 0
+    errors0 = iss.errors
+
+    async def one(at: float) -> None:
+        if await iss.issue():
+            lat.append((loop.time() - at) * 1000)
+
+    tasks = []
+    t0 = loop.time() + 0.1
+    for i in range(n):
+        at = t0 + i / rate
+        delay = at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.005:
+            late += 1
+        tasks.append(asyncio.create_task(one(at)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - t0
+    return {"sent": n, "ok": len(lat), "errors": iss.errors - errors0, "late_sends": late,
+            "achieved_rps": len(lat) / elapsed if elapsed > 0 else 0.0,
+            "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
+            "p99_ms": percentile(lat, 99), "max_ms": max(lat) if lat else float("nan"),
+            "first_error": iss.first_error}
+
+
+async def _closed_loop(iss: _Issuer, concurrency: int, duration: float) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    lat: list[float] = []
+    errors0 = iss.errors
+    end = loop.time() + duration
+
+    async def worker() -> None:
+        while loop.time() < end:
+            t = loop.time()
+            if await iss.issue():
+                lat.append((loop.time() - t) * 1000)
+
+    t0 = loop.time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = loop.time() - t0
+    return {"ok": len(lat), "errors": iss.errors - errors0, "seconds": elapsed,
+            "rps": len(lat) / elapsed, "p50_ms": percentile(lat, 50),
+            "p99_ms": percentile(lat, 99), "first_error": iss.first_error}
+
+
+async def _window_clerk(url: str, number: int, stop: asyncio.Event,
+                        stats: dict[str, Any]) -> None:
+    import aiohttp
+
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
+    async with aiohttp.ClientSession(cookie_jar=jar) as s:
+        async with s.post(url + "/api/v1/login",
+                          json={"username": f"window{number}", "password": PASSWORD}) as r:
+            if r.status != 200:
+                raise RuntimeError(f"window{number} login: HTTP {r.status} {await r.text()}")
+            csrf = (await r.json())["csrf_token"]
+        headers = {"X-CSRF-Token": csrf}
+        base = f"{url}/api/v1/windows/{number}"
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            t = loop.time()
+            async with s.post(base + "/call-next", headers=headers) as r:
+                body = await r.json()
+                ok = r.status == 200
+            if not ok:
+                stats["errors"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            stats["call_ms"].append((loop.time() - t) * 1000)
+            if body.get("ticket") is None:
+                await asyncio.sleep(0.02)  # nobody waiting
+                continue
+            stats["called"] += 1
+            async with s.post(base + "/finish", headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    stats["errors"] += 1
+            stats["ops"] += 1
+
+
+async def _loadgen_main(args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+
+    # Window ids equal window numbers here: the windows were created 1..n on a fresh node.
+    conn = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=conn, timeout=timeout) as s:
+        async with s.get(args.url + "/api/v1/queues") as r:
+            queues = [q["code"] for q in (await r.json())["queues"]]
+        iss = _Issuer(args.url, s, queues)
+        stop = asyncio.Event()
+        stats: dict[str, Any] = {"ops": 0, "called": 0, "errors": 0, "call_ms": []}
+        clerks = [asyncio.create_task(_window_clerk(args.url, i, stop, stats))
+                  for i in range(1, args.windows + 1)]
+        await _open_loop(iss, args.rate, 1.0)  # warm-up, not counted
+        stats.update(ops=0, called=0, call_ms=[])
+        t0 = time.perf_counter()
+        fixed = await _open_loop(iss, args.rate, args.duration)
+        sat = await _closed_loop(iss, args.sat_concurrency, args.sat_duration)
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        await asyncio.gather(*clerks)
+    calls = stats.pop("call_ms")
+    win = dict(stats, ops_per_s=stats["ops"] / elapsed, call_p50_ms=percentile(calls, 50),
+               call_p99_ms=percentile(calls, 99))
+    return {"fixed": fixed, "saturation": sat, "windows": win}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.node_load")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("loadgen", help="generate the load against a running node (JSON out)")
+    g.add_argument("--url", required=True)
+    g.add_argument("--rate", type=float, default=100.0)
+    g.add_argument("--duration", type=float, default=10.0)
+    g.add_argument("--sat-duration", type=float, default=5.0)
+    g.add_argument("--sat-concurrency", type=int, default=16)
+    g.add_argument("--windows", type=int, default=4)
+    args = p.parse_args(argv)
+    result = asyncio.run(_loadgen_main(args))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""JSON API handlers under ``/api/v1`` (the wire contract is ``docs/sync-protocol.md``)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import sqlite_utils
+from aiohttp import web
+
+from hub import auth
+from hub import catalog as catalogm
+from hub import db as hubdb
+from hub import ingest as ingestm
+from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
+from node.clock import iso
+from onestop.errors import ApiError, Forbidden, Invalid, NotFound
+
+NODE_FIELDS = (
+    "code", "name", "level", "parent", "status", "key_id", "enrolled_at", "revoked_at",
+    "last_contact", "ack_seq", "ack_hash", "reported_backlog", "last_error",
+)  # fmt: skip
+DEFAULT_PAGE = 500
+
+
+def _node_out(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row[k] for k in NODE_FIELDS}
+    out["key_status"] = "active" if row["status"] == "active" else "revoked"
+    out["open_alerts"] = row.get("open_alerts", 0)
+    return out
+
+
+def _get_node(db: sqlite_utils.Database, code: str) -> dict[str, Any]:
+    row = hubdb.one(
+        db,
+        "SELECT n.*, (SELECT count(*) FROM alerts a WHERE a.node = n.code AND a.resolved = 0) "
+        "AS open_alerts FROM nodes n WHERE n.code = ?",
+        [code],
+    )
+    if row is None:
+        raise NotFound(f"node {code} is not enrolled at this hub", field="code")
+    return row
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer", field=name) from None
+    if not lo <= value <= hi:
+        raise Invalid(f"{name} must be between {lo} and {hi}", field=name)
+    return value
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise Invalid(f"request body is not valid gzip: {exc}", field="body") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise ApiError(f"decompressed body exceeds {limit} bytes", status=413, code="too_large")
+    return out
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+async def ingest(request: web.Request) -> web.Response:
+    app = request.app
+    cfg = app[CONFIG]
+    raw = await request.read()  # aiohttp undoes Content-Encoding: gzip
+    if raw[:2] == b"\x1f\x8b":  # gzip without the header
+        raw = _gunzip(raw, cfg.max_body_mb * 1024**2)
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Invalid("request body is not valid JSON", field="body") from None
+    envelope = ingestm.parse_envelope(data, cfg.max_batch_records)
+    now = app[CLOCK]()
+    authenticated = None
+    if any(h in request.headers for h in (auth.H_NODE, auth.H_TIME, auth.H_SIG)):
+        db = app[DB]
+        authenticated = auth.verify_request(
+            db, request.headers, request.method, request.raw_path, now,
+            cfg.request_max_skew_seconds,
+            announced=lambda node: ingestm.announced_keys(db, envelope, node),
+        )  # fmt: skip
+    body = await app[WORKER].run(
+        ingestm.ingest_envelope, app[IDENTITY], envelope, authenticated=authenticated,
+        now=iso(now),
+    )  # fmt: skip
+    return web.json_response(body)
+
+
+async def position(request: web.Request) -> web.Response:
+    code = request.match_info["code"]
+    pos = ingestm.position(request.app[DB], code)
+    if pos is None:
+        raise NotFound(f"node {code} is not enrolled at this hub", field="code")
+    return web.json_response(pos)
+
+
+# -- node registry -------------------------------------------------------------------------------
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    rows = hubdb.rows(
+        request.app[DB],
+        "SELECT n.*, (SELECT count(*) FROM alerts a WHERE a.node = n.code AND a.resolved = 0) "
+        "AS open_alerts FROM nodes n ORDER BY n.code",
+    )
+    return web.json_response({"nodes": [_node_out(r) for r in rows]})
+
+
+async def node_detail(request: web.Request) -> web.Response:
+    db = request.app[DB]
+    row = _get_node(db, request.match_info["code"])
+    out = _node_out(row)
+    out["alerts"] = hubdb.rows(
+        db,
+        "SELECT id, kind, message, at, last_at, count, resolved FROM alerts "
+        "WHERE node = ? AND resolved = 0 ORDER BY last_at DESC LIMIT 100",
+        [row["code"]],
+    )
+    out["keys"] = hubdb.rows(
+        db,
+        "SELECT key_id, from_seq, source, added_at, revoked_at FROM node_keys WHERE node = ? "
+        "ORDER BY from_seq, rowid",
+        [row["code"]],
+    )
+    out["checkpoint"] = hubdb.one(
+        db,
+        "SELECT node, tree_size, root, at, key_id, sig FROM checkpoints WHERE node = ? "
+        "ORDER BY tree_size DESC LIMIT 1",
+        [row["code"]],
+    )
+    out["records"] = (
+        hubdb.one(db, "SELECT count(*) AS n FROM records WHERE node = ?", [row["code"]]) or {"n": 0}
+    )["n"]
+    return web.json_response(out)
+
+
+async def node_records(request: web.Request) -> web.Response:
+    """The hub's verified copy of a node's records, for that node only (signed request)."""
+    app = request.app
+    cfg = app[CONFIG]
+    code = request.match_info["code"]
+    db = app[DB]
+    if hubdb.one(db, "SELECT 1 FROM nodes WHERE code = ?", [code]) is None:
+        raise NotFound(f"node {code} is not enrolled at this hub", field="code")
+    signer = auth.verify_request(
+        db, request.headers, request.method, request.raw_path, app[CLOCK](),
+        cfg.request_max_skew_seconds,
+    )  # fmt: skip
+    if signer != code:
+        raise Forbidden(f"node {signer} may not read node {code}'s records")
+    after = _int_param(request, "after", 0, 0, 2**53)
+    limit = _int_param(
+        request, "limit", min(DEFAULT_PAGE, cfg.max_records_page), 1, cfg.max_records_page
+    )
+    records = ingestm.stored_records(db, code, after, limit + 1)
+    more = len(records) > limit
+    records = records[:limit]
+    pos = ingestm.position(db, code) or {}
+    checkpoints = ingestm.stored_checkpoints(db, code)
+    return web.json_response({
+        "node": code, "after": after, "records": records, "more": more,
+        "ack_seq": pos.get("ack_seq"), "ack_hash": pos.get("ack_hash"),
+        "checkpoint": checkpoints[-1] if checkpoints else None,
+    })  # fmt: skip
+
+
+# -- catalog, keys, alerts -----------------------------------------------------------------------
+
+
+def _etag_matches(header: str, version: str) -> bool:
+    for part in header.split(","):
+        tag = part.strip()
+        if tag == "*":
+            return True
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag.strip('"') == version:
+            return True
+    return False
+
+
+async def catalog_latest(request: web.Request) -> web.StreamResponse:
+    db = request.app[DB]
+    version = catalogm.latest_version(db)
+    if version is None:
+        raise NotFound(
+            "no catalog has been published yet",
+            hint="on the hub: onestop hub catalog publish --data DIR catalog.json",
+        )
+    etag = f'"{version}"'
+    inm = request.headers.get("If-None-Match")
+    if inm and _etag_matches(inm, version):
+        return web.Response(status=304, headers={"ETag": etag})
+    doc = catalogm.latest(db)
+    return web.json_response(doc, headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+async def hub_pubkey(request: web.Request) -> web.Response:
+    ident = request.app[IDENTITY]
+    return web.json_response({
+        "key_id": ident.key_id,
+        "ed25519_pem": ident.public_pem(),
+        "x25519_pem": ident.seal_public_pem(),
+    })  # fmt: skip
+
+
+ALERT_STATES = {"open": " AND resolved = 0", "resolved": " AND resolved = 1", "all": ""}
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    state = request.query.get("state", "open")
+    if state not in ALERT_STATES:
+        raise Invalid(f"state must be one of {', '.join(ALERT_STATES)}", field="state")
+    limit = _int_param(request, "limit", 200, 1, 5000)
+    sql = "SELECT id, node, kind, message, at, last_at, count, resolved FROM alerts WHERE 1=1"
+    params: list[Any] = []
+    if request.query.get("node"):
+        sql += " AND node = ?"
+        params.append(request.query["node"])
+    sql += ALERT_STATES[state] + " ORDER BY last_at DESC, id DESC LIMIT ?"
+    params.append(limit)
+    alerts = hubdb.rows(request.app[DB], sql, params)
+    for a in alerts:
+        a["resolved"] = bool(a["resolved"])
+    return web.json_response({"alerts": alerts})

@@ -1,0 +1,307 @@
+"""``onestop hub ...`` (init, serve, enroll, revoke, catalog publish) and ``onestop verify``.
+
+``onestop verify`` is shared with the node side: ``--data DIR`` audits a node's own log
+(:func:`sync.node_verify.verify_node`), ``--hub DIR --code CODE`` the hub's copy of one node's
+log.  Both exit 1 when anything fails to verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+import sqlite_utils
+
+from hub import config as cfgm
+from hub import db as hubdb
+from onestop.cli import CliError
+
+LEVELS = ("province", "city", "county", "township")
+CODE_LENGTHS = (2, 4, 6, 9, 12)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    hub = sub.add_parser("hub", help="the provincial hub")
+    hub.set_defaults(func=lambda args: _usage(hub))
+    hsub = hub.add_subparsers(dest="hub_command", metavar="COMMAND")
+
+    p = hsub.add_parser("init", help="create a hub: config, database, signing/sealing/link keys")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.add_argument("--name", default=None, help="the hub's name shown on its pages")
+    p.add_argument("--host", default=None, help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port to serve on (default 8090)")
+    p.set_defaults(func=cmd_init)
+
+    p = hsub.add_parser("serve", help="run the hub's web server")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.add_argument("--host", default=None, help="override the configured address")
+    p.add_argument("--port", type=int, default=None, help="override the configured port")
+    p.set_defaults(func=cmd_serve)
+
+    p = hsub.add_parser("enroll", help="enroll a node's public key (or update its details)")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.add_argument("--code", required=True, help="the node's division code, e.g. 370102001")
+    p.add_argument("--pubkey", required=True, metavar="FILE",
+                   help="the node's Ed25519 public key (its DIR/node.pub)")  # fmt: skip
+    p.add_argument("--name", default=None, help="the center's name")
+    p.add_argument("--level", default=None, choices=LEVELS)
+    p.add_argument("--parent", default=None, help="division code of the center it reports through")
+    p.set_defaults(func=cmd_enroll)
+
+    p = hsub.add_parser("revoke", help="revoke a node's key: its pushes are refused from now on")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.add_argument("--code", required=True, help="the node's division code")
+    p.set_defaults(func=cmd_revoke)
+
+    cat = hsub.add_parser("catalog", help="signed service catalog versions for the nodes")
+    cat.set_defaults(func=lambda args: _usage(cat))
+    csub = cat.add_subparsers(dest="catalog_command", metavar="ACTION")
+    p = csub.add_parser("publish", help="validate FILE, sign it and store it as a new version")
+    p.add_argument("file", metavar="FILE", help="catalog JSON file")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.set_defaults(func=cmd_catalog_publish)
+
+    p = sub.add_parser(
+        "verify",
+        help="audit a signed log offline: a node's own (--data) or the hub's copy (--hub --code)",
+    )
+    p.add_argument("--data", default=None, metavar="DIR", help="a node's data directory")
+    p.add_argument("--hub", default=None, metavar="DIR", help="a hub's data directory")
+    p.add_argument("--code", default=None, help="with --hub: the node whose copy to verify")
+    p.set_defaults(func=cmd_verify)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _check_code(code: str, option: str) -> None:
+    if not code.isdigit() or len(code) not in CODE_LENGTHS:
+        raise CliError(f"{option}: division code must be 2, 4, 6, 9 or 12 digits, got {code!r}")
+
+
+def open_hub(data: str) -> tuple[cfgm.HubConfig, sqlite_utils.Database]:
+    try:
+        cfg = cfgm.load(data)
+    except cfgm.ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return cfg, hubdb.open_db(cfg.db_path)
+
+
+# -- init / serve --------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from hub import identity
+
+    data = Path(args.data)
+    if (data / "hub.toml").exists():
+        raise CliError(f"{data} already holds a hub", hint=f"onestop hub serve --data {data}")
+    overrides = {k: getattr(args, k) for k in ("name", "host", "port")
+                 if getattr(args, k) is not None}  # fmt: skip
+    cfg = cfgm.HubConfig(data_dir=data, **overrides)
+    try:
+        cfg.validate()
+    except cfgm.ConfigError as exc:
+        raise CliError(f"--{exc.field.replace('_', '-')}: {exc}") from None
+    try:
+        identity.create(cfg)
+    except (identity.IdentityError, OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    ident = identity.load(cfg)
+    db = hubdb.open_db(cfg.db_path)
+    with hubdb.tx(db):
+        hubdb.set_meta(db, "hub.key_id", ident.key_id)
+        hubdb.set_meta(db, "hub.seal_pub", ident.seal_public_pem())
+        hubdb.set_meta(db, "hub.created_at", _iso(_now()))
+    db.conn.close()
+    (data / "hub.toml").write_text(cfgm.dump(cfg), encoding="utf-8")
+    print(f"hub initialised in {data} (signing key id {ident.key_id})")
+    print(f"give every node {cfg.pub_path.name} (receipts, catalog) and "
+          f"{cfg.seal_pub_path.name} (sealing ID numbers)")  # fmt: skip
+    print(f"next: onestop hub enroll --data {data} --code CODE --pubkey NODE_DIR/node.pub")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from hub.app import create_app
+    from hub.identity import IdentityError
+
+    try:
+        cfg = cfgm.load(args.data, host=args.host, port=args.port)
+    except cfgm.ConfigError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        app = create_app(cfg)
+    except IdentityError as exc:
+        raise CliError(str(exc)) from None
+    print(f"onestop hub serving on http://{cfg.host}:{cfg.port}/", flush=True)
+    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    return 0
+
+
+# -- enroll / revoke -------------------------------------------------------------------------------
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from sync.chain import GENESIS
+    from sync.keys import KeyFileError, load_public, public_key_id, public_raw_b64
+
+    _check_code(args.code, "--code")
+    if args.parent:
+        _check_code(args.parent, "--parent")
+    try:
+        key = load_public(args.pubkey)
+    except KeyFileError as exc:
+        raise CliError(f"--pubkey: {exc}") from None
+    kid, raw = public_key_id(key), public_raw_b64(key)
+    pem = key.public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo).decode()
+    _, db = open_hub(args.data)
+    now = _iso(_now())
+    with hubdb.tx(db):
+        node = hubdb.one(db, "SELECT * FROM nodes WHERE code = ?", [args.code])
+        if node is None:
+            db.execute(
+                "INSERT INTO nodes (code, name, level, parent, pubkey, key_id, cur_key, status, "
+                "enrolled_at, ack_seq, ack_hash) VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, 0, ?)",
+                [args.code, args.name or "", args.level or "", args.parent or "", pem, kid, raw,
+                 now, GENESIS],
+            )  # fmt: skip
+            db.execute(
+                "INSERT INTO node_keys (node, key_id, pubkey, from_seq, source, added_at) "
+                "VALUES (?, ?, ?, 0, 'enrolled', ?)",
+                [args.code, kid, raw, now],
+            )
+            print(f"node {args.code} enrolled with key {kid}")
+            return 0
+        if node["status"] != "active":
+            raise CliError(
+                f"node {args.code}'s key was revoked at {node['revoked_at']}; "
+                "re-enrolling a revoked node is not supported yet"
+            )
+        known = {r["key_id"] for r in hubdb.rows(
+            db, "SELECT key_id FROM node_keys WHERE node = ?", [args.code])}  # fmt: skip
+        if kid not in known:
+            raise CliError(
+                f"node {args.code} is enrolled with key {node['key_id']}, not {kid}",
+                hint="a node changes keys with a key.rotated record in its log, signed by the "
+                "old key; the hub follows it",
+            )
+        for col in ("name", "level", "parent"):
+            value = getattr(args, col)
+            if value is not None:
+                db.execute(f"UPDATE nodes SET {col} = ? WHERE code = ?", [value, args.code])
+    print(f"node {args.code} already enrolled (key {node['key_id']}); details updated")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    _, db = open_hub(args.data)
+    now = _iso(_now())
+    with hubdb.tx(db):
+        node = hubdb.one(db, "SELECT * FROM nodes WHERE code = ?", [args.code])
+        if node is None:
+            raise CliError(f"node {args.code} is not enrolled at this hub")
+        if node["status"] == "revoked":
+            print(f"node {args.code}'s key {node['key_id']} was already revoked "
+                  f"at {node['revoked_at']}")  # fmt: skip
+            return 0
+        db.execute(
+            "UPDATE nodes SET status = 'revoked', revoked_at = ? WHERE code = ?", [now, args.code]
+        )
+        db.execute(
+            "UPDATE node_keys SET revoked_at = ? WHERE node = ? AND revoked_at IS NULL",
+            [now, args.code],
+        )
+    print(f"node {args.code}: key {node['key_id']} revoked; its pushes are refused from now on "
+          f"(the {node['ack_seq']} records already verified are kept)")  # fmt: skip
+    return 0
+
+
+# -- catalog -----------------------------------------------------------------------------------------
+
+
+def cmd_catalog_publish(args: argparse.Namespace) -> int:
+    from hub import catalog as catalogm
+    from hub import identity
+
+    try:
+        from node.catalog import CatalogError, load_catalog
+    except ModuleNotFoundError as exc:  # pragma: no cover - node.catalog ships with onestop
+        raise CliError(f"catalog validation is unavailable: {exc}") from None
+    cfg, db = open_hub(args.data)
+    try:
+        data = load_catalog(Path(args.file))
+    except CatalogError as exc:
+        for path, message in exc.errors[:20]:
+            print(f"error: {path}: {message}", file=sys.stderr)
+        raise CliError(f"{args.file} is not a valid catalog; nothing published") from None
+    try:
+        ident = identity.load(cfg)
+    except identity.IdentityError as exc:
+        raise CliError(str(exc)) from None
+    doc, created = catalogm.publish(db, ident.signing_key, data, timezone=cfg.timezone)
+    if created:
+        print(f"catalog version {doc['version']} published (signed by {doc['key_id']})")
+    else:
+        print(f"catalog unchanged: version {doc['version']} is still the latest")
+    return 0
+
+
+# -- verify ------------------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.data and args.hub:
+        raise CliError("give either --data DIR (a node) or --hub DIR --code CODE, not both")
+    if args.data:
+        if args.code:
+            raise CliError("--code goes with --hub", hint="onestop verify --data DIR")
+        try:
+            from sync.node_verify import verify_node
+        except ModuleNotFoundError as exc:
+            if exc.name != "sync.node_verify":
+                raise
+            raise CliError("verifying a node's own log is not available in this build") from None
+        return int(verify_node(Path(args.data)))
+    if not args.hub:
+        raise CliError("give --data DIR (a node) or --hub DIR --code CODE",
+                       hint="onestop verify --hub DIR --code 370102001")  # fmt: skip
+    if not args.code:
+        raise CliError("--hub needs --code CODE (the node whose copy to verify)")
+    return verify_hub_copy(args.hub, args.code)
+
+
+def verify_hub_copy(data: str, code: str) -> int:
+    from hub.ingest import verify_stored
+
+    _, db = open_hub(data)
+    try:
+        node, report = verify_stored(db, code)
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+    name = f" {node['name']}" if node["name"] else ""
+    print(f"node {code}{name}: {report.records} records, {report.checkpoints} checkpoints, "
+          f"hub position seq {node['ack_seq']}, key {node['key_id']} ({node['status']})")  # fmt: skip
+    if report.ok:
+        print("OK: every record, hash link, signature, key rotation and checkpoint verifies")
+        return 0
+    print(f"FAILED: {len(report.problems)} problem(s):")
+    for p in report.problems:
+        print(f"  {p}")
+    return 1

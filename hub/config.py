@@ -1,0 +1,133 @@
+"""Hub configuration: a frozen dataclass with defaults, loaded from ``DIR/hub.toml``.
+
+Every setting is documented in ``etc/hub.toml`` (a test checks that).  The key files and the
+database live next to ``hub.toml`` in the data directory (see the properties below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    data_dir: Path
+    name: str = "省级政务服务数据汇聚中心"
+    host: str = "127.0.0.1"
+    port: int = 8090
+    timezone: str = "Asia/Shanghai"
+    max_body_mb: int = 64
+    max_batch_records: int = 5000
+    max_records_page: int = 5000
+    request_max_skew_seconds: int = 300
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    # -- files in the data directory ---------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "hub.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "hub.key"
+
+    @property
+    def pub_path(self) -> Path:
+        return self.data_dir / "hub.pub"
+
+    @property
+    def seal_key_path(self) -> Path:
+        return self.data_dir / "hub-seal.key"
+
+    @property
+    def seal_pub_path(self) -> Path:
+        return self.data_dir / "hub-seal.pub"
+
+    @property
+    def link_key_path(self) -> Path:
+        return self.data_dir / "hub-link.key"
+
+    def validate(self) -> HubConfig:
+        if not self.name.strip():
+            raise ConfigError("name", "the hub needs a name")
+        if not self.host.strip():
+            raise ConfigError("host", "must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port", f"must be 0-65535, got {self.port}")
+        if not 1 <= self.max_body_mb <= 1024:
+            raise ConfigError("max_body_mb", f"must be between 1 and 1024, got {self.max_body_mb}")
+        if not 1 <= self.max_batch_records <= 100_000:
+            raise ConfigError(
+                "max_batch_records", f"must be between 1 and 100000, got {self.max_batch_records}"
+            )
+        if not 1 <= self.max_records_page <= 100_000:
+            raise ConfigError(
+                "max_records_page", f"must be between 1 and 100000, got {self.max_records_page}"
+            )
+        if not 10 <= self.request_max_skew_seconds <= 3600:
+            raise ConfigError(
+                "request_max_skew_seconds",
+                f"must be between 10 and 3600, got {self.request_max_skew_seconds}",
+            )
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.timezone)
+        except Exception:
+            raise ConfigError("timezone", f"unknown time zone {self.timezone!r}") from None
+        return self
+
+
+_FIELDS = {f.name for f in dataclasses.fields(HubConfig)} - {"data_dir", "extra"}
+_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
+
+
+def load(data_dir: str | Path, **overrides: Any) -> HubConfig:
+    """Read ``DIR/hub.toml`` (keys are the dataclass fields) and validate it."""
+    data_dir = Path(data_dir)
+    path = data_dir / "hub.toml"
+    if not path.exists():
+        raise ConfigError(
+            "data_dir",
+            f"{path} not found; create the hub first: onestop hub init --data {data_dir}",
+        )
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("hub.toml", f"not valid TOML: {exc}") from None
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], "unknown setting (see etc/hub.toml for all settings)")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    for f in dataclasses.fields(HubConfig):
+        if f.name in raw and f.type in _TYPES:
+            want = _TYPES[str(f.type)]
+            if not isinstance(raw[f.name], want) or isinstance(raw[f.name], bool):
+                raise ConfigError(f.name, f"must be {f.type}, got {type(raw[f.name]).__name__}")
+    return HubConfig(data_dir=data_dir, **raw).validate()
+
+
+def dump(cfg: HubConfig) -> str:
+    """TOML text for ``cfg`` (only the plain settings)."""
+    lines = ["# onestop hub settings; every key is described in etc/hub.toml"]
+    for f in dataclasses.fields(cfg):
+        if f.name in ("data_dir", "extra"):
+            continue
+        v = getattr(cfg, f.name)
+        if isinstance(v, str):
+            v = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines.append(f"{f.name} = {v}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,175 @@
+"""The hub's SQLite file (WAL) through sqlite-utils, with versioned migrations.
+
+Connections, transactions and row helpers are :mod:`node.db`'s (``BEGIN IMMEDIATE`` write
+transactions); the hub keeps its own tables and migration list here.
+
+Tables:
+
+- ``nodes``: the registry of enrolled centers and where the hub stands for each one
+  (``ack_seq``/``ack_hash``: every record up to there is stored and verified; ``key_id``/
+  ``cur_key``: the key the next record must be signed with, following ``key.rotated``).
+- ``node_keys``: every key a node has used, from which seq (``from_seq`` = records already in
+  the log when the key became current), and whether it was revoked.
+- ``records``: the verified copy of every node's signed log (append-only by trigger), with the
+  event fields in columns so later rollups can aggregate by ``kind``/``entity``/``at``.
+- ``checkpoints``: node-signed Merkle roots the hub checked against its own copy.
+- ``quarantine``: batches that showed a fork or rollback, kept verbatim, never merged.
+- ``alerts``: what an operator must look at (fork, rollback, rejected, revoked_key,
+  unknown_node); a repeat of an open alert bumps ``count``/``last_at``.
+- ``person_links``: keyed hash (HMAC with the hub's link key) and mask of the ID number a
+  ``case.opened`` event carried sealed; the plain number is never stored.
+- ``catalog_versions``: signed service catalog versions published to the nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+from node.db import connect as _connect
+from node.db import get_meta, one, rows, set_meta, tx
+
+__all__ = ["connect", "get_meta", "migrate", "one", "rows", "set_meta", "tx", "MIGRATIONS"]
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+ALERT_KINDS = ("fork", "rollback", "rejected", "revoked_key", "unknown_node")
+
+
+def _m001_base(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE nodes (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            level TEXT NOT NULL DEFAULT '',
+            parent TEXT NOT NULL DEFAULT '',
+            pubkey TEXT NOT NULL,               -- enrolled Ed25519 key (PEM): signs from seq 1
+            key_id TEXT NOT NULL,               -- current key (after rotations)
+            cur_key TEXT NOT NULL,              -- current key, raw base64
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','revoked')),
+            enrolled_at TEXT NOT NULL,
+            revoked_at TEXT,
+            last_contact TEXT,
+            ack_seq INTEGER NOT NULL DEFAULT 0,
+            ack_hash TEXT NOT NULL,
+            frontier TEXT,                      -- Merkle right edge of records 1..ack_seq
+            reported_backlog INTEGER,
+            last_error TEXT);
+        CREATE INDEX nodes_parent ON nodes (parent);
+        CREATE TABLE node_keys (
+            node TEXT NOT NULL REFERENCES nodes(code),
+            key_id TEXT NOT NULL,
+            pubkey TEXT NOT NULL,               -- raw base64
+            from_seq INTEGER NOT NULL,          -- current once this many records are in the log
+            source TEXT NOT NULL CHECK (source IN ('enrolled','rotated')),
+            added_at TEXT NOT NULL,
+            revoked_at TEXT,
+            PRIMARY KEY (node, key_id));
+        CREATE TABLE records (
+            node TEXT NOT NULL REFERENCES nodes(code),
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            sig TEXT NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            body TEXT NOT NULL,                 -- JSON object, as signed
+            received_at TEXT NOT NULL,
+            UNIQUE (node, seq));
+        CREATE INDEX records_kind_at ON records (kind, at);
+        CREATE INDEX records_entity ON records (node, entity, entity_id);
+        CREATE TRIGGER records_no_update BEFORE UPDATE ON records
+            BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+        CREATE TRIGGER records_no_delete BEFORE DELETE ON records
+            BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+        CREATE TABLE checkpoints (
+            node TEXT NOT NULL REFERENCES nodes(code),
+            tree_size INTEGER NOT NULL,
+            root TEXT NOT NULL,
+            at TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            sig TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (node, tree_size));
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            node TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            batch TEXT NOT NULL,                -- the batch JSON exactly as received
+            at TEXT NOT NULL);
+        CREATE INDEX quarantine_node ON quarantine (node, at);
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            node TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN
+                ('fork','rollback','rejected','revoked_key','unknown_node')),
+            message TEXT NOT NULL,
+            at TEXT NOT NULL,
+            last_at TEXT NOT NULL,
+            count INTEGER NOT NULL DEFAULT 1,
+            resolved INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX alerts_open ON alerts (resolved, node, kind);
+        CREATE TABLE person_links (
+            node TEXT NOT NULL,
+            entity_id TEXT NOT NULL,            -- the case id on that node
+            seq INTEGER NOT NULL,
+            id_hash TEXT NOT NULL,              -- HMAC-SHA256(link key, ID number), hex
+            id_masked TEXT NOT NULL,
+            PRIMARY KEY (node, entity_id));
+        CREATE INDEX person_links_hash ON person_links (id_hash);
+        CREATE TABLE catalog_versions (
+            id INTEGER PRIMARY KEY,
+            version TEXT NOT NULL UNIQUE,
+            published_at TEXT NOT NULL,
+            catalog TEXT NOT NULL,              -- canonical JSON
+            sha256 TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            sig TEXT NOT NULL);
+        """
+    )
+
+
+# Append new migrations at the end; never edit or reorder a released one.
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_base", _m001_base),
+]
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open the hub database in WAL mode with autocommit (transactions via :func:`tx`)."""
+    return _connect(path)
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending hub migrations in order; returns the names applied."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {r[0] for r in db.execute("SELECT name FROM _migrations").fetchall()}
+    applied = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        with tx(db):
+            fn(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", [name]
+            )
+        applied.append(name)
+    return applied
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Connect and migrate."""
+    db = connect(path)
+    migrate(db)
+    return db

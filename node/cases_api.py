@@ -1,0 +1,603 @@
+"""JSON API handlers of the case part (``/api/v1/cases`` ...) and its few public pages.
+
+Routes are in :mod:`node.cases_routes`, documented in the OpenAPI document from there.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from typing import Any
+
+from aiohttp import web
+
+from node import auth, cases, notify, ratings
+from node import db as dbm
+from node.api import json_body
+from node.cases_db import TASK_STATES
+from node.clock import local_date
+from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.notify import NOTIFIER
+from onestop.errors import ApiError, Forbidden, Invalid, NotFound
+
+STAFF = ("admin", "window", "reviewer")
+WINDOW = ("admin", "window")
+#: Wrong phone digits accepted per case number and window before the status lookup says 429.
+STATUS_TRIES = 10
+STATUS_WINDOW_SECONDS = 15 * 60
+
+
+class StatusGuard:
+    """Counts failed status lookups per case number (existing or not) to stop guessing."""
+
+    def __init__(self) -> None:
+        self.fails: dict[str, list[float]] = {}
+
+    def check(self, case_no: str) -> None:
+        now = time.monotonic()
+        recent = [t for t in self.fails.get(case_no, []) if now - t < STATUS_WINDOW_SECONDS]
+        if recent:
+            self.fails[case_no] = recent
+        else:
+            self.fails.pop(case_no, None)
+        if len(recent) >= STATUS_TRIES:
+            raise ApiError(
+                "too many wrong attempts for this case number; try again later",
+                status=429,
+                code="too_many_requests",
+                field="phone_last4",
+            )
+
+    def fail(self, case_no: str) -> None:
+        if len(self.fails) > 10000:
+            self.fails.clear()
+        self.fails.setdefault(case_no, []).append(time.monotonic())
+
+
+STATUS_GUARD = web.AppKey("status_guard", StatusGuard)
+
+
+def _int(value: Any, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"{field} must be an integer", field=field) from None
+
+
+def _visible(user: dict[str, Any], case: dict[str, Any]) -> None:
+    """Reviewers see the cases their department reviews; other staff see all."""
+    if user["role"] == "reviewer" and user.get("department") not in case["departments"]:
+        raise Forbidden(
+            f"case {case['case_no']} is not reviewed by department {user.get('department')!r}"
+        )
+
+
+def _case_response(request: web.Request, case: dict[str, Any], status: int = 200) -> web.Response:
+    app = request.app
+    return web.json_response(
+        {"case": cases.detail(app[DB], app[CONFIG], case, app[CLOCK])}, status=status
+    )
+
+
+# -- window: intake, supplement, results -----------------------------------------------------
+
+
+async def create_case(request: web.Request) -> web.Response:
+    user = await auth.require(request, *WINDOW)
+    data = await json_body(request)
+    app = request.app
+    case = cases.intake(app[DB], app[CONFIG], data, user, app[CLOCK])
+    app[NOTIFIER].wake()
+    return _case_response(request, case, 201)
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    user = await auth.require(request, *STAFF)
+    app = request.app
+    q = request.query
+    state = q.get("state") or None
+    if state and state not in cases.STATE_NAMES:
+        raise Invalid(f"state must be one of {', '.join(cases.STATE_NAMES)}", field="state")
+    department = q.get("department") or None
+    if user["role"] == "reviewer":
+        department = user.get("department") or "-"
+    limit = min(1000, max(1, _int(q.get("limit", 200), "limit")))
+    rows = cases.list_cases(
+        app[DB],
+        app[CONFIG],
+        state=state,
+        date=q.get("date") or None,
+        department=department,
+        limit=limit,
+        now=app[CLOCK],
+    )
+    return web.json_response({"cases": rows})
+
+
+async def case_detail(request: web.Request) -> web.Response:
+    user = await auth.require(request, *STAFF)
+    case = cases.get(request.app[DB], request.match_info["case_no"])
+    _visible(user, case)
+    return _case_response(request, case)
+
+
+async def case_identity(request: web.Request) -> web.Response:
+    user = await auth.require(request, *WINDOW)
+    app = request.app
+    out = cases.view_identity(app[DB], app[PII], request.match_info["case_no"], user, app[CLOCK])
+    return web.json_response(out, headers={"Cache-Control": "no-store"})
+
+
+async def upload_material(request: web.Request) -> web.Response:
+    user = await auth.require(request, *WINDOW)
+    app = request.app
+    case_no, code = request.match_info["case_no"], request.match_info["code"]
+    cases.get(app[DB], case_no)
+    if request.content_type == "multipart/form-data":
+        form = await request.post()
+        field = form.get("file")
+        if not isinstance(field, web.FileField):
+            raise Invalid("send the file as the multipart field 'file'", field="file")
+        content = field.file.read()
+        name, ctype = field.filename or "file", field.content_type
+    else:
+        content = await request.read()
+        name = request.query.get("name") or "file"
+        ctype = request.content_type
+    row = cases.attach_file(
+        app[DB], app[CONFIG], case_no, code, content, name, ctype, user, app[CLOCK]
+    )
+    return web.json_response({"file": row}, status=201)
+
+
+async def download_file(request: web.Request) -> web.StreamResponse:
+    user = await auth.require(request, *STAFF)
+    app = request.app
+    case = cases.get(app[DB], request.match_info["case_no"])
+    _visible(user, case)
+    sha = request.match_info["sha256"]
+    row = dbm.one(
+        app[DB],
+        "SELECT name, content_type FROM case_files WHERE case_id = ? AND "
+        "sha256 = ? ORDER BY id DESC LIMIT 1",
+        [case["id"], sha],
+    )
+    path = cases.file_path(app[CONFIG], sha)
+    if row is None or not path.exists():
+        raise NotFound("no such file in this case", field="sha256")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": row["content_type"],
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['name'])}",
+        },
+    )
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+async def case_notice(request: web.Request) -> web.Response:
+    user = await auth.require(request, *STAFF)
+    app = request.app
+    case = cases.get(app[DB], request.match_info["case_no"])
+    _visible(user, case)
+    return web.json_response({"notice": cases.notice(app[DB], app[CONFIG], case["case_no"])})
+
+
+async def supplement(request: web.Request) -> web.Response:
+    user = await auth.require(request, *WINDOW)
+    data = await json_body(request)
+    app = request.app
+    case = cases.supplement(
+        app[DB], app[CONFIG], request.match_info["case_no"], data, user, app[CLOCK]
+    )
+    app[NOTIFIER].wake()
+    return _case_response(request, case)
+
+
+async def result(request: web.Request) -> web.Response:
+    user = await auth.require(request, *WINDOW)
+    app = request.app
+    case = cases.result_ready(app[DB], app[CONFIG], request.match_info["case_no"], user, app[CLOCK])
+    app[NOTIFIER].wake()
+    return _case_response(request, case)
+
+
+async def handover(request: web.Request) -> web.Response:
+    user = await auth.require(request, *WINDOW)
+    data = await json_body(request)
+    app = request.app
+    case = cases.handover(
+        app[DB], app[CONFIG], request.match_info["case_no"], data, user, app[CLOCK]
+    )
+    app[NOTIFIER].wake()
+    return _case_response(request, case)
+
+
+# -- back office -------------------------------------------------------------------------------
+
+
+async def review(request: web.Request) -> web.Response:
+    user = await auth.require(request, "admin", "reviewer")
+    data = await json_body(request)
+    app = request.app
+    case = cases.decide(
+        app[DB],
+        app[CONFIG],
+        request.match_info["case_no"],
+        request.match_info["department"],
+        data,
+        user,
+        app[CLOCK],
+    )
+    app[NOTIFIER].wake()
+    return _case_response(request, case)
+
+
+async def inbox(request: web.Request) -> web.Response:
+    user = await auth.require(request, "admin", "reviewer")
+    department = request.match_info["department"]
+    if user["role"] == "reviewer" and user.get("department") != department:
+        raise Forbidden(
+            f"reviewer {user['username']} works for department "
+            f"{user.get('department')!r}, not {department!r}",
+            field="department",
+        )
+    state = request.query.get("state") or None
+    allowed = ("open", "all", *TASK_STATES)
+    if state and state not in allowed:
+        raise Invalid(f"state must be one of {', '.join(allowed)}", field="state")
+    app = request.app
+    rows = cases.inbox(app[DB], app[CONFIG], department, state, app[CLOCK])
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("green", "yellow", "red")}
+    return web.json_response({"department": department, "tasks": rows, "counts": counts})
+
+
+async def overview(request: web.Request) -> web.Response:
+    await auth.require(request, *STAFF)
+    app = request.app
+    return web.json_response(cases.overview(app[DB], app[CONFIG], app[CLOCK]))
+
+
+# -- ratings and follow-ups ------------------------------------------------------------------
+
+
+async def create_rating(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    app = request.app
+    return web.json_response(
+        {"rating": ratings.rate(app[DB], app[CONFIG], data, app[CLOCK])}, status=201
+    )
+
+
+async def list_followups(request: web.Request) -> web.Response:
+    await auth.require(request, *WINDOW)
+    app = request.app
+    rows = ratings.list_followups(
+        app[DB], app[CONFIG], request.query.get("state") or None, app[CLOCK]
+    )
+    return web.json_response({"followups": rows})
+
+
+async def close_followup(request: web.Request) -> web.Response:
+    user = await auth.require(request, *WINDOW)
+    data = await json_body(request)
+    app = request.app
+    f = ratings.close_followup(
+        app[DB],
+        app[CONFIG],
+        _int(request.match_info["id"], "id"),
+        data.get("note"),
+        user,
+        app[CLOCK],
+    )
+    return web.json_response({"followup": f})
+
+
+# -- citizens: pre-applications, appointments, status ----------------------------------------
+
+
+async def create_preapplication(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    app = request.app
+    out = cases.preapply(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
+    return web.json_response({"preapplication": out}, status=201)
+
+
+async def get_preapplication(request: web.Request) -> web.Response:
+    out = cases.preapplication_public(request.app[DB], request.match_info["ref"])
+    return web.json_response({"preapplication": out})
+
+
+async def appointment_slots(request: web.Request) -> web.Response:
+    app = request.app
+    q = request.query
+    if not q.get("queue"):
+        raise Invalid("queue is required", field="queue")
+    day = q.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
+    return web.json_response(cases.slots(app[DB], app[CONFIG], q["queue"], day, app[CLOCK]))
+
+
+async def create_appointment(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    app = request.app
+    out = cases.book(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
+    app[NOTIFIER].wake()
+    return web.json_response({"appointment": out}, status=201)
+
+
+async def list_appointments(request: web.Request) -> web.Response:
+    await auth.require(request, *WINDOW)
+    app = request.app
+    day = request.query.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
+    return web.json_response({"date": day, "appointments": cases.list_appointments(app[DB], day)})
+
+
+async def get_appointment(request: web.Request) -> web.Response:
+    out = cases.appointment_public(request.app[DB], request.match_info["ref"])
+    return web.json_response({"appointment": out})
+
+
+async def check_in(request: web.Request) -> web.Response:
+    app = request.app
+    issued = cases.check_in(app[DB], app[CONFIG], app[PII], request.match_info["ref"], app[CLOCK])
+    t = issued.ticket
+    app[BOARD].publish({"type": "queues"})
+    return web.json_response(
+        {
+            "ticket_no": t["ticket_no"],
+            "token": t["token"],
+            "queue": t["queue"],
+            "waiting_ahead": issued.waiting_ahead,
+            "estimated_wait_minutes": issued.estimated_wait_minutes,
+            "priority": t["priority"],
+            "priority_reason": t["priority_reason"],
+            "service_date": t["service_date"],
+            "created_at": t["created_at"],
+            "status_url": f"/s/{t['token']}",
+            "print_url": f"/t/{t['token']}/print",
+        },
+        status=201,
+    )
+
+
+async def cancel_appointment(request: web.Request) -> web.Response:
+    app = request.app
+    out = cases.cancel_appointment(app[DB], request.match_info["ref"], app[CLOCK])
+    return web.json_response({"appointment": out})
+
+
+def _lookup_status(request: web.Request, case_no: str, last4: str) -> dict[str, Any]:
+    app = request.app
+    guard = app[STATUS_GUARD]
+    guard.check(case_no)
+    if not (len(last4) == 4 and last4.isdigit()):
+        raise Invalid(
+            "phone_last4 must be the last 4 digits of the applicant's mobile", field="phone_last4"
+        )
+    try:
+        return cases.public_status(app[DB], app[CONFIG], case_no, last4, app[CLOCK])
+    except NotFound:
+        guard.fail(case_no)
+        raise
+
+
+async def case_status(request: web.Request) -> web.Response:
+    out = _lookup_status(
+        request, request.match_info["case_no"], request.query.get("phone_last4", "")
+    )
+    return web.json_response(out, headers={"Cache-Control": "no-store"})
+
+
+# -- SMS outbox --------------------------------------------------------------------------------
+
+
+async def list_sms(request: web.Request) -> web.Response:
+    await auth.require(request, "admin")
+    state = request.query.get("state") or None
+    if state and state not in ("queued", "sent", "failed"):
+        raise Invalid("state must be queued, sent or failed", field="state")
+    sql = (
+        "SELECT * FROM sms_outbox"
+        + (" WHERE state = ?" if state else "")
+        + " ORDER BY id DESC LIMIT 500"
+    )
+    rows = dbm.rows(request.app[DB], sql, [state] if state else [])
+    return web.json_response({"sms": [notify.public(r) for r in rows]})
+
+
+async def send_sms(request: web.Request) -> web.Response:
+    await auth.require(request, "admin")
+    app = request.app
+    counts = notify.send_pending(app[DB], app[PII], app[NOTIFIER].sender, app[CLOCK])
+    return web.json_response(counts)
+
+
+# -- pages (self-contained HTML) -------------------------------------------------------------
+
+_CSS = """body{font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei",sans-serif;
+max-width:46em;margin:2em auto;padding:0 1em;color:#222;line-height:1.6}
+h1{font-size:1.4em;border-bottom:2px solid #b22;padding-bottom:.3em}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #999;padding:.3em .5em;
+text-align:left;vertical-align:top}.muted{color:#666}.crit{color:#b22;font-weight:bold}
+form p{margin:.6em 0}input{font-size:1.1em;padding:.2em}
+@media print{.noprint{display:none}body{margin:0}}"""
+
+
+def _lang(request: web.Request) -> str:
+    lang = request.query.get("lang") or request.app[CONFIG].default_lang
+    return "en" if lang == "en" else "zh"
+
+
+def _page(title: str, body: str, lang: str, status: int = 200) -> web.Response:
+    html = (
+        f"<!doctype html><html lang='{'en' if lang == 'en' else 'zh-CN'}'><head>"
+        f"<meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>{body}"
+        "</body></html>"
+    )
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+def _two(zh: str, en: str, lang: str) -> str:
+    return en if lang == "en" else zh
+
+
+async def notice_page(request: web.Request) -> web.Response:
+    """The printable one-time notice (一次性告知书), in Chinese with English alongside."""
+    user = await auth.require(request, *STAFF)
+    app = request.app
+    case = cases.get(app[DB], request.match_info["case_no"])
+    _visible(user, case)
+    n = cases.notice(app[DB], app[CONFIG], case["case_no"])
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{escape(m['name_zh'])}<br><span class='muted'>"
+        f"{escape(m['name_en'])}</span></td><td>{escape(m['code'])}</td><td>"
+        + (
+            "<span class='crit'>必需 / required</span>"
+            if m["critical"]
+            else "可容后补交 / may follow"
+        )
+        + "</td></tr>"
+        for i, m in enumerate(n["missing"], 1)
+    )
+    items = "".join(
+        f"<li>{escape(it['name_zh'])} <span class='muted'>{escape(it['name_en'])}</span></li>"
+        for it in n["items"]
+    )
+    if n["reason"] == "supplement":
+        heading = "补正材料告知书 / Notice of supplementary materials"
+        status = (
+            "审查部门要求补正，办理时限暂停计算，补齐后恢复。 / The reviewing department "
+            "asks for more; the deadline is paused until you bring it."
+        )
+    elif n["accepted"]:
+        heading = "一次性告知书（容缺受理） / One-time notice (accepted with missing materials)"
+        status = (
+            f"已受理。请于 {escape(n['catch_up_date'] or '')} 前补交下列材料。 / Accepted. "
+            f"Please bring the materials below by {escape(n['catch_up_date'] or '')}."
+        )
+    else:
+        heading = "一次性告知书 / One-time notice of missing materials"
+        status = (
+            "材料不全，暂未受理。请一次性补齐下列全部材料后再来办理。 / Not accepted yet: "
+            "please bring all the materials below on your next visit."
+        )
+    note = f"<p><b>说明 / Note:</b> {escape(n['note'])}</p>" if n.get("note") else ""
+    body = (
+        f"<h1>{escape(n['center'])}<br>{heading}</h1>"
+        f"<p><b>办件编码 / Case number:</b> {escape(n['case_no'])}<br>"
+        f"<b>告知时间 / Issued:</b> {escape(n['issued_at'])}</p>"
+        f"<p><b>办理事项 / Service items:</b></p><ul>{items}</ul>"
+        f"<p>{status}</p>{note}"
+        "<table><tr><th>#</th><th>材料名称 / Material</th><th>编码 / Code</th>"
+        f"<th>类别 / Kind</th></tr>{rows}</table>"
+        f"<p class='muted'>共 {len(n['missing'])} 项 / {len(n['missing'])} item(s). "
+        "本告知书一次性列明全部所需补充材料。 / This notice lists every missing material at "
+        "once.</p>"
+        "<p class='noprint'><button onclick='print()'>打印 / Print</button></p>"
+    )
+    return _page(f"{n['case_no']} 一次性告知书", body, "zh")
+
+
+def _status_form(lang: str, case_no: str = "", message: str = "") -> str:
+    return (
+        f"<h1>{_two('办件进度查询', 'Case status', lang)}</h1>"
+        + (f"<p class='crit'>{escape(message)}</p>" if message else "")
+        + "<form method='get' action='/status'>"
+        f"<input type='hidden' name='lang' value='{lang}'>"
+        f"<p><label>{_two('办件编码', 'Case number', lang)}<br>"
+        f"<input name='case_no' value='{escape(case_no)}' required "
+        "placeholder='370102001-20261129-0007' size='28'></label></p>"
+        f"<p><label>{_two('手机号后四位', 'Last 4 digits of your mobile', lang)}<br>"
+        "<input name='phone_last4' inputmode='numeric' pattern='[0-9]{4}' maxlength='4' "
+        "required size='6'></label></p>"
+        f"<p><button type='submit'>{_two('查询', 'Look up', lang)}</button> "
+        f"<a href='?lang={'zh' if lang == 'en' else 'en'}'>"
+        f"{'中文' if lang == 'en' else 'English'}</a></p></form>"
+    )
+
+
+async def status_form(request: web.Request) -> web.Response:
+    lang = _lang(request)
+    case_no = request.query.get("case_no", "").strip()
+    if case_no:
+        from urllib.parse import urlencode
+
+        qs = urlencode({"phone_last4": request.query.get("phone_last4", ""), "lang": lang})
+        raise web.HTTPSeeOther(f"/status/{_quote(case_no)}?{qs}")
+    return _page(_two("办件进度查询", "Case status", lang), _status_form(lang), lang)
+
+
+async def status_page(request: web.Request) -> web.Response:
+    lang = _lang(request)
+    case_no = request.match_info["case_no"]
+    try:
+        s = _lookup_status(request, case_no, request.query.get("phone_last4", "").strip())
+    except ApiError as exc:
+        msg = _two(
+            "未找到该办件，请核对办件编码和手机号后四位。",
+            "No case with this number and phone; please check both.",
+            lang,
+        )
+        if exc.status == 429:
+            msg = _two("尝试次数过多，请稍后再试。", "Too many attempts; try again later.", lang)
+        elif exc.status == 422:
+            msg = _two("请输入手机号后四位数字。", "Enter the last 4 digits of your mobile.", lang)
+        return _page(
+            _two("办件进度查询", "Case status", lang),
+            _status_form(lang, case_no, msg),
+            lang,
+            exc.status,
+        )
+    name = s["state_name_en"] if lang == "en" else s["state_name_zh"]
+    items = "".join(
+        f"<li>{escape(it['name_en'] if lang == 'en' else it['name_zh'])}</li>" for it in s["items"]
+    )
+    colour = {
+        "green": _two("正常", "on track", lang),
+        "yellow": _two("临近时限", "due soon", lang),
+        "red": _two("已超时", "overdue", lang),
+    }.get(s["deadline_status"] or "", "")
+    rows = [
+        (_two("办件编码", "Case number", lang), escape(s["case_no"])),
+        (_two("办理状态", "Status", lang), escape(name)),
+        (
+            _two("承诺办结日期", "Promised by", lang),
+            escape(s["promised_deadline"] or "—") + (f" ({colour})" if colour else ""),
+        ),
+    ]
+    if s["handover_method"]:
+        how = {"pickup": _two("窗口领取", "picked up", lang), "mail": _two("邮寄", "mailed", lang)}[
+            s["handover_method"]
+        ]
+        rows.append(
+            (
+                _two("送达方式", "Delivery", lang),
+                escape(how + (f" {s['tracking']}" if s["tracking"] else "")),
+            )
+        )
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    gaps = ""
+    if s["missing"]:
+        li = "".join(
+            f"<li>{escape(m['name_en'] if lang == 'en' else m['name_zh'])}</li>"
+            for m in s["missing"]
+        )
+        due = (
+            f" ({_two('补交期限', 'due', lang)} {escape(s['catch_up_date'])})"
+            if s["catch_up_date"]
+            else ""
+        )
+        gaps = f"<h2>{_two('尚缺材料', 'Materials still missing', lang)}{due}</h2><ul>{li}</ul>"
+    body = (
+        f"<h1>{escape(s['center'])}</h1><table>{table}</table>"
+        f"<h2>{_two('办理事项', 'Service items', lang)}</h2><ul>{items}</ul>{gaps}"
+        f"<p><a href='/status?lang={lang}'>{_two('查询其他办件', 'Look up another', lang)}"
+        "</a></p>"
+    )
+    return _page(_two("办件进度查询", "Case status", lang), body, lang)

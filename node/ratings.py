@@ -1,0 +1,283 @@
+"""Ratings (好差评) after each visit and each case, and follow-ups of the bad ones.
+
+Levels follow the national 好差评 scale, higher is better::
+
+    5 非常满意  very satisfied      2 不满意     dissatisfied
+    4 满意      satisfied           1 非常不满意 very dissatisfied
+    3 基本满意  basically satisfied
+
+A visit is rated with its ticket's token (printed on the ticket, so only its holder has it),
+a case with its number and the last four digits of the applicant's phone.  Each visit and each
+case is rated once.  The two bad levels open a follow-up (差评回访整改) due within
+:data:`FOLLOWUP_WORKDAYS` working days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from typing import Any
+
+import sqlite_utils
+
+from node import db as dbm
+from node import events, notify, workdays
+from node.clock import Now, iso, local_date, parse, system_now
+from node.config import NodeConfig
+from onestop.errors import Conflict, Invalid, NotFound
+
+LEVELS: dict[int, tuple[str, str]] = {
+    5: ("非常满意", "very satisfied"),
+    4: ("满意", "satisfied"),
+    3: ("基本满意", "basically satisfied"),
+    2: ("不满意", "dissatisfied"),
+    1: ("非常不满意", "very dissatisfied"),
+}
+#: Levels that open a follow-up.
+BAD_LEVELS = (1, 2)
+#: Working days to follow a bad rating up.
+FOLLOWUP_WORKDAYS = 3
+MAX_COMMENT = 500
+
+
+def level_names(level: int) -> dict[str, Any]:
+    zh, en = LEVELS[level]
+    return {"level": level, "level_name_zh": zh, "level_name_en": en}
+
+
+def rate(
+    db: sqlite_utils.Database, cfg: NodeConfig, data: dict[str, Any], now: Now = system_now
+) -> dict[str, Any]:
+    """Record a rating; returns it with the follow-up it opened, if any."""
+    level = data.get("level")
+    if isinstance(level, bool) or not isinstance(level, int) or level not in LEVELS:
+        raise Invalid("level must be 1 (非常不满意) to 5 (非常满意)", field="level")
+    comment = data.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise Invalid("comment must be text", field="comment")
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT:
+        raise Invalid(f"comment is longer than {MAX_COMMENT} characters", field="comment")
+    case_no, token = data.get("case_no"), data.get("token")
+    if (case_no is None) == (token is None):
+        raise Invalid(
+            "give exactly one of case_no (with phone_last4) or token (a ticket)", field="case_no"
+        )
+    t = now()
+    at = iso(t)
+    today = local_date(t, cfg.timezone)
+    with dbm.tx(db) as conn:
+        case = ticket = None
+        if case_no is not None:
+            last4 = str(data.get("phone_last4") or "")
+            case = dbm.one(
+                db, "SELECT id, case_no, phone_masked FROM cases WHERE case_no = ?", [str(case_no)]
+            )
+            if case is None or not hmac.compare_digest(case["phone_masked"][-4:], last4):
+                raise NotFound("no case with this number and phone", field="case_no")
+            if conn.execute("SELECT 1 FROM ratings WHERE case_id = ?", [case["id"]]).fetchone():
+                raise Conflict(f"case {case['case_no']} was already rated", field="case_no")
+        else:
+            ticket = dbm.one(
+                db, "SELECT id, ticket_no, state FROM tickets WHERE token = ?", [str(token)]
+            )
+            if ticket is None:
+                raise NotFound("no ticket with this code", field="token")
+            if ticket["state"] != "done":
+                raise Conflict(
+                    f"ticket {ticket['ticket_no']} is {ticket['state']}: a visit is "
+                    "rated after it is finished",
+                    field="token",
+                )
+            if conn.execute("SELECT 1 FROM ratings WHERE ticket_id = ?", [ticket["id"]]).fetchone():
+                raise Conflict(
+                    f"the visit of ticket {ticket['ticket_no']} was already rated", field="token"
+                )
+        cur = conn.execute(
+            "INSERT INTO ratings (case_id, ticket_id, level, comment, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [case["id"] if case else None, ticket["id"] if ticket else None, level, comment, at],
+        )
+        rid = int(cur.lastrowid or 0)
+        ref = {
+            "case_no": case["case_no"] if case else None,
+            "ticket_no": ticket["ticket_no"] if ticket else None,
+        }
+        events.append(
+            conn,
+            "rating.given",
+            "rating",
+            rid,
+            {
+                "rating_id": rid,
+                **ref,
+                "level": level,
+                "level_name": LEVELS[level][0],
+                "comment": notify.redact(comment),
+            },
+            at=at,
+        )
+        fid = None
+        if level in BAD_LEVELS:
+            due = workdays.add_workdays(today, FOLLOWUP_WORKDAYS)
+            cur = conn.execute(
+                "INSERT INTO followups (rating_id, case_id, ticket_id, level, state, due_date,"
+                " created_at) VALUES (?, ?, ?, ?, 'open', ?, ?)",
+                [
+                    rid,
+                    case["id"] if case else None,
+                    ticket["id"] if ticket else None,
+                    level,
+                    due.isoformat(),
+                    at,
+                ],
+            )
+            fid = int(cur.lastrowid or 0)
+            events.append(
+                conn,
+                "followup.opened",
+                "followup",
+                fid,
+                {
+                    "followup_id": fid,
+                    "rating_id": rid,
+                    **ref,
+                    "level": level,
+                    "due_date": due.isoformat(),
+                },
+                at=at,
+            )
+    out = get_rating(db, rid)
+    out["followup"] = get_followup(db, cfg, fid, now) if fid else None
+    return out
+
+
+def get_rating(db: sqlite_utils.Database, rating_id: int) -> dict[str, Any]:
+    row = dbm.one(
+        db,
+        """SELECT r.id, r.level, r.comment, r.created_at, c.case_no, t.ticket_no
+          FROM ratings r LEFT JOIN cases c ON c.id = r.case_id
+          LEFT JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ?""",
+        [rating_id],
+    )
+    if row is None:
+        raise NotFound(f"no rating {rating_id}", field="rating")
+    row.update(level_names(row["level"]))
+    return row
+
+
+_FOLLOWUP_SQL = """SELECT f.id, f.rating_id, f.level, f.state, f.due_date, f.note, f.closed_by,
+        f.closed_at, f.created_at, r.comment, c.case_no, t.ticket_no
+   FROM followups f JOIN ratings r ON r.id = f.rating_id
+   LEFT JOIN cases c ON c.id = f.case_id LEFT JOIN tickets t ON t.id = f.ticket_id"""
+
+
+def _decorate(row: dict[str, Any], today: dt.date, tz: str) -> dict[str, Any]:
+    row.update(level_names(row["level"]))
+    due = dt.date.fromisoformat(row["due_date"])
+    if row["state"] == "open":
+        row["status"] = workdays.status(due, today)
+    else:
+        closed = local_date(parse(row["closed_at"]), tz) if row["closed_at"] else today
+        row["status"] = None
+        row["on_time"] = closed <= due
+    return row
+
+
+def get_followup(
+    db: sqlite_utils.Database, cfg: NodeConfig, followup_id: int, now: Now = system_now
+) -> dict[str, Any]:
+    row = dbm.one(db, _FOLLOWUP_SQL + " WHERE f.id = ?", [followup_id])
+    if row is None:
+        raise NotFound(f"no follow-up {followup_id}", field="id")
+    return _decorate(row, local_date(now(), cfg.timezone), cfg.timezone)
+
+
+def list_followups(
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    state: str | None = None,
+    now: Now = system_now,
+) -> list[dict[str, Any]]:
+    if state not in (None, "", "open", "closed", "all"):
+        raise Invalid("state must be open, closed or all", field="state")
+    sql = _FOLLOWUP_SQL
+    params: list[Any] = []
+    if state in ("open", "closed"):
+        sql += " WHERE f.state = ?"
+        params.append(state)
+    sql += " ORDER BY f.state DESC, f.due_date, f.id"
+    today = local_date(now(), cfg.timezone)
+    return [_decorate(r, today, cfg.timezone) for r in dbm.rows(db, sql, params)]
+
+
+def close_followup(
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    followup_id: int,
+    note: Any,
+    user: dict[str, Any],
+    now: Now = system_now,
+) -> dict[str, Any]:
+    if not isinstance(note, str) or not note.strip():
+        raise Invalid("note is required: what was done about the rating", field="note")
+    note = note.strip()
+    if len(note) > 2000:
+        raise Invalid("note is longer than 2000 characters", field="note")
+    t = now()
+    at = iso(t)
+    with dbm.tx(db) as conn:
+        f = get_followup(db, cfg, followup_id, now)
+        if f["state"] != "open":
+            raise Conflict(
+                f"follow-up {followup_id} was already closed by {f['closed_by']}", field="id"
+            )
+        conn.execute(
+            "UPDATE followups SET state = 'closed', note = ?, closed_by = ?, "
+            "closed_at = ? WHERE id = ?",
+            [note, user["username"], at, followup_id],
+        )
+        today = local_date(t, cfg.timezone)
+        events.append(
+            conn,
+            "followup.closed",
+            "followup",
+            followup_id,
+            {
+                "followup_id": followup_id,
+                "case_no": f["case_no"],
+                "ticket_no": f["ticket_no"],
+                "note": notify.redact(note),
+                "by": user["username"],
+                "on_time": today <= dt.date.fromisoformat(f["due_date"]),
+            },
+            at=at,
+        )
+    return get_followup(db, cfg, followup_id, now)
+
+
+def figures(db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now) -> dict[str, Any]:
+    """Rating figures for the overview."""
+    by_level = {str(lv): 0 for lv in sorted(LEVELS)}
+    for r in dbm.rows(db, "SELECT level, COUNT(*) AS n FROM ratings GROUP BY level"):
+        by_level[str(r["level"])] = r["n"]
+    total = sum(by_level.values())
+    bad = sum(by_level[str(lv)] for lv in BAD_LEVELS)
+    score = sum(int(lv) * n for lv, n in by_level.items())
+    today = local_date(now(), cfg.timezone).isoformat()
+    open_f = dbm.rows(db, "SELECT due_date FROM followups WHERE state = 'open'")
+    return {
+        "total": total,
+        "by_level": by_level,
+        "average": round(score / total, 2) if total else None,
+        "satisfied_share": round((total - bad) / total, 4) if total else None,
+        "bad": bad,
+        "visits_rated": int(
+            db.execute("SELECT COUNT(*) FROM ratings WHERE ticket_id IS NOT NULL").fetchone()[0]
+        ),
+        "cases_rated": int(
+            db.execute("SELECT COUNT(*) FROM ratings WHERE case_id IS NOT NULL").fetchone()[0]
+        ),
+        "followups_open": len(open_f),
+        "followups_overdue": sum(1 for f in open_f if f["due_date"] < today),
+    }

@@ -1,0 +1,554 @@
+"""The push client: sends the node's signed log (and relayed townships' logs) to the hub.
+
+Protocol: ``docs/sync-protocol.md``.  :class:`PushClient` does one push run: it asks the hub
+where it stands (once per process, and after trouble), then sends what the hub has not
+acknowledged in gzip batches of :data:`BATCH_SIZE` records, each with a signed checkpoint,
+until the hub has everything or stops advancing.  The hub's position (``sync_state``),
+receipts (checked with ``DIR/hub.pub``) and rejections are stored in the node database.
+
+:class:`PushService` runs it in the node server: shortly after new events (debounced), and on
+an APScheduler interval job (``sync_interval_seconds``), backing off exponentially with jitter
+while the hub is unreachable; being offline is normal and logged at info level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import gzip
+import json
+import logging
+import os
+import random
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import sqlite_utils
+from aiohttp import web
+
+from node import db as dbm
+from node import events
+from sync import signer as signerm
+from sync.canonical import is_sha256_hex
+from sync.chain import GENESIS
+
+log = logging.getLogger("onestop.sync")
+
+BATCH_SIZE = 500
+MAX_RECORDS_PER_REQUEST = 2000
+DEBOUNCE_SECONDS = 0.3
+BACKOFF_MAX_ENV = "ONESTOP_SYNC_BACKOFF_MAX"
+BATCH_ENV = "ONESTOP_SYNC_BATCH"
+CATALOG_SECONDS_ENV = "ONESTOP_SYNC_CATALOG_SECONDS"
+INGEST = "/api/v1/ingest"
+
+
+class HubUnreachable(Exception):
+    """The hub (or relay) could not be reached: normal when offline."""
+
+
+class HubError(Exception):
+    """The hub answered with an error (the JSON error shape); ``hint`` says what to do."""
+
+    def __init__(self, message: str, status: int = 0, code: str = "", hint: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.hint = status, code, hint
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class PushReport:
+    sent: int = 0  # records sent (own and relayed)
+    acked: int = 0  # own records newly acknowledged by the hub
+    ack_seq: int = 0  # the hub's position for this node
+    relayed: int = 0  # relayed records newly acknowledged
+    rejected: int = 0
+    backlog: int = 0  # own + relayed records the hub has not acknowledged
+    requests: int = 0
+    alert: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def state(db: sqlite_utils.Database) -> dict[str, Any]:
+    row = dbm.one(db, "SELECT * FROM sync_state WHERE id = 1")
+    return row or {}
+
+
+def _set_state(conn: sqlite3.Connection, **values: Any) -> None:
+    cols = ", ".join(f"{k} = ?" for k in values)
+    conn.execute(f"UPDATE sync_state SET {cols} WHERE id = 1", list(values.values()))
+
+
+def record_rejection(conn: sqlite3.Connection, node: str, seq: int | None, reason: str,
+                     message: str) -> None:
+    now = utcnow()
+    conn.execute(
+        "INSERT INTO sync_rejections (node, seq, reason, message, first_at, last_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (node, ifnull(seq, -1), reason) DO UPDATE SET "
+        "message = excluded.message, last_at = excluded.last_at, count = count + 1, "
+        "resolved = 0",
+        [node, seq, reason, message, now, now])
+
+
+def store_receipt(conn: sqlite3.Connection, receipt: Any, hub_pub: Any,
+                  local_hash: str | None) -> str | None:
+    """Check a hub receipt and keep it; returns a problem description or None."""
+    from hub.receipts import ReceiptError, verify_receipt
+
+    if not isinstance(receipt, dict):
+        return None
+    if hub_pub is None:
+        return "no hub public key (DIR/hub.pub): receipts cannot be checked"
+    try:
+        verify_receipt(receipt, hub_pub)
+    except ReceiptError as exc:
+        return f"hub receipt refused: {exc}"
+    if local_hash is not None and receipt["hash"] != local_hash:
+        return (f"the hub's receipt for seq {receipt['seq']} names hash {receipt['hash'][:12]}…, "
+                f"the log here has {local_hash[:12]}… (fork)")
+    conn.execute(
+        "INSERT OR IGNORE INTO receipts (node, seq, hash, hub, at, sig, receipt, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [receipt["node"], receipt["seq"], receipt["hash"], receipt["hub"], receipt["at"],
+         receipt["sig"], json.dumps(receipt, ensure_ascii=False), utcnow()])
+    return None
+
+
+def backlog(db: sqlite_utils.Database) -> int:
+    from sync import relay
+
+    own = signerm.log_size(db) - int(state(db).get("hub_ack_seq") or 0)
+    return max(own, 0) + relay.pending_count(db)
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class PushClient:
+    """One node's connection to its hub (or relay)."""
+
+    def __init__(self, cfg: Any, db: sqlite_utils.Database, *, batch_size: int | None = None,
+                 timeout: float = 60.0) -> None:
+        self.cfg, self.db = cfg, db
+        self.hub_url = str(cfg.hub_url or "").rstrip("/")
+        self.batch_size = batch_size or _env_number(BATCH_ENV, BATCH_SIZE, int)
+        self.timeout = timeout
+        self._synced = False  # asked the hub where it stands since this process started
+        self._resume: int | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=5))
+        return self._session
+
+    def signed_headers(self, method: str, target: str) -> dict[str, str]:
+        from hub.auth import sign_request
+
+        signer = signerm.current_signer(self.db)
+        if signer is None:
+            raise HubError("this database has no node key")
+        return sign_request(signer.key, signer.node_code, method, target)
+
+    async def request(self, method: str, path: str, *, payload: Any = None,
+                      headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+        """Send a signed request; returns (status, parsed JSON or None, response headers)."""
+        if not self.hub_url:
+            raise HubError("no hub configured", hint="set hub_url in DIR/node.toml")
+        hdrs = self.signed_headers(method, path)
+        hdrs.update(headers or {})
+        data = None
+        if payload is not None:
+            data = gzip.compress(json.dumps(payload, ensure_ascii=False).encode(), 6)
+            hdrs.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        try:
+            async with self._http().request(method, self.hub_url + path, data=data,
+                                            headers=hdrs) as resp:
+                raw = await resp.read()
+                body: Any = None
+                if raw:
+                    with contextlib.suppress(ValueError):
+                        body = json.loads(raw)
+                return resp.status, body, resp.headers
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+            raise HubUnreachable(f"{self.hub_url} unreachable: {exc or type(exc).__name__}") \
+                from None
+
+    @staticmethod
+    def _error(status: int, body: Any) -> HubError:
+        if isinstance(body, dict) and "message" in body:
+            return HubError(f"hub answered {status}: {body.get('message')}", status,
+                            str(body.get("error") or ""), body.get("hint"))
+        return HubError(f"hub answered HTTP {status}", status)
+
+    async def position(self, code: str) -> dict[str, Any]:
+        path = f"{INGEST}/{code}/position"
+        status, body, _ = await self.request("GET", path)
+        if status != 200 or not isinstance(body, dict) or type(body.get("ack_seq")) is not int:
+            raise self._error(status, body)
+        return body
+
+    # -- reconciling with the hub's position --------------------------------------------------
+
+    def _flag(self, conn: sqlite3.Connection, code: str, kind: str, message: str,
+              seq: int | None = None) -> None:
+        log.warning("sync %s: %s", kind, message)
+        record_rejection(conn, code, seq, kind, message)
+        _set_state(conn, alert=f"{kind}: {message}", last_error=message, last_error_at=utcnow())
+
+    def _reconcile(self, code: str, pos: dict[str, Any]) -> None:
+        """Resume from the hub's position when it matches this log; flag a fork/rollback."""
+        ack, ack_hash = int(pos["ack_seq"]), pos.get("ack_hash")
+        size = signerm.log_size(self.db)
+        with dbm.tx(self.db) as conn:
+            if "relay" in pos:
+                _set_state(conn, via_relay=str(pos.get("relay") or ""))
+            if ack == 0 or (ack <= size and signerm.hash_at(conn, ack) == ack_hash):
+                _set_state(conn, hub_ack_seq=ack, hub_ack_hash=ack_hash if ack else None)
+                self._resume = ack
+                return
+            st = dict(conn.execute("SELECT hub_ack_seq, hub_ack_hash FROM sync_state").fetchone())
+            if ack > size:
+                self._flag(conn, code, "rollback",
+                           f"the hub holds {ack} records of this node but its log ends at "
+                           f"{size}: was the database restored from an old copy?", ack)
+            else:
+                self._flag(conn, code, "fork",
+                           f"the hub's record {ack} differs from this log's: the log was "
+                           "rewritten or forked", ack)
+            mine = int(st["hub_ack_seq"] or 0)
+            ok = mine <= min(ack, size) and signerm.hash_at(conn, mine) == (
+                st["hub_ack_hash"] or GENESIS)
+            # Send from where this log last agreed with the hub, so the hub sees and keeps
+            # the divergent records (in quarantine) and raises the alert too.
+            self._resume = mine if ok else 0
+
+    # -- one run --------------------------------------------------------------------------------
+
+    def _own_batch(self, code: str, after: int) -> dict[str, Any] | None:
+        records = signerm.load_records(self.db, after=after, limit=self.batch_size, code=code)
+        if not records:
+            return None
+        with dbm.tx(self.db) as conn:
+            cp = signerm.checkpoint(conn, records[-1]["seq"])
+        return {"node": code, "records": records, "checkpoint": cp}
+
+    async def push_once(self, max_requests: int = 10_000) -> PushReport:
+        """Push until the hub holds everything, stops advancing, or cannot be reached."""
+        from sync import relay
+
+        report = PushReport()
+        signer = signerm.current_signer(self.db)
+        if signer is None:
+            raise HubError("this database has no node key")
+        code = signer.node_code
+        hub_pub = signerm.hub_public_key(self.cfg)
+        with dbm.tx(self.db) as conn:
+            _set_state(conn, last_attempt=utcnow())
+        try:
+            if not self._synced:
+                self._reconcile(code, await self.position(code))
+                self._synced = True
+            while report.requests < max_requests:
+                after = self._resume if self._resume is not None else int(
+                    state(self.db).get("hub_ack_seq") or 0)
+                batches: list[dict[str, Any]] = []
+                own = self._own_batch(code, after)
+                if own:
+                    batches.append(own)
+                room = MAX_RECORDS_PER_REQUEST - (len(own["records"]) if own else 0)
+                batches += relay.pending_batches(self.db, self.batch_size, room)
+                if not batches:
+                    break
+                n = sum(len(b["records"]) for b in batches)
+                payload = {"node": code, "batches": batches, "backlog": backlog(self.db),
+                           "sent_at": utcnow()}
+                status, body, _ = await self.request("POST", INGEST, payload=payload)
+                report.requests += 1
+                report.sent += n
+                if status != 200 or not isinstance(body, dict) or not isinstance(
+                        body.get("results"), list):
+                    raise self._error(status, body)
+                if not self._apply(code, body["results"], hub_pub, report, after, own):
+                    break
+        except (HubUnreachable, HubError) as exc:
+            self._synced = False  # ask where the hub stands again once it answers
+            with dbm.tx(self.db) as conn:
+                _set_state(conn, last_error=str(exc), last_error_at=utcnow())
+            report.errors.append(str(exc))
+            report.backlog = backlog(self.db)
+            report.ack_seq = int(state(self.db).get("hub_ack_seq") or 0)
+            raise
+        report.backlog = backlog(self.db)
+        st = state(self.db)
+        report.ack_seq = int(st.get("hub_ack_seq") or 0)
+        if not report.errors and not report.rejected and not report.alert:
+            with dbm.tx(self.db) as conn:
+                _set_state(conn, last_success=utcnow(), last_error=None, last_error_at=None,
+                           **({"alert": None} if report.backlog == 0 else {}))
+        elif not report.errors:
+            with dbm.tx(self.db) as conn:
+                _set_state(conn, last_success=utcnow())
+        return report
+
+    def _apply(self, code: str, results: list[Any], hub_pub: Any, report: PushReport,
+               after: int, own: dict[str, Any] | None) -> bool:
+        """Store what the hub answered; True when it advanced (worth sending more)."""
+        from sync import relay
+
+        progressed = False
+        with dbm.tx(self.db) as conn:
+            for res in results:
+                if not isinstance(res, dict) or not isinstance(res.get("node"), str):
+                    continue
+                if res["node"] != code:
+                    moved, n_rej = relay.apply_hub_result(conn, res, hub_pub)
+                    report.relayed += moved
+                    report.rejected += n_rej
+                    progressed = progressed or moved > 0
+                    continue
+                progressed = self._apply_own(conn, code, res, hub_pub, report, after) or \
+                    progressed
+        return progressed
+
+    def _apply_own(self, conn: sqlite3.Connection, code: str, res: dict[str, Any], hub_pub: Any,
+                   report: PushReport, after: int) -> bool:
+        ack, ack_hash = res.get("ack_seq"), res.get("ack_hash")
+        if type(ack) is not int or ack < 0:
+            report.errors.append("hub answer without a valid ack_seq")
+            return False
+        if "relay" in res:
+            _set_state(conn, via_relay=str(res.get("relay") or ""))
+        local = signerm.hash_at(conn, ack)
+        progressed = False
+        if ack and (local is None or not is_sha256_hex(ack_hash) or local != ack_hash):
+            self._flag(conn, code, "fork" if local else "rollback",
+                       f"the hub acknowledged seq {ack} with hash {str(ack_hash)[:12]}…, "
+                       f"the log here has {str(local)[:12]}…", ack)
+            report.alert = "fork" if local else "rollback"
+        else:
+            prev = int(conn.execute("SELECT hub_ack_seq FROM sync_state").fetchone()[0] or 0)
+            _set_state(conn, hub_ack_seq=ack, hub_ack_hash=ack_hash if ack else None,
+                       sent_total=conn.execute("SELECT sent_total FROM sync_state")
+                       .fetchone()[0] + max(ack - after, 0))
+            report.acked += max(ack - max(prev, after), 0)
+            progressed = ack > after and not res.get("rejected")
+            self._resume = ack
+            conn.execute("UPDATE sync_rejections SET resolved = 1 WHERE node = ? AND "
+                         "seq IS NOT NULL AND seq <= ? AND reason NOT IN ('fork', 'rollback')",
+                         [code, ack])
+        receipt = res.get("receipt")
+        if isinstance(receipt, dict):
+            problem = store_receipt(conn, receipt, hub_pub,
+                                    signerm.hash_at(conn, int(receipt.get("seq") or 0)))
+            if problem:
+                report.errors.append(problem)
+                _set_state(conn, last_error=problem, last_error_at=utcnow())
+        for rej in res.get("rejected") or []:
+            if not isinstance(rej, dict):
+                continue
+            seq = rej.get("seq") if type(rej.get("seq")) is int else None
+            reason = str(rej.get("reason") or "rejected")
+            message = str(rej.get("message") or "")
+            record_rejection(conn, code, seq, reason, message)
+            report.rejected += 1
+            text = f"hub rejected seq {seq}: {reason}: {message}"
+            _set_state(conn, last_error=text, last_error_at=utcnow())
+            log.warning("sync: %s", text)
+        alert = res.get("alert")
+        if alert:
+            kind = str(alert.get("kind") if isinstance(alert, dict) else alert)
+            message = str(alert.get("message") if isinstance(alert, dict) else "") or (
+                f"the hub flagged this node's log: {kind}")
+            self._flag(conn, code, kind, message)
+            report.alert = kind
+            progressed = False
+        return progressed
+
+
+# --------------------------------------------------------------------------- in the server
+
+
+def _env_number(name: str, default: Any, kind: Any = float) -> Any:
+    """A positive number from the environment (tuning knobs for tests and slow links)."""
+    try:
+        value = kind(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def backoff_cap() -> float:
+    return max(1.0, float(_env_number(BACKOFF_MAX_ENV, 300.0)))
+
+
+def backoff_delay(failures: int, cap: float | None = None) -> float:
+    """Exponential backoff with jitter: about 1, 2, 4 … seconds, at most ``cap``."""
+    cap = backoff_cap() if cap is None else cap
+    d = min(cap, 2.0 ** max(failures - 1, 0))
+    return random.uniform(d / 2, d)
+
+
+class PushService:
+    """Runs :class:`PushClient` (and the catalog fetch) inside the node server."""
+
+    def __init__(self, cfg: Any, db: sqlite_utils.Database) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.cfg, self.db = cfg, db
+        self.client = PushClient(cfg, db)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.failures = 0
+        self.next_try = 0.0  # monotonic time before which no push is attempted (backoff)
+        self.last_report: PushReport | None = None
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._debounce: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        events.on_append(self._on_append)
+        now = dt.datetime.now(dt.UTC)
+        interval = int(self.cfg.sync_interval_seconds)
+        self.scheduler.add_job(self.run, "interval", seconds=interval, id="sync-push",
+                               next_run_time=now, max_instances=1, coalesce=True)
+        catalog_every = _env_number(CATALOG_SECONDS_ENV, interval * 10.0)
+        self.scheduler.add_job(self.fetch_catalog, "interval", seconds=catalog_every,
+                               id="sync-catalog", next_run_time=now + dt.timedelta(seconds=1),
+                               max_instances=1, coalesce=True)
+        self.scheduler.start()
+        log.info("sync: pushing to %s every %ss and after new events", self.cfg.hub_url, interval)
+
+    async def stop(self) -> None:
+        self._closing = True
+        events.off_append(self._on_append)
+        if self._debounce is not None:
+            self._debounce.cancel()
+        with contextlib.suppress(Exception):
+            self.scheduler.shutdown(wait=False)
+        for task in list(self._tasks):
+            task.cancel()
+        async with self._lock:  # let a running push finish its transaction
+            pass
+        await self.client.close()
+
+    def _on_append(self, conn: sqlite3.Connection, seq: int, event: dict[str, Any]) -> None:
+        if conn is self.db.conn and self._loop is not None and not self._closing:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.poke)
+
+    def poke(self) -> None:
+        """New records to send: push shortly (debounced)."""
+        if self._closing or self._loop is None:
+            return
+        if self._debounce is None:
+            self._debounce = self._loop.call_later(DEBOUNCE_SECONDS, self._fire)
+
+    def _fire(self) -> None:
+        self._debounce = None
+        task = asyncio.ensure_future(self.run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self) -> PushReport | None:
+        """One scheduled or nudged push (skipped while backing off)."""
+        if self._closing or time.monotonic() < self.next_try:
+            return None
+        if self._lock.locked():
+            self._again = True
+            return None
+        async with self._lock:
+            report = None
+            try:
+                report = await self.client.push_once()
+            except HubUnreachable as exc:
+                self._failed(str(exc), logging.INFO)
+            except HubError as exc:
+                self._failed(str(exc), logging.WARNING)
+            except (sqlite3.Error, signerm.SignerError) as exc:
+                self._failed(f"{type(exc).__name__}: {exc}", logging.WARNING)
+            else:
+                if self.failures:
+                    log.info("sync: %s reachable again", self.cfg.hub_url)
+                self.failures, self.next_try = 0, 0.0
+                self.last_report = report
+                if report.sent:
+                    log.info("sync: sent %d, hub at seq %d, backlog %d, rejected %d",
+                             report.sent, report.ack_seq, report.backlog, report.rejected)
+        if self._again and not self._closing:
+            self._again = False
+            self.poke()
+        return report
+
+    def _failed(self, message: str, level: int) -> None:
+        self.failures += 1
+        delay = backoff_delay(self.failures)
+        self.next_try = time.monotonic() + delay
+        log.log(level, "sync: %s; %d records wait; next try in %.1f s", message,
+                backlog(self.db), delay)
+
+    async def fetch_catalog(self) -> None:
+        from sync import catalog_fetch
+
+        if self._closing:
+            return
+        try:
+            await catalog_fetch.fetch(self.cfg, self.db, self.client)
+        except HubUnreachable as exc:
+            log.info("sync: catalog check skipped: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - never let the job die
+            log.warning("sync: catalog check failed: %s", exc)
+
+
+class SyncHolder:
+    """Mutable slot for the push service (created before the app is frozen)."""
+
+    service: PushService | None = None
+
+
+SYNC = web.AppKey("sync", SyncHolder)
+
+
+async def push_ctx(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: run the push service when the node has a hub_url."""
+    from node.keys import CONFIG, DB
+
+    cfg = app[CONFIG]
+    holder = app.get(SYNC)
+    service = None
+    if cfg.hub_url:
+        service = PushService(cfg, app[DB])
+        await service.start()
+        if holder is not None:
+            holder.service = service
+    try:
+        yield
+    finally:
+        if service is not None:
+            await service.stop()
+            if holder is not None:
+                holder.service = None
