@@ -54,7 +54,11 @@ def personal_data_in(value: Any, path: str = "body") -> str | None:
 
 
 def append(
-    conn: sqlite3.Connection, kind: str, entity: str, entity_id: str | int, body: dict[str, Any],
+    conn: sqlite3.Connection,
+    kind: str,
+    entity: str,
+    entity_id: str | int,
+    body: dict[str, Any],
     at: str | None = None,
 ) -> int:
     from sync import signer as signerm
@@ -63,10 +67,17 @@ def append(
         raise RuntimeError("events.append must run inside node.db.tx")
     leak = personal_data_in(body)
     if leak:
-        raise ValueError(f"{kind} event: {leak} holds a full ID or phone number; events carry "
-                         "masks, keyed hashes or values sealed for the hub")
-    event = {"at": at or utcnow(), "kind": kind, "entity": entity, "entity_id": str(entity_id),
-             "body": body}
+        raise ValueError(
+            f"{kind} event: {leak} holds a full ID or phone number; events carry "
+            "masks, keyed hashes or values sealed for the hub"
+        )
+    event: dict[str, Any] = {
+        "at": at or utcnow(),
+        "kind": kind,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "body": body,
+    }
     signer = signerm.current_signer(conn)
     if signer is None:  # a bare database of no node (unit tests of other modules)
         cur = conn.execute(
@@ -81,9 +92,18 @@ def append(
         conn.execute(
             "INSERT INTO events (seq, at, kind, entity, entity_id, body, prev, hash, sig, key_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [seq, ev["at"], ev["kind"], ev["entity"], ev["entity_id"],
-             signerm.body_text(ev["body"]), record["prev"], record["hash"], record["sig"],
-             record["key_id"]],
+            [
+                seq,
+                ev["at"],
+                ev["kind"],
+                ev["entity"],
+                ev["entity_id"],
+                signerm.body_text(ev["body"]),
+                record["prev"],
+                record["hash"],
+                record["sig"],
+                record["key_id"],
+            ],
         )
         event = {**ev}
     event["seq"] = seq

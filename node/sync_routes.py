@@ -22,23 +22,61 @@ from sync.push import SYNC, SyncHolder
 
 LABELS = {
     "zh": {
-        "title": "数据同步", "node": "本中心", "hub": "省级汇聚中心", "via": "经由", "none": "未配置",
-        "log": "日志记录数", "ack": "汇聚中心已确认至", "backlog": "待上传", "success": "最近成功",
-        "error": "最近错误", "alert": "告警", "receipts": "回执数", "rejections": "被拒记录",
-        "checkpoint": "检查点", "catalog": "事项目录版本", "catalog_error": "目录被拒绝",
-        "relay": "代为转发的中心", "held": "已接收", "never": "从未", "key": "签名密钥",
-        "seq": "序号", "reason": "原因", "message": "说明", "count": "次数", "next": "下次重试",
-        "seconds": "秒后", "ok": "正常",
+        "title": "数据同步",
+        "node": "本中心",
+        "hub": "省级汇聚中心",
+        "via": "经由",
+        "none": "未配置",
+        "log": "日志记录数",
+        "ack": "汇聚中心已确认至",
+        "backlog": "待上传",
+        "success": "最近成功",
+        "error": "最近错误",
+        "alert": "告警",
+        "receipts": "回执数",
+        "rejections": "被拒记录",
+        "checkpoint": "检查点",
+        "catalog": "事项目录版本",
+        "catalog_error": "目录被拒绝",
+        "relay": "代为转发的中心",
+        "held": "已接收",
+        "never": "从未",
+        "key": "签名密钥",
+        "seq": "序号",
+        "reason": "原因",
+        "message": "说明",
+        "count": "次数",
+        "next": "下次重试",
+        "seconds": "秒后",
+        "ok": "正常",
     },
     "en": {
-        "title": "Sync", "node": "This center", "hub": "Provincial hub", "via": "via",
-        "none": "not configured", "log": "Log records", "ack": "Hub acknowledged up to",
-        "backlog": "Waiting to send", "success": "Last success", "error": "Last error",
-        "alert": "Alert", "receipts": "Receipts", "rejections": "Rejected records",
-        "checkpoint": "Checkpoint", "catalog": "Catalog version",
-        "catalog_error": "Catalog refused", "relay": "Relayed centers", "held": "Held",
-        "never": "never", "key": "Signing key", "seq": "Seq", "reason": "Reason",
-        "message": "Message", "count": "Count", "next": "Next try", "seconds": "s",
+        "title": "Sync",
+        "node": "This center",
+        "hub": "Provincial hub",
+        "via": "via",
+        "none": "not configured",
+        "log": "Log records",
+        "ack": "Hub acknowledged up to",
+        "backlog": "Waiting to send",
+        "success": "Last success",
+        "error": "Last error",
+        "alert": "Alert",
+        "receipts": "Receipts",
+        "rejections": "Rejected records",
+        "checkpoint": "Checkpoint",
+        "catalog": "Catalog version",
+        "catalog_error": "Catalog refused",
+        "relay": "Relayed centers",
+        "held": "Held",
+        "never": "never",
+        "key": "Signing key",
+        "seq": "Seq",
+        "reason": "Reason",
+        "message": "Message",
+        "count": "Count",
+        "next": "Next try",
+        "seconds": "s",
         "ok": "OK",
     },
 }
@@ -60,8 +98,11 @@ async def sync_page(request: web.Request) -> web.Response:
 
     user = await auth.require(request)
     lang, _ = views.page_lang(request)
-    return await views.render(request, "sync.html", {
-        "user": user, "s": _status(request), "L": LABELS.get(lang, LABELS["zh"])})
+    return await views.render(
+        request,
+        "sync.html",
+        {"user": user, "s": _status(request), "L": LABELS.get(lang, LABELS["zh"])},
+    )
 
 
 def _poke(request: web.Request) -> None:
@@ -85,8 +126,12 @@ async def ingest(request: web.Request) -> web.Response:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise Invalid("request body is not valid JSON", field="body") from None
     if not isinstance(payload, dict) or payload.get("node") != sender:
-        raise ApiError("node must name the node that signed the request", field="node",
-                       status=403, code="forbidden")
+        raise ApiError(
+            "node must name the node that signed the request",
+            field="node",
+            status=403,
+            code="forbidden",
+        )
     body = relay.ingest(db, sender, payload)
     _poke(request)
     return web.json_response(body)
@@ -122,25 +167,54 @@ def setup_sync_routes(app: web.Application) -> None:
 def _paths() -> dict[str, Any]:
     op = openapi._op
     code = [openapi._path_param("code", "string")]
-    signed = {"description": "Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
-                             "X-Onestop-Sig (docs/sync-protocol.md)"}
-    ingest_op = op("Relay: accept a township's signed records (docs/sync-protocol.md); the "
-                   "body may be gzip-encoded", tag="sync", staff=False, errors=(400, 401, 403, 422),
-                   body={"type": "object", "required": ["node", "batches"], "properties": {
-                       "node": {"type": "string"}, "batches": {"type": "array"},
-                       "backlog": {"type": "integer"}, "sent_at": {"type": "string"}}})
+    signed = {
+        "description": "Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
+        "X-Onestop-Sig (docs/sync-protocol.md)"
+    }
+    ingest_op = op(
+        "Relay: accept a township's signed records (docs/sync-protocol.md); the "
+        "body may be gzip-encoded",
+        tag="sync",
+        staff=False,
+        errors=(400, 401, 403, 422),
+        body={
+            "type": "object",
+            "required": ["node", "batches"],
+            "properties": {
+                "node": {"type": "string"},
+                "batches": {"type": "array"},
+                "backlog": {"type": "integer"},
+                "sent_at": {"type": "string"},
+            },
+        },
+    )
     ingest_op["description"] = signed["description"]
     return {
-        "/api/v1/sync/status": {"get": op(
-            "Replication to the hub: backlog, last success and error, hub position, receipts, "
-            "rejections, catalog version", tag="sync")},
+        "/api/v1/sync/status": {
+            "get": op(
+                "Replication to the hub: backlog, last success and error, hub position, receipts, "
+                "rejections, catalog version",
+                tag="sync",
+            )
+        },
         "/api/v1/ingest": {"post": ingest_op},
-        "/api/v1/ingest/{code}/position": {"get": op(
-            "Relay: where this relay (and the hub, once known) stands for a township",
-            tag="sync", staff=False, errors=(404,), params=code)},
-        "/api/v1/catalog/latest": {"get": op(
-            "Relay: the last hub-signed service catalog, unchanged (ETag / If-None-Match)",
-            tag="sync", staff=False, errors=(404,))},
+        "/api/v1/ingest/{code}/position": {
+            "get": op(
+                "Relay: where this relay (and the hub, once known) stands for a township",
+                tag="sync",
+                staff=False,
+                errors=(404,),
+                params=code,
+            )
+        },
+        "/api/v1/catalog/latest": {
+            "get": op(
+                "Relay: the last hub-signed service catalog, unchanged (ETag / If-None-Match)",
+                tag="sync",
+                staff=False,
+                errors=(404,),
+            )
+        },
     }
 
 

@@ -51,14 +51,18 @@ def verify_envelope(env: Any, hub_pub: Ed25519PublicKey) -> None:
     kid = public_key_id(hub_pub)
     if env["key_id"] != kid:
         raise CatalogRefused(f"catalog signed by key {env['key_id']}, the hub's key is {kid}")
-    unsigned = {"version": env["version"], "published_at": env["published_at"],
-                "catalog": env["catalog"]}
+    unsigned = {
+        "version": env["version"],
+        "published_at": env["published_at"],
+        "catalog": env["catalog"],
+    }
     try:
         hub_pub.verify(b64decode(env["sig"]), CATALOG_SIG_CONTEXT + canonical(unsigned))
     except (ValueError, InvalidSignature):
         raise CatalogRefused(
             f"catalog {env.get('version')!r}: the hub's signature does not verify "
-            "(altered in transit or not from the hub)") from None
+            "(altered in transit or not from the hub)"
+        ) from None
 
 
 def _set(db: sqlite_utils.Database, **values: Any) -> None:
@@ -67,8 +71,9 @@ def _set(db: sqlite_utils.Database, **values: Any) -> None:
         conn.execute(f"UPDATE sync_state SET {cols} WHERE id = 1", list(values.values()))
 
 
-def apply_envelope(cfg: Any, db: sqlite_utils.Database, env: Any,
-                   etag: str | None = None) -> FetchResult:
+def apply_envelope(
+    cfg: Any, db: sqlite_utils.Database, env: Any, etag: str | None = None
+) -> FetchResult:
     """Verify and import a signed catalog envelope (refusing it leaves everything as it was)."""
     from node.catalog import CatalogError, import_catalog, load_catalog
     from sync.push import utcnow
@@ -86,17 +91,23 @@ def apply_envelope(cfg: Any, db: sqlite_utils.Database, env: Any,
     except CatalogRefused as exc:
         log.warning("sync: catalog refused: %s", exc)
         _set(db, catalog_error=str(exc), catalog_checked_at=now)
-        return FetchResult("refused", env.get("version") if isinstance(env, Mapping) else None,
-                           str(exc))
+        return FetchResult(
+            "refused", env.get("version") if isinstance(env, Mapping) else None, str(exc)
+        )
     version = str(env["version"])
     status = "unchanged"
     if dbm.get_meta(db, "catalog_version") != catalog["version"]:
         import_catalog(db, catalog)
         log.info("sync: catalog %s imported from the hub", version)
         status = "imported"
-    _set(db, catalog_version=version, catalog_etag=etag or version, catalog_error=None,
-         catalog_checked_at=now,
-         catalog_envelope=json.dumps(dict(env), ensure_ascii=False))
+    _set(
+        db,
+        catalog_version=version,
+        catalog_etag=etag or version,
+        catalog_error=None,
+        catalog_checked_at=now,
+        catalog_envelope=json.dumps(dict(env), ensure_ascii=False),
+    )
     return FetchResult(status, version)
 
 
@@ -120,8 +131,11 @@ async def fetch(cfg: Any, db: sqlite_utils.Database, client: Any = None) -> Fetc
         _set(db, catalog_checked_at=utcnow())
         return FetchResult("none", None, "the hub has not published a catalog")
     if status != 200:
-        raise PushClient._error(status, body) if isinstance(body, dict) else HubError(
-            f"catalog: hub answered HTTP {status}", status)
+        raise (
+            PushClient._error(status, body)
+            if isinstance(body, dict)
+            else HubError(f"catalog: hub answered HTTP {status}", status)
+        )
     etag = (resp_headers.get("ETag") or "").strip('"').removeprefix("W/").strip('"') or None
     return apply_envelope(cfg, db, body, etag)
 

@@ -47,8 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("add", help="accept and forward the records of node CODE")
     p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
     p.add_argument("--code", required=True, help="division code of the relayed node")
-    p.add_argument("--pubkey", required=True, metavar="FILE",
-                   help="the relayed node's node.pub (the key of its first record)")
+    p.add_argument(
+        "--pubkey",
+        required=True,
+        metavar="FILE",
+        help="the relayed node's node.pub (the key of its first record)",
+    )
     p.set_defaults(func=cmd_relay_add)
     p = rsub.add_parser("list", help="relayed nodes and how far the hub holds them")
     p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
@@ -59,11 +63,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     if nsub is not None:
         init = nsub.choices.get("init")
         if init is not None:
-            init.add_argument("--key-passphrase-file", default="", metavar="FILE",
-                              help="encrypt node.key with the passphrase in FILE "
-                                   "(or set ONESTOP_KEY_PASSPHRASE)")
-            init.add_argument("--hub-seal-pubkey", default="", metavar="FILE",
-                              help="the hub's X25519 sealing key (hub-seal.pub)")
+            init.add_argument(
+                "--key-passphrase-file",
+                default="",
+                metavar="FILE",
+                help="encrypt node.key with the passphrase in FILE (or set ONESTOP_KEY_PASSPHRASE)",
+            )
+            init.add_argument(
+                "--hub-seal-pubkey",
+                default="",
+                metavar="FILE",
+                help="the hub's X25519 sealing key (hub-seal.pub)",
+            )
         p = nsub.add_parser("rotate-key", help="switch to a new signing key (announced in the log)")
         p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
         p.set_defaults(func=cmd_rotate_key)
@@ -72,8 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.set_defaults(func=cmd_checkpoint)
         p = nsub.add_parser("keygen", help="give a node created before signing its key pair")
         p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
-        p.add_argument("--key-passphrase-file", default="", metavar="FILE",
-                       help="encrypt node.key with the passphrase in FILE")
+        p.add_argument(
+            "--key-passphrase-file",
+            default="",
+            metavar="FILE",
+            help="encrypt node.key with the passphrase in FILE",
+        )
         p.set_defaults(func=cmd_keygen)
         from node import cli as node_cli
         from sync.signer import init_hook
@@ -105,8 +120,10 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     cfg, db = _open(args.data)
     if not cfg.hub_url:
-        raise CliError(f"no hub configured for {args.data}",
-                       hint=f"set hub_url (and copy the hub's key to {args.data}/hub.pub)")
+        raise CliError(
+            f"no hub configured for {args.data}",
+            hint=f"set hub_url (and copy the hub's key to {args.data}/hub.pub)",
+        )
 
     async def run() -> PushReport:
         client = PushClient(cfg, db)
@@ -121,14 +138,17 @@ def cmd_push(args: argparse.Namespace) -> int:
         raise CliError(
             f"{exc}; {backlog(db)} records wait and are sent when the hub is back",
             hint=f"check the network and hub_url in {args.data}/node.toml; "
-                 f"onestop sync status --data {args.data}") from None
+            f"onestop sync status --data {args.data}",
+        ) from None
     except HubError as exc:
         raise CliError(str(exc), hint=exc.hint) from None
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
-        print(f"sent {report.sent}, acked {report.acked} (hub at seq {report.ack_seq}), "
-              f"relayed {report.relayed}, rejected {report.rejected}, backlog {report.backlog}")
+        print(
+            f"sent {report.sent}, acked {report.acked} (hub at seq {report.ack_seq}), "
+            f"relayed {report.relayed}, rejected {report.rejected}, backlog {report.backlog}"
+        )
         for e in report.errors:
             print(f"error: {e}")
         if report.alert:
@@ -153,15 +173,19 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     try:
         res = asyncio.run(catalog_fetch.fetch(cfg, db))
     except HubUnreachable as exc:
-        raise CliError(str(exc), hint="the node keeps its current catalog; try again later") \
-            from None
+        raise CliError(
+            str(exc), hint="the node keeps its current catalog; try again later"
+        ) from None
     except HubError as exc:
         raise CliError(str(exc), hint=exc.hint) from None
     if res.status == "refused":
         print(f"error: catalog refused: {res.message}")
         return 1
-    print(f"catalog {res.status}" + (f": {res.version}" if res.version else "")
-          + (f" ({res.message})" if res.message else ""))
+    print(
+        f"catalog {res.status}"
+        + (f": {res.version}" if res.version else "")
+        + (f" ({res.message})" if res.message else "")
+    )
     return 0
 
 
@@ -179,8 +203,10 @@ def cmd_relay_add(args: argparse.Namespace) -> int:
         relay.add_node(db, args.code, pub)
     except ApiError as exc:
         raise CliError(exc.message) from None
-    print(f"relaying for node {args.code} (key {public_key_id(pub)}); its hub_url may now "
-          "point to this node")
+    print(
+        f"relaying for node {args.code} (key {public_key_id(pub)}); its hub_url may now "
+        "point to this node"
+    )
     return 0
 
 
@@ -189,9 +215,11 @@ def cmd_relay_list(args: argparse.Namespace) -> int:
 
     _, db = _open(args.data)
     for r in relay.nodes(db):
-        print(f"{r['code']}  holds {r['seq']}  hub at {r['hub_ack_seq']}  "
-              f"last seen {r['last_seen'] or 'never'}" + (f"  ALERT {r['alert']}" if r["alert"]
-                                                          else ""))
+        print(
+            f"{r['code']}  holds {r['seq']}  hub at {r['hub_ack_seq']}  "
+            f"last seen {r['last_seen'] or 'never'}"
+            + (f"  ALERT {r['alert']}" if r["alert"] else "")
+        )
     return 0
 
 
@@ -203,8 +231,10 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
         old, new, seq = rotate_key(cfg, db)
     except SignerError as exc:
         raise CliError(str(exc)) from None
-    print(f"key rotated at seq {seq}: {old} -> {new}; the old key is kept as "
-          f"node-{old}.key. The hub learns the new key from the log.")
+    print(
+        f"key rotated at seq {seq}: {old} -> {new}; the old key is kept as "
+        f"node-{old}.key. The hub learns the new key from the log."
+    )
     return 0
 
 
@@ -233,10 +263,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     data = Path(args.data)
     if (data / "node.key").exists():
-        raise CliError(f"{data / 'node.key'} already exists",
-                       hint=f"onestop node rotate-key --data {data}")
-    passphrase = (signerm.read_passphrase_file(Path(args.key_passphrase_file))
-                  if args.key_passphrase_file else signerm.passphrase_from_env())
+        raise CliError(
+            f"{data / 'node.key'} already exists", hint=f"onestop node rotate-key --data {data}"
+        )
+    passphrase = (
+        signerm.read_passphrase_file(Path(args.key_passphrase_file))
+        if args.key_passphrase_file
+        else signerm.passphrase_from_env()
+    )
     generate_keypair(data, signerm.KEY_NAME, passphrase)
     db = dbm.connect(cfg.db_path)
     dbm.migrate(db)

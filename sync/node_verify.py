@@ -26,12 +26,14 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _receipt_problems(conn: sqlite3.Connection, data_dir: Path, code: str,
-                      size: int) -> tuple[int, list[str]]:
+def _receipt_problems(
+    conn: sqlite3.Connection, data_dir: Path, code: str, size: int
+) -> tuple[int, list[str]]:
     from hub.receipts import ReceiptError, verify_receipt
 
-    rows = conn.execute("SELECT receipt FROM receipts WHERE node = ? ORDER BY seq",
-                        [code]).fetchall()
+    rows = conn.execute(
+        "SELECT receipt FROM receipts WHERE node = ? ORDER BY seq", [code]
+    ).fetchall()
     if not rows:
         return 0, []
     hub_pub_path = data_dir / signerm.HUB_PUB
@@ -50,11 +52,15 @@ def _receipt_problems(conn: sqlite3.Connection, data_dir: Path, code: str,
             continue
         seq = int(receipt["seq"])
         if seq > size:
-            problems.append(f"receipt seq {seq}: the hub acknowledged {seq} records but the log "
-                            f"ends at {size} (rolled back?)")
+            problems.append(
+                f"receipt seq {seq}: the hub acknowledged {seq} records but the log "
+                f"ends at {size} (rolled back?)"
+            )
         elif seq and signerm.hash_at(conn, seq) != receipt["hash"]:
-            problems.append(f"receipt seq {seq}: the hub acknowledged another record at this "
-                            "seq (log rewritten or forked)")
+            problems.append(
+                f"receipt seq {seq}: the hub acknowledged another record at this "
+                "seq (log rewritten or forked)"
+            )
     return len(rows), problems
 
 
@@ -101,8 +107,10 @@ def verify_node(data_dir: Path) -> int:
     finally:
         conn.close()
     head = records[-1]["hash"] if records else signerm.GENESIS
-    print(f"node {code}: {report.records} records, {report.checkpoints} checkpoints, "
-          f"{n_receipts} hub receipts")
+    print(
+        f"node {code}: {report.records} records, {report.checkpoints} checkpoints, "
+        f"{n_receipts} hub receipts"
+    )
     print(f"head: seq {len(records)} {head}")
     if not problems:
         print("OK: every signature, link, checkpoint and receipt verifies")

@@ -93,8 +93,9 @@ def _set_state(conn: sqlite3.Connection, **values: Any) -> None:
     conn.execute(f"UPDATE sync_state SET {cols} WHERE id = 1", list(values.values()))
 
 
-def record_rejection(conn: sqlite3.Connection, node: str, seq: int | None, reason: str,
-                     message: str) -> None:
+def record_rejection(
+    conn: sqlite3.Connection, node: str, seq: int | None, reason: str, message: str
+) -> None:
     now = utcnow()
     conn.execute(
         "INSERT INTO sync_rejections (node, seq, reason, message, first_at, last_at) "
@@ -102,11 +103,13 @@ def record_rejection(conn: sqlite3.Connection, node: str, seq: int | None, reaso
         "ON CONFLICT (node, ifnull(seq, -1), reason) DO UPDATE SET "
         "message = excluded.message, last_at = excluded.last_at, count = count + 1, "
         "resolved = 0",
-        [node, seq, reason, message, now, now])
+        [node, seq, reason, message, now, now],
+    )
 
 
-def store_receipt(conn: sqlite3.Connection, receipt: Any, hub_pub: Any,
-                  local_hash: str | None) -> str | None:
+def store_receipt(
+    conn: sqlite3.Connection, receipt: Any, hub_pub: Any, local_hash: str | None
+) -> str | None:
     """Check a hub receipt and keep it; returns a problem description or None."""
     from hub.receipts import ReceiptError, verify_receipt
 
@@ -119,13 +122,24 @@ def store_receipt(conn: sqlite3.Connection, receipt: Any, hub_pub: Any,
     except ReceiptError as exc:
         return f"hub receipt refused: {exc}"
     if local_hash is not None and receipt["hash"] != local_hash:
-        return (f"the hub's receipt for seq {receipt['seq']} names hash {receipt['hash'][:12]}…, "
-                f"the log here has {local_hash[:12]}… (fork)")
+        return (
+            f"the hub's receipt for seq {receipt['seq']} names hash {receipt['hash'][:12]}…, "
+            f"the log here has {local_hash[:12]}… (fork)"
+        )
     conn.execute(
         "INSERT OR IGNORE INTO receipts (node, seq, hash, hub, at, sig, receipt, received_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [receipt["node"], receipt["seq"], receipt["hash"], receipt["hub"], receipt["at"],
-         receipt["sig"], json.dumps(receipt, ensure_ascii=False), utcnow()])
+        [
+            receipt["node"],
+            receipt["seq"],
+            receipt["hash"],
+            receipt["hub"],
+            receipt["at"],
+            receipt["sig"],
+            json.dumps(receipt, ensure_ascii=False),
+            utcnow(),
+        ],
+    )
     return None
 
 
@@ -142,8 +156,14 @@ def backlog(db: sqlite_utils.Database) -> int:
 class PushClient:
     """One node's connection to its hub (or relay)."""
 
-    def __init__(self, cfg: Any, db: sqlite_utils.Database, *, batch_size: int | None = None,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        db: sqlite_utils.Database,
+        *,
+        batch_size: int | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         self.cfg, self.db = cfg, db
         self.hub_url = str(cfg.hub_url or "").rstrip("/")
         self.batch_size = batch_size or _env_number(BATCH_ENV, BATCH_SIZE, int)
@@ -160,7 +180,8 @@ class PushClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=5))
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=5)
+            )
         return self._session
 
     def signed_headers(self, method: str, target: str) -> dict[str, str]:
@@ -171,8 +192,9 @@ class PushClient:
             raise HubError("this database has no node key")
         return sign_request(signer.key, signer.node_code, method, target)
 
-    async def request(self, method: str, path: str, *, payload: Any = None,
-                      headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    async def request(
+        self, method: str, path: str, *, payload: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, Any]:
         """Send a signed request; returns (status, parsed JSON or None, response headers)."""
         if not self.hub_url:
             raise HubError("no hub configured", hint="set hub_url in DIR/node.toml")
@@ -183,23 +205,29 @@ class PushClient:
             data = gzip.compress(json.dumps(payload, ensure_ascii=False).encode(), 6)
             hdrs.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
         try:
-            async with self._http().request(method, self.hub_url + path, data=data,
-                                            headers=hdrs) as resp:
+            async with self._http().request(
+                method, self.hub_url + path, data=data, headers=hdrs
+            ) as resp:
                 raw = await resp.read()
                 body: Any = None
                 if raw:
                     with contextlib.suppress(ValueError):
                         body = json.loads(raw)
                 return resp.status, body, resp.headers
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
-            raise HubUnreachable(f"{self.hub_url} unreachable: {exc or type(exc).__name__}") \
-                from None
+        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+            raise HubUnreachable(
+                f"{self.hub_url} unreachable: {exc or type(exc).__name__}"
+            ) from None
 
     @staticmethod
     def _error(status: int, body: Any) -> HubError:
         if isinstance(body, dict) and "message" in body:
-            return HubError(f"hub answered {status}: {body.get('message')}", status,
-                            str(body.get("error") or ""), body.get("hint"))
+            return HubError(
+                f"hub answered {status}: {body.get('message')}",
+                status,
+                str(body.get("error") or ""),
+                body.get("hint"),
+            )
         return HubError(f"hub answered HTTP {status}", status)
 
     async def position(self, code: str) -> dict[str, Any]:
@@ -211,8 +239,9 @@ class PushClient:
 
     # -- reconciling with the hub's position --------------------------------------------------
 
-    def _flag(self, conn: sqlite3.Connection, code: str, kind: str, message: str,
-              seq: int | None = None) -> None:
+    def _flag(
+        self, conn: sqlite3.Connection, code: str, kind: str, message: str, seq: int | None = None
+    ) -> None:
         log.warning("sync %s: %s", kind, message)
         record_rejection(conn, code, seq, kind, message)
         _set_state(conn, alert=f"{kind}: {message}", last_error=message, last_error_at=utcnow())
@@ -230,16 +259,27 @@ class PushClient:
                 return
             st = dict(conn.execute("SELECT hub_ack_seq, hub_ack_hash FROM sync_state").fetchone())
             if ack > size:
-                self._flag(conn, code, "rollback",
-                           f"the hub holds {ack} records of this node but its log ends at "
-                           f"{size}: was the database restored from an old copy?", ack)
+                self._flag(
+                    conn,
+                    code,
+                    "rollback",
+                    f"the hub holds {ack} records of this node but its log ends at "
+                    f"{size}: was the database restored from an old copy?",
+                    ack,
+                )
             else:
-                self._flag(conn, code, "fork",
-                           f"the hub's record {ack} differs from this log's: the log was "
-                           "rewritten or forked", ack)
+                self._flag(
+                    conn,
+                    code,
+                    "fork",
+                    f"the hub's record {ack} differs from this log's: the log was "
+                    "rewritten or forked",
+                    ack,
+                )
             mine = int(st["hub_ack_seq"] or 0)
             ok = mine <= min(ack, size) and signerm.hash_at(conn, mine) == (
-                st["hub_ack_hash"] or GENESIS)
+                st["hub_ack_hash"] or GENESIS
+            )
             # Send from where this log last agreed with the hub, so the hub sees and keeps
             # the divergent records (in quarantine) and raises the alert too.
             self._resume = mine if ok else 0
@@ -271,8 +311,11 @@ class PushClient:
                 self._reconcile(code, await self.position(code))
                 self._synced = True
             while report.requests < max_requests:
-                after = self._resume if self._resume is not None else int(
-                    state(self.db).get("hub_ack_seq") or 0)
+                after = (
+                    self._resume
+                    if self._resume is not None
+                    else int(state(self.db).get("hub_ack_seq") or 0)
+                )
                 batches: list[dict[str, Any]] = []
                 own = self._own_batch(code, after)
                 if own:
@@ -282,13 +325,20 @@ class PushClient:
                 if not batches:
                     break
                 n = sum(len(b["records"]) for b in batches)
-                payload = {"node": code, "batches": batches, "backlog": backlog(self.db),
-                           "sent_at": utcnow()}
+                payload = {
+                    "node": code,
+                    "batches": batches,
+                    "backlog": backlog(self.db),
+                    "sent_at": utcnow(),
+                }
                 status, body, _ = await self.request("POST", INGEST, payload=payload)
                 report.requests += 1
                 report.sent += n
-                if status != 200 or not isinstance(body, dict) or not isinstance(
-                        body.get("results"), list):
+                if (
+                    status != 200
+                    or not isinstance(body, dict)
+                    or not isinstance(body.get("results"), list)
+                ):
                     raise self._error(status, body)
                 if not self._apply(code, body["results"], hub_pub, report, after, own):
                     break
@@ -305,15 +355,27 @@ class PushClient:
         report.ack_seq = int(st.get("hub_ack_seq") or 0)
         if not report.errors and not report.rejected and not report.alert:
             with dbm.tx(self.db) as conn:
-                _set_state(conn, last_success=utcnow(), last_error=None, last_error_at=None,
-                           **({"alert": None} if report.backlog == 0 else {}))
+                _set_state(
+                    conn,
+                    last_success=utcnow(),
+                    last_error=None,
+                    last_error_at=None,
+                    **({"alert": None} if report.backlog == 0 else {}),
+                )
         elif not report.errors:
             with dbm.tx(self.db) as conn:
                 _set_state(conn, last_success=utcnow())
         return report
 
-    def _apply(self, code: str, results: list[Any], hub_pub: Any, report: PushReport,
-               after: int, own: dict[str, Any] | None) -> bool:
+    def _apply(
+        self,
+        code: str,
+        results: list[Any],
+        hub_pub: Any,
+        report: PushReport,
+        after: int,
+        own: dict[str, Any] | None,
+    ) -> bool:
         """Store what the hub answered; True when it advanced (worth sending more)."""
         from sync import relay
 
@@ -328,12 +390,18 @@ class PushClient:
                     report.rejected += n_rej
                     progressed = progressed or moved > 0
                     continue
-                progressed = self._apply_own(conn, code, res, hub_pub, report, after) or \
-                    progressed
+                progressed = self._apply_own(conn, code, res, hub_pub, report, after) or progressed
         return progressed
 
-    def _apply_own(self, conn: sqlite3.Connection, code: str, res: dict[str, Any], hub_pub: Any,
-                   report: PushReport, after: int) -> bool:
+    def _apply_own(
+        self,
+        conn: sqlite3.Connection,
+        code: str,
+        res: dict[str, Any],
+        hub_pub: Any,
+        report: PushReport,
+        after: int,
+    ) -> bool:
         ack, ack_hash = res.get("ack_seq"), res.get("ack_hash")
         if type(ack) is not int or ack < 0:
             report.errors.append("hub answer without a valid ack_seq")
@@ -343,25 +411,37 @@ class PushClient:
         local = signerm.hash_at(conn, ack)
         progressed = False
         if ack and (local is None or not is_sha256_hex(ack_hash) or local != ack_hash):
-            self._flag(conn, code, "fork" if local else "rollback",
-                       f"the hub acknowledged seq {ack} with hash {str(ack_hash)[:12]}…, "
-                       f"the log here has {str(local)[:12]}…", ack)
+            self._flag(
+                conn,
+                code,
+                "fork" if local else "rollback",
+                f"the hub acknowledged seq {ack} with hash {str(ack_hash)[:12]}…, "
+                f"the log here has {str(local)[:12]}…",
+                ack,
+            )
             report.alert = "fork" if local else "rollback"
         else:
             prev = int(conn.execute("SELECT hub_ack_seq FROM sync_state").fetchone()[0] or 0)
-            _set_state(conn, hub_ack_seq=ack, hub_ack_hash=ack_hash if ack else None,
-                       sent_total=conn.execute("SELECT sent_total FROM sync_state")
-                       .fetchone()[0] + max(ack - after, 0))
+            _set_state(
+                conn,
+                hub_ack_seq=ack,
+                hub_ack_hash=ack_hash if ack else None,
+                sent_total=conn.execute("SELECT sent_total FROM sync_state").fetchone()[0]
+                + max(ack - after, 0),
+            )
             report.acked += max(ack - max(prev, after), 0)
             progressed = ack > after and not res.get("rejected")
             self._resume = ack
-            conn.execute("UPDATE sync_rejections SET resolved = 1 WHERE node = ? AND "
-                         "seq IS NOT NULL AND seq <= ? AND reason NOT IN ('fork', 'rollback')",
-                         [code, ack])
+            conn.execute(
+                "UPDATE sync_rejections SET resolved = 1 WHERE node = ? AND "
+                "seq IS NOT NULL AND seq <= ? AND reason NOT IN ('fork', 'rollback')",
+                [code, ack],
+            )
         receipt = res.get("receipt")
         if isinstance(receipt, dict):
-            problem = store_receipt(conn, receipt, hub_pub,
-                                    signerm.hash_at(conn, int(receipt.get("seq") or 0)))
+            problem = store_receipt(
+                conn, receipt, hub_pub, signerm.hash_at(conn, int(receipt.get("seq") or 0))
+            )
             if problem:
                 report.errors.append(problem)
                 _set_state(conn, last_error=problem, last_error_at=utcnow())
@@ -380,7 +460,8 @@ class PushClient:
         if alert:
             kind = str(alert.get("kind") if isinstance(alert, dict) else alert)
             message = str(alert.get("message") if isinstance(alert, dict) else "") or (
-                f"the hub flagged this node's log: {kind}")
+                f"the hub flagged this node's log: {kind}"
+            )
             self._flag(conn, code, kind, message)
             report.alert = kind
             progressed = False
@@ -434,12 +515,25 @@ class PushService:
         events.on_append(self._on_append)
         now = dt.datetime.now(dt.UTC)
         interval = int(self.cfg.sync_interval_seconds)
-        self.scheduler.add_job(self.run, "interval", seconds=interval, id="sync-push",
-                               next_run_time=now, max_instances=1, coalesce=True)
+        self.scheduler.add_job(
+            self.run,
+            "interval",
+            seconds=interval,
+            id="sync-push",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+        )
         catalog_every = _env_number(CATALOG_SECONDS_ENV, interval * 10.0)
-        self.scheduler.add_job(self.fetch_catalog, "interval", seconds=catalog_every,
-                               id="sync-catalog", next_run_time=now + dt.timedelta(seconds=1),
-                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(
+            self.fetch_catalog,
+            "interval",
+            seconds=catalog_every,
+            id="sync-catalog",
+            next_run_time=now + dt.timedelta(seconds=1),
+            max_instances=1,
+            coalesce=True,
+        )
         self.scheduler.start()
         log.info("sync: pushing to %s every %ss and after new events", self.cfg.hub_url, interval)
 
@@ -497,8 +591,13 @@ class PushService:
                 self.failures, self.next_try = 0, 0.0
                 self.last_report = report
                 if report.sent:
-                    log.info("sync: sent %d, hub at seq %d, backlog %d, rejected %d",
-                             report.sent, report.ack_seq, report.backlog, report.rejected)
+                    log.info(
+                        "sync: sent %d, hub at seq %d, backlog %d, rejected %d",
+                        report.sent,
+                        report.ack_seq,
+                        report.backlog,
+                        report.rejected,
+                    )
         if self._again and not self._closing:
             self._again = False
             self.poke()
@@ -508,8 +607,9 @@ class PushService:
         self.failures += 1
         delay = backoff_delay(self.failures)
         self.next_try = time.monotonic() + delay
-        log.log(level, "sync: %s; %d records wait; next try in %.1f s", message,
-                backlog(self.db), delay)
+        log.log(
+            level, "sync: %s; %d records wait; next try in %.1f s", message, backlog(self.db), delay
+        )
 
     async def fetch_catalog(self) -> None:
         from sync import catalog_fetch

@@ -69,12 +69,15 @@ def add_node(db: sqlite_utils.Database, code: str, pub: Ed25519PublicKey) -> dic
         old = _row(conn, code)
         if old is not None:
             if old["pubkey"] != raw:
-                raise ApiError(f"node {code} is already relayed with another key",
-                               status=409, code="conflict")
+                raise ApiError(
+                    f"node {code} is already relayed with another key", status=409, code="conflict"
+                )
             return old
         conn.execute(
             "INSERT INTO relay_nodes (code, pubkey, cur_key, seq, head, added_at) "
-            "VALUES (?, ?, ?, 0, ?, ?)", [code, raw, raw, GENESIS, _utcnow()])
+            "VALUES (?, ?, ?, 0, ?, ?)",
+            [code, raw, raw, GENESIS, _utcnow()],
+        )
         row = _row(conn, code)
     assert row is not None
     return row
@@ -89,9 +92,13 @@ def nodes(db: DbLike) -> list[dict[str, Any]]:
 
 def pending_count(db: DbLike) -> int:
     try:
-        row = _conn(db).execute(
-            "SELECT ifnull(sum(seq - hub_ack_seq), 0) FROM relay_nodes WHERE seq > hub_ack_seq"
-        ).fetchone()
+        row = (
+            _conn(db)
+            .execute(
+                "SELECT ifnull(sum(seq - hub_ack_seq), 0) FROM relay_nodes WHERE seq > hub_ack_seq"
+            )
+            .fetchone()
+        )
     except sqlite3.OperationalError:
         return 0
     return int(row[0] or 0)
@@ -100,25 +107,31 @@ def pending_count(db: DbLike) -> int:
 # --------------------------------------------------------------------------- receiving
 
 
-def verify_sender(db: DbLike, headers: Mapping[str, str], method: str, target: str,
-                  now: dt.datetime | None = None) -> str:
+def verify_sender(
+    db: DbLike, headers: Mapping[str, str], method: str, target: str, now: dt.datetime | None = None
+) -> str:
     """The registered node that signed this request (as the hub checks it); 401/403 otherwise."""
     from hub.auth import parse_time, request_message
 
     node, time, sig = headers.get(H_NODE), headers.get(H_TIME), headers.get(H_SIG)
     if not node or not time or not sig:
-        raise Unauthorized("signed request required: headers X-Onestop-Node, X-Onestop-Time, "
-                           "X-Onestop-Sig")
+        raise Unauthorized(
+            "signed request required: headers X-Onestop-Node, X-Onestop-Time, X-Onestop-Sig"
+        )
     row = _row(db, node)
     if row is None:
-        raise Forbidden(f"this node does not relay for node {node}", code="unknown_node",
-                        hint=f"on this node: onestop sync relay add --data DIR --code {node} "
-                             "--pubkey node.pub")
+        raise Forbidden(
+            f"this node does not relay for node {node}",
+            code="unknown_node",
+            hint=f"on this node: onestop sync relay add --data DIR --code {node} --pubkey node.pub",
+        )
     t = parse_time(time)
     now = now or dt.datetime.now(dt.UTC)
     if t is None or abs((now - t).total_seconds()) > MAX_SKEW_SECONDS:
-        raise Unauthorized(f"{H_TIME} missing, malformed or too far from this node's clock",
-                           hint="check the clocks (NTP)")
+        raise Unauthorized(
+            f"{H_TIME} missing, malformed or too far from this node's clock",
+            hint="check the clocks (NTP)",
+        )
     try:
         raw = b64decode(sig)
     except ValueError:
@@ -135,28 +148,46 @@ def verify_sender(db: DbLike, headers: Mapping[str, str], method: str, target: s
     raise Unauthorized(f"request signature does not verify with node {node}'s key")
 
 
-def _result(row: Mapping[str, Any], relay_code: str, rejected: list[dict[str, Any]],
-            alert: Any = None) -> dict[str, Any]:
+def _result(
+    row: Mapping[str, Any], relay_code: str, rejected: list[dict[str, Any]], alert: Any = None
+) -> dict[str, Any]:
     receipt = json.loads(row["hub_receipt"]) if row.get("hub_receipt") else None
-    return {"node": row["code"], "ack_seq": row["seq"], "ack_hash": row["head"],
-            "receipt": receipt, "rejected": rejected, "alert": alert, "relay": relay_code,
-            "hub_ack_seq": row["hub_ack_seq"], "hub_ack_hash": row["hub_ack_hash"]}
+    return {
+        "node": row["code"],
+        "ack_seq": row["seq"],
+        "ack_hash": row["head"],
+        "receipt": receipt,
+        "rejected": rejected,
+        "alert": alert,
+        "relay": relay_code,
+        "hub_ack_seq": row["hub_ack_seq"],
+        "hub_ack_hash": row["hub_ack_hash"],
+    }
 
 
 def position(db: DbLike, code: str) -> dict[str, Any]:
     row = _row(db, code)
     if row is None:
         raise NotFound(f"this node does not relay for node {code}")
-    return {"node": code, "ack_seq": row["seq"], "ack_hash": row["head"],
-            "hub_ack_seq": row["hub_ack_seq"], "hub_ack_hash": row["hub_ack_hash"],
-            "relay": signerm.node_code(db)}
+    return {
+        "node": code,
+        "ack_seq": row["seq"],
+        "ack_hash": row["head"],
+        "hub_ack_seq": row["hub_ack_seq"],
+        "hub_ack_hash": row["hub_ack_hash"],
+        "relay": signerm.node_code(db),
+    }
 
 
 def ingest(db: sqlite_utils.Database, sender: str, payload: Any) -> dict[str, Any]:
     """Store the batches of one ingest request; the answer has the hub's shape."""
     if not isinstance(payload, dict) or not isinstance(payload.get("batches"), list):
-        raise ApiError("the body must be a JSON object with a batches list", field="batches",
-                       status=400, code="bad_request")
+        raise ApiError(
+            "the body must be a JSON object with a batches list",
+            field="batches",
+            status=400,
+            code="bad_request",
+        )
     relay_code = signerm.node_code(db)
     results = []
     for batch in payload["batches"]:
@@ -164,28 +195,59 @@ def ingest(db: sqlite_utils.Database, sender: str, payload: Any) -> dict[str, An
     return {"results": results}
 
 
-def _ingest_batch(db: sqlite_utils.Database, sender: str, batch: Any,
-                  relay_code: str) -> dict[str, Any]:
+def _ingest_batch(
+    db: sqlite_utils.Database, sender: str, batch: Any, relay_code: str
+) -> dict[str, Any]:
     from sync.push import record_rejection
 
     code = batch.get("node") if isinstance(batch, dict) else None
     records = batch.get("records") if isinstance(batch, dict) else None
     if not isinstance(code, str) or not isinstance(records, list):
-        return {"node": code if isinstance(code, str) else "", "ack_seq": 0, "ack_hash": GENESIS,
-                "receipt": None, "alert": None, "relay": relay_code,
-                "rejected": [{"seq": None, "reason": "bad_shape",
-                              "message": "a batch is {node, records, checkpoint}"}]}
+        return {
+            "node": code if isinstance(code, str) else "",
+            "ack_seq": 0,
+            "ack_hash": GENESIS,
+            "receipt": None,
+            "alert": None,
+            "relay": relay_code,
+            "rejected": [
+                {
+                    "seq": None,
+                    "reason": "bad_shape",
+                    "message": "a batch is {node, records, checkpoint}",
+                }
+            ],
+        }
     with dbm.tx(db) as conn:
         row = _row(conn, code)
         if row is None:
-            return {"node": code, "ack_seq": 0, "ack_hash": GENESIS, "receipt": None,
-                    "alert": None, "relay": relay_code,
-                    "rejected": [{"seq": None, "reason": "unknown_node",
-                                  "message": f"this node does not relay for node {code}"}]}
+            return {
+                "node": code,
+                "ack_seq": 0,
+                "ack_hash": GENESIS,
+                "receipt": None,
+                "alert": None,
+                "relay": relay_code,
+                "rejected": [
+                    {
+                        "seq": None,
+                        "reason": "unknown_node",
+                        "message": f"this node does not relay for node {code}",
+                    }
+                ],
+            }
         if len(records) > MAX_RECORDS_PER_BATCH:
-            return _result(row, relay_code, [{
-                "seq": None, "reason": "bad_shape",
-                "message": f"at most {MAX_RECORDS_PER_BATCH} records per batch"}])
+            return _result(
+                row,
+                relay_code,
+                [
+                    {
+                        "seq": None,
+                        "reason": "bad_shape",
+                        "message": f"at most {MAX_RECORDS_PER_BATCH} records per batch",
+                    }
+                ],
+            )
         cur = public_from_raw_b64(row["cur_key"])
         verifier = ChainVerifier(cur, node=code, prev=row["head"], seq=row["seq"])
         rejected: list[dict[str, Any]] = []
@@ -194,24 +256,34 @@ def _ingest_batch(db: sqlite_utils.Database, sender: str, batch: Any,
         for rec in records:
             seq = rec.get("seq") if isinstance(rec, dict) else None
             if type(seq) is int and 1 <= seq <= verifier.seq:
-                held = conn.execute("SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?",
-                                    [code, seq]).fetchone()
+                held = conn.execute(
+                    "SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?", [code, seq]
+                ).fetchone()
                 if held is None or held[0] == rec.get("hash"):
                     continue  # already held (or acknowledged by the hub): idempotent
-                alert = {"kind": "fork",
-                         "message": f"record {seq} differs from the one this relay holds"}
+                alert = {
+                    "kind": "fork",
+                    "message": f"record {seq} differs from the one this relay holds",
+                }
                 break
             try:
                 verifier.check(rec)
             except VerifyError as exc:
-                rejected.append({"seq": seq if type(seq) is int else None,
-                                 "reason": exc.reason, "message": exc.message})
+                rejected.append(
+                    {
+                        "seq": seq if type(seq) is int else None,
+                        "reason": exc.reason,
+                        "message": exc.message,
+                    }
+                )
                 break
             accepted.append(rec)
         if alert is not None:
             record_rejection(conn, code, None, alert["kind"], alert["message"])
-            conn.execute("UPDATE relay_nodes SET alert = ?, last_seen = ? WHERE code = ?",
-                         [alert["message"], _utcnow(), code])
+            conn.execute(
+                "UPDATE relay_nodes SET alert = ?, last_seen = ? WHERE code = ?",
+                [alert["message"], _utcnow(), code],
+            )
             row = _row(conn, code)
             assert row is not None
             return _result(row, relay_code, [], alert)
@@ -220,28 +292,41 @@ def _ingest_batch(db: sqlite_utils.Database, sender: str, batch: Any,
             conn.execute(
                 "INSERT INTO relay_outbox (node, seq, hash, record, received_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [code, rec["seq"], rec["hash"], json.dumps(rec, ensure_ascii=False), now])
+                [code, rec["seq"], rec["hash"], json.dumps(rec, ensure_ascii=False), now],
+            )
         state = verifier.state()
         key = state.key or cur
-        conn.execute("UPDATE relay_nodes SET seq = ?, head = ?, cur_key = ?, last_seen = ? "
-                     "WHERE code = ?",
-                     [state.seq, state.head, public_raw_b64(key), now, code])
+        conn.execute(
+            "UPDATE relay_nodes SET seq = ?, head = ?, cur_key = ?, last_seen = ? WHERE code = ?",
+            [state.seq, state.head, public_raw_b64(key), now, code],
+        )
         _keep_checkpoint(conn, code, batch.get("checkpoint"), state.seq, verifier, row)
         row = _row(conn, code)
         assert row is not None
         return _result(row, relay_code, rejected)
 
 
-def _keep_checkpoint(conn: sqlite3.Connection, code: str, cp: Any, held: int,
-                     verifier: ChainVerifier, row: Mapping[str, Any]) -> None:
+def _keep_checkpoint(
+    conn: sqlite3.Connection,
+    code: str,
+    cp: Any,
+    held: int,
+    verifier: ChainVerifier,
+    row: Mapping[str, Any],
+) -> None:
     """Keep a township checkpoint signed by one of its known keys (the hub checks its root)."""
     if not isinstance(cp, dict) or type(cp.get("tree_size")) is not int:
         return
     if not 0 < cp["tree_size"] <= held:
         return
-    keys = {public_key_id(k): k for k in (
-        public_from_raw_b64(row["pubkey"]), public_from_raw_b64(row["cur_key"]),
-        *(k for _, k in verifier.history))}
+    keys = {
+        public_key_id(k): k
+        for k in (
+            public_from_raw_b64(row["pubkey"]),
+            public_from_raw_b64(row["cur_key"]),
+            *(k for _, k in verifier.history),
+        )
+    }
     key = keys.get(str(cp.get("key_id")))
     if key is None:
         return
@@ -249,8 +334,10 @@ def _keep_checkpoint(conn: sqlite3.Connection, code: str, cp: Any, held: int,
         verify_checkpoint(cp, key, node=code)
     except VerifyError:
         return
-    conn.execute("INSERT OR IGNORE INTO relay_checkpoints (node, tree_size, checkpoint) "
-                 "VALUES (?, ?, ?)", [code, cp["tree_size"], json.dumps(cp)])
+    conn.execute(
+        "INSERT OR IGNORE INTO relay_checkpoints (node, tree_size, checkpoint) VALUES (?, ?, ?)",
+        [code, cp["tree_size"], json.dumps(cp)],
+    )
 
 
 # --------------------------------------------------------------------------- forwarding
@@ -261,8 +348,9 @@ def pending_batches(db: DbLike, batch_size: int, room: int) -> list[dict[str, An
     conn = _conn(db)
     out: list[dict[str, Any]] = []
     try:
-        rows = conn.execute("SELECT code, seq, hub_ack_seq FROM relay_nodes "
-                            "WHERE seq > hub_ack_seq ORDER BY code").fetchall()
+        rows = conn.execute(
+            "SELECT code, seq, hub_ack_seq FROM relay_nodes WHERE seq > hub_ack_seq ORDER BY code"
+        ).fetchall()
     except sqlite3.OperationalError:
         return out
     for code, seq, ack in rows:
@@ -272,13 +360,19 @@ def pending_batches(db: DbLike, batch_size: int, room: int) -> list[dict[str, An
         cp_row = conn.execute(
             "SELECT tree_size, checkpoint FROM relay_checkpoints WHERE node = ? AND "
             "tree_size > ? AND tree_size <= ? ORDER BY tree_size DESC LIMIT 1",
-            [code, ack, end]).fetchone()
+            [code, ack, end],
+        ).fetchone()
         cp = None
         if cp_row is not None:
             end, cp = int(cp_row[0]), json.loads(cp_row[1])
-        records = [json.loads(r[0]) for r in conn.execute(
-            "SELECT record FROM relay_outbox WHERE node = ? AND seq > ? AND seq <= ? "
-            "ORDER BY seq", [code, ack, end]).fetchall()]
+        records = [
+            json.loads(r[0])
+            for r in conn.execute(
+                "SELECT record FROM relay_outbox WHERE node = ? AND seq > ? AND seq <= ? "
+                "ORDER BY seq",
+                [code, ack, end],
+            ).fetchall()
+        ]
         if not records:
             continue
         out.append({"node": code, "records": records, "checkpoint": cp})
@@ -286,8 +380,9 @@ def pending_batches(db: DbLike, batch_size: int, room: int) -> list[dict[str, An
     return out
 
 
-def apply_hub_result(conn: sqlite3.Connection, res: Mapping[str, Any],
-                     hub_pub: Any) -> tuple[int, int]:
+def apply_hub_result(
+    conn: sqlite3.Connection, res: Mapping[str, Any], hub_pub: Any
+) -> tuple[int, int]:
     """Keep the hub's answer for a relayed node; returns (records newly acked, rejections)."""
     from sync.push import record_rejection, store_receipt
 
@@ -298,34 +393,43 @@ def apply_hub_result(conn: sqlite3.Connection, res: Mapping[str, Any],
     ack, ack_hash = res.get("ack_seq"), res.get("ack_hash")
     moved = 0
     if type(ack) is int and ack >= 0:
-        held = conn.execute("SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?",
-                            [code, ack]).fetchone()
+        held = conn.execute(
+            "SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?", [code, ack]
+        ).fetchone()
         if ack and held is not None and held[0] != ack_hash:
-            record_rejection(conn, code, ack, "fork",
-                             f"the hub holds a different record {ack} of node {code}")
+            record_rejection(
+                conn, code, ack, "fork", f"the hub holds a different record {ack} of node {code}"
+            )
         else:
             moved = max(ack - int(row["hub_ack_seq"]), 0)
-            conn.execute("UPDATE relay_nodes SET hub_ack_seq = ?, hub_ack_hash = ? "
-                         "WHERE code = ?", [ack, ack_hash if ack else None, code])
+            conn.execute(
+                "UPDATE relay_nodes SET hub_ack_seq = ?, hub_ack_hash = ? WHERE code = ?",
+                [ack, ack_hash if ack else None, code],
+            )
             if ack > row["seq"] and isinstance(ack_hash, str):
                 # The hub already holds more of this log (sent before the node used this
                 # relay): continue the township's chain from the hub's position.
-                conn.execute("UPDATE relay_nodes SET seq = ?, head = ? WHERE code = ?",
-                             [ack, ack_hash, code])
+                conn.execute(
+                    "UPDATE relay_nodes SET seq = ?, head = ? WHERE code = ?", [ack, ack_hash, code]
+                )
     receipt = res.get("receipt")
     if isinstance(receipt, dict) and receipt.get("node") == code:
-        held = conn.execute("SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?",
-                            [code, receipt.get("seq")]).fetchone()
+        held = conn.execute(
+            "SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?", [code, receipt.get("seq")]
+        ).fetchone()
         problem = store_receipt(conn, receipt, hub_pub, held[0] if held else None)
         if problem is None:
-            conn.execute("UPDATE relay_nodes SET hub_receipt = ? WHERE code = ?",
-                         [json.dumps(receipt, ensure_ascii=False), code])
+            conn.execute(
+                "UPDATE relay_nodes SET hub_receipt = ? WHERE code = ?",
+                [json.dumps(receipt, ensure_ascii=False), code],
+            )
     n_rej = 0
     for rej in res.get("rejected") or []:
         if isinstance(rej, dict):
             seq = rej.get("seq") if type(rej.get("seq")) is int else None
-            record_rejection(conn, code, seq, str(rej.get("reason") or "rejected"),
-                             str(rej.get("message") or ""))
+            record_rejection(
+                conn, code, seq, str(rej.get("reason") or "rejected"), str(rej.get("message") or "")
+            )
             n_rej += 1
     alert = res.get("alert")
     if alert:

@@ -180,8 +180,9 @@ def known_public_keys(data_dir: Path) -> dict[str, Ed25519PublicKey]:
 # --------------------------------------------------------------------------- the registry
 
 
-def attach(db: DbLike, node_code: str, private_key: Ed25519PrivateKey,
-           data_dir: Path | None = None) -> Signer:
+def attach(
+    db: DbLike, node_code: str, private_key: Ed25519PrivateKey, data_dir: Path | None = None
+) -> Signer:
     """Sign this database's events as ``node_code`` with ``private_key`` from now on.
 
     Unsigned events already in the log (written before the node had a key) are signed now,
@@ -189,8 +190,9 @@ def attach(db: DbLike, node_code: str, private_key: Ed25519PrivateKey,
     """
     conn = _conn(db)
     path = database_file(conn)
-    signer = Signer(node_code, private_key, data_dir or (path.parent if path else None),
-                    None if path else conn)
+    signer = Signer(
+        node_code, private_key, data_dir or (path.parent if path else None), None if path else conn
+    )
     with _lock:
         _registry[_reg_key(conn)] = signer
     if _has_unsigned(conn):
@@ -308,13 +310,20 @@ def _write_tx(conn: Conn) -> Iterator[Conn]:
 
 def _has_unsigned(conn: Conn) -> bool:
     with contextlib.suppress(sqlite3.OperationalError):
-        return conn.execute("SELECT 1 FROM events WHERE hash IS NULL LIMIT 1").fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM events WHERE hash IS NULL LIMIT 1").fetchone() is not None
+        )
     return False
 
 
 def event_of_row(row: Any) -> dict[str, Any]:
-    return {"at": row["at"], "kind": row["kind"], "entity": row["entity"],
-            "entity_id": row["entity_id"], "body": json.loads(row["body"])}
+    return {
+        "at": row["at"],
+        "kind": row["kind"],
+        "entity": row["entity"],
+        "entity_id": row["entity_id"],
+        "body": json.loads(row["body"]),
+    }
 
 
 def body_text(body: Any) -> str:
@@ -339,7 +348,8 @@ def adopt_unsigned(conn: Conn, signer: Signer) -> int:
     try:
         rows = conn.execute(
             "SELECT seq, at, kind, entity, entity_id, body FROM events WHERE hash IS NULL "
-            "ORDER BY seq").fetchall()
+            "ORDER BY seq"
+        ).fetchall()
         if not rows:
             return 0
         before = conn.execute(
@@ -352,13 +362,20 @@ def adopt_unsigned(conn: Conn, signer: Signer) -> int:
         if trigger:
             conn.execute("DROP TRIGGER events_no_update")
         for row in rows:
-            rec = make_record(signer.node_code, {**event_of_row(row), "seq": row["seq"]}, prev,
-                              signer.key)
+            rec = make_record(
+                signer.node_code, {**event_of_row(row), "seq": row["seq"]}, prev, signer.key
+            )
             conn.execute(
-                "UPDATE events SET body = ?, prev = ?, hash = ?, sig = ?, key_id = ? "
-                "WHERE seq = ?",
-                [body_text(rec["event"]["body"]), rec["prev"], rec["hash"], rec["sig"],
-                 rec["key_id"], row["seq"]])
+                "UPDATE events SET body = ?, prev = ?, hash = ?, sig = ?, key_id = ? WHERE seq = ?",
+                [
+                    body_text(rec["event"]["body"]),
+                    rec["prev"],
+                    rec["hash"],
+                    rec["sig"],
+                    rec["key_id"],
+                    row["seq"],
+                ],
+            )
             prev = rec["hash"]
         if trigger:
             conn.execute(trigger["sql"])
@@ -385,10 +402,12 @@ def open_node_db(cfg: Any, passphrase: bytes | None = None) -> sqlite_utils.Data
         if want is not None:
             raise SignerError(
                 f"the log of {data_dir} continues with key {want}, which is not in {data_dir}",
-                hint="restore the node key matching the log (DIR/node.key)")
+                hint="restore the node key matching the log (DIR/node.key)",
+            )
         raise SignerError(
             f"{data_dir / (KEY_NAME + '.key')} not found: the node cannot sign its log",
-            hint=f"onestop node keygen --data {data_dir}")
+            hint=f"onestop node keygen --data {data_dir}",
+        )
     attach(db, cfg.code, key, data_dir)
     return db
 
@@ -405,17 +424,27 @@ def node_code(db: DbLike) -> str:
 
 
 def record_of_row(code: str, row: Any) -> dict[str, Any]:
-    return {"node": code, "seq": row["seq"], "prev": row["prev"], "event": event_of_row(row),
-            "hash": row["hash"], "sig": row["sig"], "key_id": row["key_id"]}
+    return {
+        "node": code,
+        "seq": row["seq"],
+        "prev": row["prev"],
+        "event": event_of_row(row),
+        "hash": row["hash"],
+        "sig": row["sig"],
+        "key_id": row["key_id"],
+    }
 
 
-def load_records(db: DbLike, after: int = 0, limit: int | None = None,
-                 code: str | None = None) -> list[dict[str, Any]]:
+def load_records(
+    db: DbLike, after: int = 0, limit: int | None = None, code: str | None = None
+) -> list[dict[str, Any]]:
     """Signed records with seq > ``after`` (in seq order), as sent to the hub."""
     conn = _conn(db)
     code = code or node_code(conn)
-    sql = ("SELECT seq, at, kind, entity, entity_id, body, prev, hash, sig, key_id FROM events "
-           "WHERE seq > ? ORDER BY seq")
+    sql = (
+        "SELECT seq, at, kind, entity, entity_id, body, prev, hash, sig, key_id FROM events "
+        "WHERE seq > ? ORDER BY seq"
+    )
     params: list[Any] = [after]
     if limit is not None:
         sql += " LIMIT ?"
@@ -468,8 +497,9 @@ def _key_for_size(conn: Conn, tree_size: int) -> str | None:
     if tree_size == 0:
         row = conn.execute("SELECT key_id FROM events WHERE seq = 1").fetchone()
         return str(row[0]) if row and row[0] else None
-    row = conn.execute("SELECT kind, key_id, body FROM events WHERE seq = ?",
-                       [tree_size]).fetchone()
+    row = conn.execute(
+        "SELECT kind, key_id, body FROM events WHERE seq = ?", [tree_size]
+    ).fetchone()
     if row is None:
         return None
     if row[0] == ROTATION_KIND:
@@ -483,12 +513,19 @@ def checkpoint_row(cp: dict[str, Any]) -> dict[str, Any]:
 
 def stored_checkpoint(db: DbLike, tree_size: int, code: str | None = None) -> dict[str, Any] | None:
     conn = _conn(db)
-    row = conn.execute("SELECT tree_size, root, at, sig, key_id FROM checkpoints "
-                       "WHERE tree_size = ?", [tree_size]).fetchone()
+    row = conn.execute(
+        "SELECT tree_size, root, at, sig, key_id FROM checkpoints WHERE tree_size = ?", [tree_size]
+    ).fetchone()
     if row is None:
         return None
-    return {"node": code or node_code(conn), "tree_size": row[0], "root": row[1], "at": row[2],
-            "key_id": row[4], "sig": row[3]}
+    return {
+        "node": code or node_code(conn),
+        "tree_size": row[0],
+        "root": row[1],
+        "at": row[2],
+        "key_id": row[4],
+        "sig": row[3],
+    }
 
 
 def checkpoint(db: DbLike, tree_size: int | None = None) -> dict[str, Any] | None:
@@ -506,26 +543,34 @@ def checkpoint(db: DbLike, tree_size: int | None = None) -> dict[str, Any] | Non
     if old is not None:
         return old
     want = _key_for_size(conn, size) or signer.key_id
-    key = signer.key if want == signer.key_id else (
-        load_node_key(signer.data_dir, want) if signer.data_dir else None)
+    key = (
+        signer.key
+        if want == signer.key_id
+        else (load_node_key(signer.data_dir, want) if signer.data_dir else None)
+    )
     if key is None:
         return None
     tree = merkle_tree(conn)
     if len(tree) < size:
         raise SignerError(f"the log holds only {len(tree)} signed records, not {size}")
     cp = make_checkpoint(signer.node_code, size, tree.root(size), key)
-    conn.execute("INSERT OR IGNORE INTO checkpoints (tree_size, root, at, sig, key_id) "
-                 "VALUES (:tree_size, :root, :at, :sig, :key_id)", checkpoint_row(cp))
+    conn.execute(
+        "INSERT OR IGNORE INTO checkpoints (tree_size, root, at, sig, key_id) "
+        "VALUES (:tree_size, :root, :at, :sig, :key_id)",
+        checkpoint_row(cp),
+    )
     return stored_checkpoint(conn, size, signer.node_code)
 
 
 def all_checkpoints(db: DbLike, code: str | None = None) -> list[dict[str, Any]]:
     conn = _conn(db)
     code = code or node_code(conn)
-    return [{"node": code, "tree_size": r[0], "root": r[1], "at": r[2], "key_id": r[4],
-             "sig": r[3]}
-            for r in conn.execute("SELECT tree_size, root, at, sig, key_id FROM checkpoints "
-                                  "ORDER BY tree_size").fetchall()]
+    return [
+        {"node": code, "tree_size": r[0], "root": r[1], "at": r[2], "key_id": r[4], "sig": r[3]}
+        for r in conn.execute(
+            "SELECT tree_size, root, at, sig, key_id FROM checkpoints ORDER BY tree_size"
+        ).fetchall()
+    ]
 
 
 # --------------------------------------------------------------------------- init, rotation
@@ -550,8 +595,10 @@ def init_hook(cfg: Any, db: sqlite_utils.Database, args: argparse.Namespace) -> 
             raise SignerError(str(exc)) from None
         key = load_key_file(priv, passphrase)
         enc = ", passphrase-encrypted" if passphrase else ""
-        print(f"node key: {priv} ({public_key_id(key.public_key())}{enc}); "
-              f"public key {data / (KEY_NAME + '.pub')}")
+        print(
+            f"node key: {priv} ({public_key_id(key.public_key())}{enc}); "
+            f"public key {data / (KEY_NAME + '.pub')}"
+        )
     hub_pub = getattr(args, "hub_pubkey", "") or ""
     if hub_pub:
         try:
@@ -571,8 +618,9 @@ def init_hook(cfg: Any, db: sqlite_utils.Database, args: argparse.Namespace) -> 
     attach(db, cfg.code, key, data)
 
 
-def rotate_key(cfg: Any, db: sqlite_utils.Database,
-               passphrase: bytes | None = None) -> tuple[str, str, int]:
+def rotate_key(
+    cfg: Any, db: sqlite_utils.Database, passphrase: bytes | None = None
+) -> tuple[str, str, int]:
     """Announce a new key in a ``key.rotated`` event signed with the old one, then switch.
 
     The old pair is kept as ``node-<old key id>.key``/``.pub``.  Returns (old id, new id, seq).
@@ -607,8 +655,9 @@ def _finish_rotation(data: Path, new: Ed25519PrivateKey) -> None:
     if not nxt.exists():
         return
     if cur.exists():
-        old_pub = load_public(data / f"{KEY_NAME}.pub") if (data / f"{KEY_NAME}.pub").exists() \
-            else None
+        old_pub = (
+            load_public(data / f"{KEY_NAME}.pub") if (data / f"{KEY_NAME}.pub").exists() else None
+        )
         kid = public_key_id(old_pub) if old_pub else "old"
         if kid != public_key_id(new.public_key()):
             os.replace(cur, data / f"{KEY_NAME}-{kid}.key")

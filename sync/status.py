@@ -25,18 +25,30 @@ def status(cfg: Any, db: sqlite_utils.Database, service: Any = None) -> dict[str
         key_id = None
     receipts = dbm.one(db, "SELECT count(*) AS n FROM receipts") or {"n": 0}
     last_receipt = dbm.one(
-        db, "SELECT node, seq, hash, hub, at FROM receipts WHERE node = ? "
-        "ORDER BY seq DESC, id DESC LIMIT 1", [cfg.code])
+        db,
+        "SELECT node, seq, hash, hub, at FROM receipts WHERE node = ? "
+        "ORDER BY seq DESC, id DESC LIMIT 1",
+        [cfg.code],
+    )
     rejections = dbm.rows(
-        db, "SELECT node, seq, reason, message, first_at, last_at, count FROM sync_rejections "
-        "WHERE resolved = 0 ORDER BY last_at DESC LIMIT 50")
-    cp = dbm.one(db, "SELECT tree_size, root, at, key_id FROM checkpoints "
-                     "ORDER BY tree_size DESC LIMIT 1")
+        db,
+        "SELECT node, seq, reason, message, first_at, last_at, count FROM sync_rejections "
+        "WHERE resolved = 0 ORDER BY last_at DESC LIMIT 50",
+    )
+    cp = dbm.one(
+        db, "SELECT tree_size, root, at, key_id FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
+    )
     relayed = [
-        {"node": r["code"], "held": r["seq"], "hub_ack_seq": r["hub_ack_seq"],
-         "backlog": max(r["seq"] - r["hub_ack_seq"], 0), "last_seen": r["last_seen"],
-         "alert": r["alert"]}
-        for r in relay.nodes(db)]
+        {
+            "node": r["code"],
+            "held": r["seq"],
+            "hub_ack_seq": r["hub_ack_seq"],
+            "backlog": max(r["seq"] - r["hub_ack_seq"], 0),
+            "last_seen": r["last_seen"],
+            "alert": r["alert"],
+        }
+        for r in relay.nodes(db)
+    ]
     out: dict[str, Any] = {
         "node": cfg.code,
         "hub_url": cfg.hub_url or None,
@@ -92,16 +104,18 @@ def format_text(s: dict[str, Any]) -> str:
         lines.append(f"ALERT: {s['alert']}")
     for r in s["rejections"]:
         where = f"seq {r['seq']}" if r["seq"] is not None else "batch"
-        lines.append(f"rejected {r['node']} {where}: {r['reason']}: {r['message']} "
-                     f"(x{r['count']})")
+        lines.append(f"rejected {r['node']} {where}: {r['reason']}: {r['message']} (x{r['count']})")
     cat = s["catalog"]
-    lines.append(f"catalog: {cat['version']}" + (f", hub {cat['hub_version']}"
-                                                 if cat["hub_version"] else ""))
+    lines.append(
+        f"catalog: {cat['version']}" + (f", hub {cat['hub_version']}" if cat["hub_version"] else "")
+    )
     if cat["error"]:
         lines.append(f"catalog refused: {cat['error']}")
     for r in s["relay"]:
-        lines.append(f"relays {r['node']}: holds {r['held']}, hub at {r['hub_ack_seq']}"
-                     + (f", ALERT {r['alert']}" if r["alert"] else ""))
+        lines.append(
+            f"relays {r['node']}: holds {r['held']}, hub at {r['hub_ack_seq']}"
+            + (f", ALERT {r['alert']}" if r["alert"] else "")
+        )
     return "\n".join(lines)
 
 

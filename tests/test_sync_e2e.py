@@ -49,14 +49,37 @@ class Hub:
         assert run_cli("hub", "init", "--data", str(data)) == 0
 
     def enroll(self, node: Path, code: str) -> None:
-        assert run_cli("hub", "enroll", "--data", str(self.data), "--code", code,
-                       "--pubkey", str(node / "node.pub")) == 0
+        assert (
+            run_cli(
+                "hub",
+                "enroll",
+                "--data",
+                str(self.data),
+                "--code",
+                code,
+                "--pubkey",
+                str(node / "node.pub"),
+            )
+            == 0
+        )
 
     def start(self) -> None:
         log = (self.data / "serve.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "onestop.cli", "hub", "serve", "--data", str(self.data),
-             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "onestop.cli",
+                "hub",
+                "serve",
+                "--data",
+                str(self.data),
+                "--port",
+                str(self.port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(lambda: _get(self.url + "/api/v1/nodes") is not None, 30, "hub start")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -79,8 +102,9 @@ class Hub:
         out: list[tuple[int, str]] = []
         while True:
             target = f"/api/v1/nodes/{code}/records?after={len(out)}&limit=5000"
-            req = urllib.request.Request(self.url + target,
-                                         headers=sign_request(key, code, "GET", target))
+            req = urllib.request.Request(
+                self.url + target, headers=sign_request(key, code, "GET", target)
+            )
             body = json.loads(urllib.request.urlopen(req, timeout=10).read())
             out += [(r["seq"], r["hash"]) for r in body["records"]]
             if not body["more"]:
@@ -108,16 +132,27 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def make_node(data: Path, hub: Hub | None, code: str = TOWN, *, hub_url: str | None = None,
-              level: str = "township", name: str = "解放路街道便民服务中心") -> Path:
+def make_node(
+    data: Path,
+    hub: Hub | None,
+    code: str = TOWN,
+    *,
+    hub_url: str | None = None,
+    level: str = "township",
+    name: str = "解放路街道便民服务中心",
+) -> Path:
     extra: dict[str, str] = {}
     if hub is not None:
-        extra = {"hub_url": hub_url or hub.url, "hub_pubkey": str(hub.data / "hub.pub"),
-                 "hub_seal_pubkey": str(hub.data / "hub-seal.pub")}
+        extra = {
+            "hub_url": hub_url or hub.url,
+            "hub_pubkey": str(hub.data / "hub.pub"),
+            "hub_seal_pubkey": str(hub.data / "hub-seal.pub"),
+        }
     init_node(data, code=code, name=name, windows=False, **extra)
     toml = data / "node.toml"
-    toml.write_text(toml.read_text().replace("sync_interval_seconds = 30",
-                                             "sync_interval_seconds = 1"))
+    toml.write_text(
+        toml.read_text().replace("sync_interval_seconds = 30", "sync_interval_seconds = 1")
+    )
     text = toml.read_text().replace('level = "township"', f'level = "{level}"')
     toml.write_text(text)
     if hub is not None and hub_url is None:
@@ -127,8 +162,12 @@ def make_node(data: Path, hub: Hub | None, code: str = TOWN, *, hub_url: str | N
 
 def serve(data: Path) -> LiveServer:
     port = free_port()
-    return start_process(["node", "serve", "--data", str(data), "--port", str(port)],
-                         f"http://127.0.0.1:{port}", data, data / "serve.log")
+    return start_process(
+        ["node", "serve", "--data", str(data), "--port", str(port)],
+        f"http://127.0.0.1:{port}",
+        data,
+        data / "serve.log",
+    )
 
 
 def kill9(srv: LiveServer) -> None:
@@ -140,10 +179,18 @@ def tickets(srv: LiveServer, n: int, workers: int = 4) -> None:
     """``n`` tickets through the kiosk API (the events the node must sync)."""
 
     def one(i: int) -> None:
-        body = json.dumps({"queue": ("dept:edu", "dept:civil", "area:agri")[i % 3],
-                           "id_number": make_id(seq=f"{i % 1000:03d}"), "phone": PHONE})
-        req = urllib.request.Request(srv.url + "/api/v1/tickets", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "queue": ("dept:edu", "dept:civil", "area:agri")[i % 3],
+                "id_number": make_id(seq=f"{i % 1000:03d}"),
+                "phone": PHONE,
+            }
+        )
+        req = urllib.request.Request(
+            srv.url + "/api/v1/tickets",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
         assert urllib.request.urlopen(req, timeout=30).status == 201
 
     with ThreadPoolExecutor(workers) as pool:
@@ -153,8 +200,10 @@ def tickets(srv: LiveServer, n: int, workers: int = 4) -> None:
 def node_hashes(data: Path) -> list[tuple[int, str]]:
     conn = sqlite3.connect(f"{(data / 'node.db').resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return [(int(s), str(h)) for s, h in
-                conn.execute("SELECT seq, hash FROM events ORDER BY seq").fetchall()]
+        return [
+            (int(s), str(h))
+            for s, h in conn.execute("SELECT seq, hash FROM events ORDER BY seq").fetchall()
+        ]
     finally:
         conn.close()
 
@@ -201,7 +250,8 @@ def _no_tracebacks(data: Path) -> None:
 
 
 def test_offline_node_catches_up_and_kill_9_loses_nothing(
-        hub: Hub, tmp_path: Path, servers: list[LiveServer]) -> None:
+    hub: Hub, tmp_path: Path, servers: list[LiveServer]
+) -> None:
     node = make_node(tmp_path / "node", hub)
     srv = serve(node)
     servers.append(srv)
@@ -239,8 +289,13 @@ def test_offline_node_catches_up_and_kill_9_loses_nothing(
     copy = wait_synced(hub, node, TOWN)
     assert len({s for s, _ in copy}) == len(copy) == before  # nothing lost, nothing twice
     _no_tracebacks(node)
-    assert subprocess.run([sys.executable, "-m", "onestop.cli", "verify", "--hub",
-                           str(hub.data), "--code", TOWN], capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "onestop.cli", "verify", "--hub", str(hub.data), "--code", TOWN],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
 
     # The node's own log verifies offline, and a tampered row is found.
     srv.stop()
@@ -257,7 +312,8 @@ def test_offline_node_catches_up_and_kill_9_loses_nothing(
 
 
 def test_duplicated_reordered_and_replayed_batches_change_nothing(
-        hub: Hub, tmp_path: Path, servers: list[LiveServer]) -> None:
+    hub: Hub, tmp_path: Path, servers: list[LiveServer]
+) -> None:
     import gzip
 
     from hub.auth import sign_request
@@ -278,20 +334,31 @@ def test_duplicated_reordered_and_replayed_batches_change_nothing(
 
     cfg = cfgm.load(node)
     for i in range(10):
-        ticketsm.issue(db, cfg, pii.load(node), {"queue": "dept:edu",
-                                                 "id_number": make_id(seq=f"{i:03d}"),
-                                                 "phone": PHONE})
+        ticketsm.issue(
+            db,
+            cfg,
+            pii.load(node),
+            {"queue": "dept:edu", "id_number": make_id(seq=f"{i:03d}"), "phone": PHONE},
+        )
     records = signerm.load_records(db)
     old, new = records[:-10], records[-10:]
 
     def push(*batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        payload = {"node": TOWN, "batches": [{"node": TOWN, "records": b, "checkpoint": None}
-                                             for b in batches], "backlog": 0,
-                   "sent_at": "2026-11-29T10:00:00.000Z"}
+        payload = {
+            "node": TOWN,
+            "batches": [{"node": TOWN, "records": b, "checkpoint": None} for b in batches],
+            "backlog": 0,
+            "sent_at": "2026-11-29T10:00:00.000Z",
+        }
         req = urllib.request.Request(
-            hub.url + "/api/v1/ingest", data=gzip.compress(json.dumps(payload).encode()),
-            headers={"Content-Type": "application/json", "Content-Encoding": "gzip",
-                     **sign_request(key, TOWN, "POST", "/api/v1/ingest")})
+            hub.url + "/api/v1/ingest",
+            data=gzip.compress(json.dumps(payload).encode()),
+            headers={
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+                **sign_request(key, TOWN, "POST", "/api/v1/ingest"),
+            },
+        )
         results: list[dict[str, Any]] = json.loads(urllib.request.urlopen(req).read())["results"]
         return results
 
@@ -311,14 +378,18 @@ def test_duplicated_reordered_and_replayed_batches_change_nothing(
     assert all(r["ack_seq"] == len(records) and not r["rejected"] for r in res)
     assert not [a for a in hub.alerts(TOWN) if a["kind"] in ("fork", "rollback")]
     # The node itself resumes from the hub's position with nothing left to send.
-    out = subprocess.run([sys.executable, "-m", "onestop.cli", "sync", "push", "--data",
-                          str(node)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "onestop.cli", "sync", "push", "--data", str(node)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and out.stdout.startswith("sent 0,"), out.stdout + out.stderr
     assert hub.hashes(node, TOWN) == node_hashes(node)
 
 
 def test_rolled_back_and_forked_logs_are_flagged(
-        hub: Hub, tmp_path: Path, servers: list[LiveServer]) -> None:
+    hub: Hub, tmp_path: Path, servers: list[LiveServer]
+) -> None:
     node = make_node(tmp_path / "node", hub)
     hub.start()
     srv = serve(node)
@@ -346,8 +417,9 @@ def test_rolled_back_and_forked_logs_are_flagged(
     tickets(srv, 3)
     st = wait_for(lambda: (s := sync_state(node))["alert"] and s, 20, "the node to flag")
     assert "rollback" in st["alert"] or "fork" in st["alert"]
-    kinds = wait_for(lambda: {a["kind"] for a in hub.alerts(TOWN)} & {"fork", "rollback"}, 10,
-                     "a hub alert")
+    kinds = wait_for(
+        lambda: {a["kind"] for a in hub.alerts(TOWN)} & {"fork", "rollback"}, 10, "a hub alert"
+    )
     assert kinds
     assert hub.hashes(node, TOWN) == good  # nothing merged
     conn = sqlite3.connect(f"{(node / 'node.db').resolve().as_uri()}?mode=ro", uri=True)
@@ -359,23 +431,48 @@ def test_rolled_back_and_forked_logs_are_flagged(
     cl = serve(clone)
     servers.append(cl)
     tickets(cl, 2)
-    wait_for(lambda: (s := sync_state(clone))["alert"] and "fork" in s["alert"] or
-             "rollback" in (s["alert"] or ""), 20, "the clone to be flagged")
+    wait_for(
+        lambda: (
+            (s := sync_state(clone))["alert"]
+            and "fork" in s["alert"]
+            or "rollback" in (s["alert"] or "")
+        ),
+        20,
+        "the clone to be flagged",
+    )
     assert hub.hashes(node, TOWN) == good
 
 
 def test_township_syncs_through_its_county_relay(
-        hub: Hub, tmp_path: Path, servers: list[LiveServer]) -> None:
-    county = make_node(tmp_path / "county", hub, code=COUNTY, level="county",
-                       name="历下区政务服务中心")
+    hub: Hub, tmp_path: Path, servers: list[LiveServer]
+) -> None:
+    county = make_node(
+        tmp_path / "county", hub, code=COUNTY, level="county", name="历下区政务服务中心"
+    )
     county_port = free_port()
     town = make_node(tmp_path / "town", hub, hub_url=f"http://127.0.0.1:{county_port}")
     hub.enroll(town, TOWN)
-    assert run_cli("sync", "relay", "add", "--data", str(county), "--code", TOWN, "--pubkey",
-                   str(town / "node.pub")) == 0
+    assert (
+        run_cli(
+            "sync",
+            "relay",
+            "add",
+            "--data",
+            str(county),
+            "--code",
+            TOWN,
+            "--pubkey",
+            str(town / "node.pub"),
+        )
+        == 0
+    )
     hub.start()
-    csrv = start_process(["node", "serve", "--data", str(county), "--port", str(county_port)],
-                         f"http://127.0.0.1:{county_port}", county, county / "serve.log")
+    csrv = start_process(
+        ["node", "serve", "--data", str(county), "--port", str(county_port)],
+        f"http://127.0.0.1:{county_port}",
+        county,
+        county / "serve.log",
+    )
     servers.append(csrv)
     tsrv = serve(town)
     servers.append(tsrv)
@@ -384,8 +481,11 @@ def test_township_syncs_through_its_county_relay(
     wait_synced(hub, town, TOWN)
     wait_synced(hub, county, COUNTY)
     # The township holds the hub's own receipts, relayed unchanged, and knows its route.
-    st = wait_for(lambda: (s := sync_state(town))["hub_ack_seq"] == len(node_hashes(town))
-                  and s, 10, "the township's position")
+    st = wait_for(
+        lambda: (s := sync_state(town))["hub_ack_seq"] == len(node_hashes(town)) and s,
+        10,
+        "the township's position",
+    )
     assert st["via_relay"] == COUNTY and st["last_error"] is None
     conn = sqlite3.connect(f"{(town / 'node.db').resolve().as_uri()}?mode=ro", uri=True)
     n_receipts = conn.execute("SELECT count(*) FROM receipts").fetchone()[0]
@@ -394,15 +494,21 @@ def test_township_syncs_through_its_county_relay(
     # While the county is down the township queues; afterwards everything arrives.
     csrv.stop()
     tickets(tsrv, 20)
-    servers.append(start_process(["node", "serve", "--data", str(county), "--port",
-                                  str(county_port)], f"http://127.0.0.1:{county_port}",
-                                 county, county / "serve.log"))
+    servers.append(
+        start_process(
+            ["node", "serve", "--data", str(county), "--port", str(county_port)],
+            f"http://127.0.0.1:{county_port}",
+            county,
+            county / "serve.log",
+        )
+    )
     wait_synced(hub, town, TOWN)
     _no_tracebacks(town)
 
 
 def test_catalog_update_reaches_the_node_and_a_tampered_one_is_refused(
-        hub: Hub, tmp_path: Path, servers: list[LiveServer]) -> None:
+    hub: Hub, tmp_path: Path, servers: list[LiveServer]
+) -> None:
     from node.catalog import load_catalog, seed_path
 
     node = make_node(tmp_path / "node", hub)
@@ -425,14 +531,17 @@ def test_catalog_update_reaches_the_node_and_a_tampered_one_is_refused(
     good = sync_state(node)["catalog_version"]
     # A forged version (altered content, the old signature) is refused and shown.
     conn = sqlite3.connect(hub.data / "hub.db")
-    row = conn.execute("SELECT version, published_at, catalog, sha256, key_id, sig FROM "
-                       "catalog_versions ORDER BY id DESC LIMIT 1").fetchone()
+    row = conn.execute(
+        "SELECT version, published_at, catalog, sha256, key_id, sig FROM "
+        "catalog_versions ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     forged = json.loads(row[2])
     forged["items"][0]["name_zh"] = "篡改的名称"
-    conn.execute("INSERT INTO catalog_versions (version, published_at, catalog, sha256, key_id, "
-                 "sig) VALUES (?, ?, ?, ?, ?, ?)",
-                 [row[0] + "-x", row[1], json.dumps(forged, ensure_ascii=False), "0" * 64,
-                  row[4], row[5]])
+    conn.execute(
+        "INSERT INTO catalog_versions (version, published_at, catalog, sha256, key_id, "
+        "sig) VALUES (?, ?, ?, ?, ?, ?)",
+        [row[0] + "-x", row[1], json.dumps(forged, ensure_ascii=False), "0" * 64, row[4], row[5]],
+    )
     conn.commit()
     conn.close()
     st = wait_for(lambda: (s := sync_state(node))["catalog_error"] and s, 20, "the refusal")

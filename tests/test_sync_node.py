@@ -126,16 +126,25 @@ def test_hub_keys_are_copied_and_ids_sealed(tmp_path: Path) -> None:
     hub = tmp_path / "hub"
     assert run_cli("hub", "init", "--data", str(hub)) == 0
     data = tmp_path / "n"
-    init_node(data, windows=False, hub_url="http://127.0.0.1:9", hub_pubkey=str(hub / "hub.pub"),
-              hub_seal_pubkey=str(hub / "hub-seal.pub"))
+    init_node(
+        data,
+        windows=False,
+        hub_url="http://127.0.0.1:9",
+        hub_pubkey=str(hub / "hub.pub"),
+        hub_seal_pubkey=str(hub / "hub-seal.pub"),
+    )
     assert (data / "hub.pub").read_bytes() == (hub / "hub.pub").read_bytes()
     cfg = cfgm.load(data)
     sealed = signerm.seal_for_hub(cfg, make_id())
     assert sealed and make_id() not in sealed
     priv = sealing.load_seal_private(hub / "hub-seal.key")
     assert sealing.unseal(priv, sealed).decode() == make_id()
-    assert signerm.seal_for_hub(cfgm.load(init_node(tmp_path / "m", windows=False).data_dir),
-                                make_id()) is None
+    assert (
+        signerm.seal_for_hub(
+            cfgm.load(init_node(tmp_path / "m", windows=False).data_dir), make_id()
+        )
+        is None
+    )
 
 
 def test_rotation_checkpoints_and_verify(node_dir: Path, capsys: Any) -> None:
@@ -190,8 +199,7 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
     from onestop.errors import ApiError
     from sync import relay
 
-    county = init_node(tmp_path / "county", code="370102", name="历下区政务服务中心",
-                       windows=False)
+    county = init_node(tmp_path / "county", code="370102", name="历下区政务服务中心", windows=False)
     town = init_node(tmp_path / "town", windows=False)
     cdb, tdb = _db(county.data_dir), _db(town.data_dir)
     _issue(tdb, town, 4)
@@ -200,8 +208,20 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
     with pytest.raises(ApiError) as info:
         relay.verify_sender(cdb, hdrs, "POST", "/api/v1/ingest")
     assert info.value.code == "unknown_node"
-    assert run_cli("sync", "relay", "add", "--data", str(county.data_dir), "--code", CODE,
-                   "--pubkey", str(town.data_dir / "node.pub")) == 0
+    assert (
+        run_cli(
+            "sync",
+            "relay",
+            "add",
+            "--data",
+            str(county.data_dir),
+            "--code",
+            CODE,
+            "--pubkey",
+            str(town.data_dir / "node.pub"),
+        )
+        == 0
+    )
     assert relay.verify_sender(cdb, hdrs, "POST", "/api/v1/ingest") == CODE
     bad = dict(hdrs, **{"X-Onestop-Sig": _headers(county.data_dir, "POST", "/x")["X-Onestop-Sig"]})
     with pytest.raises(ApiError):
@@ -212,8 +232,11 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
         if recs:
             with dbm.tx(tdb) as conn:
                 cp = signerm.checkpoint(conn, recs[-1]["seq"])
-        out = relay.ingest(cdb, CODE, {"node": CODE, "batches": [
-            {"node": CODE, "records": recs, "checkpoint": cp}]})
+        out = relay.ingest(
+            cdb,
+            CODE,
+            {"node": CODE, "batches": [{"node": CODE, "records": recs, "checkpoint": cp}]},
+        )
         res: dict[str, Any] = out["results"][0]
         return res
 
@@ -222,8 +245,10 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
     assert (r["ack_seq"], r["ack_hash"], r["rejected"]) == (3, records[2]["hash"], [])
     assert push(records[:3])["ack_seq"] == 3  # a replay changes nothing
     assert push(records[2:])["ack_seq"] == n  # nor does an overlap
-    held = [json.loads(x["record"]) for x in dbm.rows(cdb, "SELECT record FROM relay_outbox "
-                                                          "ORDER BY seq")]
+    held = [
+        json.loads(x["record"])
+        for x in dbm.rows(cdb, "SELECT record FROM relay_outbox ORDER BY seq")
+    ]
     assert held == records  # unchanged
     assert relay.position(cdb, CODE)["ack_seq"] == n
     # A forged record is rejected with its reason; a different record at a held seq is a fork.
@@ -259,13 +284,18 @@ async def _hub(aiohttp_server: Any, hub: Path) -> Any:
 
 def _node_for(hub: Path, data: Path, url: str, code: str = CODE, **kw: Any) -> cfgm.NodeConfig:
     cfg = init_node(data, code=code, windows=False, hub_pubkey=str(hub / "hub.pub"), **kw)
-    assert run_cli("hub", "enroll", "--data", str(hub), "--code", code, "--pubkey",
-                   str(data / "node.pub")) == 0
+    assert (
+        run_cli(
+            "hub", "enroll", "--data", str(hub), "--code", code, "--pubkey", str(data / "node.pub")
+        )
+        == 0
+    )
     return dataclasses.replace(cfg, hub_url=url)
 
 
-async def test_push_resumes_and_keeps_receipts(aiohttp_server: Any, hub_dir: Path,
-                                               tmp_path: Path) -> None:
+async def test_push_resumes_and_keeps_receipts(
+    aiohttp_server: Any, hub_dir: Path, tmp_path: Path
+) -> None:
     from sync.push import PushClient, state
 
     srv = await _hub(aiohttp_server, hub_dir)
@@ -297,8 +327,9 @@ async def test_push_resumes_and_keeps_receipts(aiohttp_server: Any, hub_dir: Pat
     await client.close()
 
 
-async def test_rejected_records_are_shown_not_dropped(aiohttp_server: Any, hub_dir: Path,
-                                                      tmp_path: Path) -> None:
+async def test_rejected_records_are_shown_not_dropped(
+    aiohttp_server: Any, hub_dir: Path, tmp_path: Path
+) -> None:
     from sync.push import PushClient, state
 
     srv = await _hub(aiohttp_server, hub_dir)
@@ -368,8 +399,8 @@ def test_catalog_envelope_verified_and_imported(tmp_path: Path, hub_dir: Path) -
     assert "signature" in dbm.one(db, "SELECT catalog_error FROM sync_state")["catalog_error"]  # type: ignore[index]
     res = catalog_fetch.apply_envelope(cfg, db, env)
     assert res.status == "imported" and dbm.get_meta(db, "catalog_version") == "2026.12-hub.1"
-    assert dbm.one(db, "SELECT name_zh FROM items WHERE code = ?",
-                   [cat["items"][0]["code"]])["name_zh"] == "新名称"  # type: ignore[index]
+    item = dbm.one(db, "SELECT name_zh FROM items WHERE code = ?", [cat["items"][0]["code"]])
+    assert item and item["name_zh"] == "新名称"
     assert catalog_fetch.last_envelope(db) == env
     assert catalog_fetch.apply_envelope(cfg, db, env).status == "unchanged"
     assert verify_log(CODE, signerm.load_records(db), [], load_public(cfg.data_dir / "node.pub")).ok
@@ -387,8 +418,15 @@ async def test_status_api_and_page(client: Any) -> None:
     r = await client.get("/api/v1/sync/status")
     s = await r.json()
     assert r.status == 200
-    for k in ("backlog", "last_success", "last_error", "hub_ack_seq", "receipts", "rejections",
-              "catalog"):
+    for k in (
+        "backlog",
+        "last_success",
+        "last_error",
+        "hub_ack_seq",
+        "receipts",
+        "rejections",
+        "catalog",
+    ):
         assert k in s
     assert s["backlog"] == s["log_size"] > 0 and s["catalog"]["version"]
     for lang, word in (("zh", "待上传"), ("en", "Waiting to send")):
@@ -398,12 +436,17 @@ async def test_status_api_and_page(client: Any) -> None:
 
     assert _paths in openapi.EXTRA_PATHS
     paths = set(_paths())
-    assert {"/api/v1/sync/status", "/api/v1/ingest", "/api/v1/ingest/{code}/position",
-            "/api/v1/catalog/latest"} <= paths
+    assert {
+        "/api/v1/sync/status",
+        "/api/v1/ingest",
+        "/api/v1/ingest/{code}/position",
+        "/api/v1/catalog/latest",
+    } <= paths
 
 
-def test_env_passphrase_file_is_not_needed_for_plain_keys(node_dir: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_passphrase_file_is_not_needed_for_plain_keys(
+    node_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(signerm.PASSPHRASE_ENV, "unused")
     db = _db(node_dir)
     assert signerm.signer_for(db) is not None
@@ -419,6 +462,14 @@ def test_event_bodies_never_carry_full_numbers(node_dir: Path) -> None:
                 events.append(conn, "case.visit", "case", "x", body)
     assert signerm.log_size(db) == n
     with dbm.tx(db) as conn:  # masks, hashes and sealed values are fine
-        events.append(conn, "case.visit", "case", "x", {
-            "id_masked": make_id()[:6] + "********" + make_id()[-4:], "h": "1" * 64,
-            "phone_masked": "138****8000"})
+        events.append(
+            conn,
+            "case.visit",
+            "case",
+            "x",
+            {
+                "id_masked": make_id()[:6] + "********" + make_id()[-4:],
+                "h": "1" * 64,
+                "phone_masked": "138****8000",
+            },
+        )
