@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import report
-from bench.common import REPO, Options, Row, machine_facts
+from bench.common import REPO, Options, Row, loadavg, machine_facts
 
 NAMES = ("limits", "node", "replication", "peer", "hub", "dashboard")
 
@@ -92,9 +92,14 @@ def run_all(opts: Options, names: list[str]) -> list[Row]:
     return rows
 
 
+def _load(values: object) -> str:
+    return "/".join(f"{v:.1f}" for v in values) if isinstance(values, list) else "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     opts, names, json_path = parse_args(argv)
     started = dt.datetime.now().astimezone()
+    load_before = loadavg()
     rows = run_all(opts, names)
     rows += report.derived(rows)
     meta = {
@@ -102,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_facts(),
         "options": {k: v for k, v in vars(opts).items()},
         "benchmarks": names,
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
     }
     m = meta["machine"]
     print(f"\nonestop benchmarks, {started:%Y-%m-%d %H:%M %Z}: {m['cores']} cores "
           f"{m['cpu_model']}, Python {m['python']}, SQLite {m['sqlite']}"
-          f"{' (quick)' if opts.quick else ''}\n")
+          f"{' (quick)' if opts.quick else ''}; load average {_load(load_before)} before, "
+          f"{_load(meta['loadavg_after'])} after\n")
     print(report.table(rows))
     out = REPO / "bench" / "results" / "latest.json"
     report.write_json(out, rows, meta)

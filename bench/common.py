@@ -33,6 +33,7 @@ class Options:
     sat_duration: float = 5.0  # node: seconds at saturation
     sat_concurrency: int = 16
     windows: int = 4
+    window_service_s: float = 0.0  # node: a window's pause between call-next and finish
     hub_nodes: int = 200
     hub_records: int = 100  # records each of the hub_nodes pushes
     dash_events: int = 5_000_000
@@ -242,6 +243,14 @@ class Server:
         self.stop()
 
 
+def loadavg() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return []
+
+
 def machine_facts() -> dict[str, Any]:
     import platform
 
@@ -263,6 +272,7 @@ def machine_facts() -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         crypto_version = ""
     return {
+        "loadavg": loadavg(),
         "cores": os.cpu_count() or 0,
         "cpu_model": model or platform.processor(),
         "memory_gb": round(mem_kb / 1024 / 1024, 1),

@@ -91,7 +91,8 @@ def _loadgen(url: str, opts: Options) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.node_load", "loadgen", "--url", url,
             "--rate", str(opts.rate), "--duration", str(opts.duration),
             "--sat-duration", str(opts.sat_duration),
-            "--sat-concurrency", str(opts.sat_concurrency), "--windows", str(opts.windows)]
+            "--sat-concurrency", str(opts.sat_concurrency), "--windows", str(opts.windows),
+            "--service", str(opts.window_service_s)]
     p = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, env=child_env(),
                        timeout=120 + 3 * (opts.duration + opts.sat_duration))
     if p.returncode != 0:
@@ -231,7 +232,7 @@ async def _closed_loop(iss: _Issuer, concurrency: int, duration: float) -> dict[
 
 
 async def _window_clerk(url: str, number: int, stop: asyncio.Event,
-                        stats: dict[str, Any]) -> None:
+                        stats: dict[str, Any], service_s: float) -> None:
     import aiohttp
 
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
@@ -258,6 +259,8 @@ async def _window_clerk(url: str, number: int, stop: asyncio.Event,
                 await asyncio.sleep(0.02)  # nobody waiting
                 continue
             stats["called"] += 1
+            if service_s:
+                await asyncio.sleep(service_s)  # serving the citizen
             async with s.post(base + "/finish", headers=headers) as r:
                 await r.read()
                 if r.status != 200:
@@ -277,7 +280,7 @@ async def _loadgen_main(args: argparse.Namespace) -> dict[str, Any]:
         iss = _Issuer(args.url, s, queues)
         stop = asyncio.Event()
         stats: dict[str, Any] = {"ops": 0, "called": 0, "errors": 0, "call_ms": []}
-        clerks = [asyncio.create_task(_window_clerk(args.url, i, stop, stats))
+        clerks = [asyncio.create_task(_window_clerk(args.url, i, stop, stats, args.service))
                   for i in range(1, args.windows + 1)]
         await _open_loop(iss, args.rate, 1.0)  # warm-up, not counted
         stats.update(ops=0, called=0, call_ms=[])
@@ -303,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--sat-duration", type=float, default=5.0)
     g.add_argument("--sat-concurrency", type=int, default=16)
     g.add_argument("--windows", type=int, default=4)
+    g.add_argument("--service", type=float, default=0.0,
+                   help="seconds a window serves a ticket between call-next and finish")
     args = p.parse_args(argv)
     result = asyncio.run(_loadgen_main(args))
     print(json.dumps(result))

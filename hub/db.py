@@ -19,6 +19,14 @@ Tables:
 - ``person_links``: keyed hash (HMAC with the hub's link key) and mask of the ID number a
   ``case.opened`` event carried sealed; the plain number is never stored.
 - ``catalog_versions``: signed service catalog versions published to the nodes.
+- ``users``: hub accounts (``admin`` or ``official``) with a ``scope``: the division code whose
+  subtree they may read (``37`` the province, ``3701`` a city).
+- ``rollup_*``: dashboard figures maintained as records arrive (:mod:`hub.rollups`):
+  ``rollup_day_item`` per division, day, department and service item, ``rollup_day`` per
+  division and day, ``rollup_open`` the cases under review by promised deadline, and the
+  per-entity state they need (``rollup_tickets``, ``rollup_cases``, ``rollup_followups``).  ``area`` is a division code
+  and ``self`` says whether a row holds the center at exactly that code (1) or every center
+  whose code starts with it (0: the subtree, the center itself included).
 """
 
 from __future__ import annotations
@@ -138,9 +146,87 @@ def _m001_base(db: sqlite_utils.Database) -> None:
     )
 
 
+#: Counters of the rollup tables (columns of ``rollup_day`` and ``rollup_day_item``), as
+#: created by migration 002; a new counter needs a new migration.
+ROLLUP_METRICS = (
+    "tickets_issued", "tickets_called", "tickets_finished", "tickets_no_show",
+    "wait_sum", "wait_n", "service_sum", "service_n",
+    "cases_received", "cases_accepted", "cases_completed", "cases_approved", "cases_rejected",
+    "cases_late", "cases_delivered", "cases_one_visit", "complaints",
+    "rating_1", "rating_2", "rating_3", "rating_4", "rating_5",
+    "followups_opened", "followups_closed", "followups_late",
+)  # fmt: skip
+
+
+def _m002_dashboards(db: sqlite_utils.Database) -> None:
+    metrics = ",\n".join(f"            {m} INTEGER NOT NULL DEFAULT 0" for m in ROLLUP_METRICS)
+    db.executescript(
+        f"""
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin','official')),
+            scope TEXT NOT NULL,                -- division code: the subtree the user may read
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL);
+        ALTER TABLE nodes ADD COLUMN newest_at TEXT;  -- newest record time (event at) held
+        CREATE TABLE rollup_day_item (
+            area TEXT NOT NULL,                 -- division code
+            self INTEGER NOT NULL,              -- 1: the center at area; 0: its whole subtree
+            day TEXT NOT NULL,                  -- local date (hub timezone), YYYY-MM-DD
+            dept TEXT NOT NULL,                 -- department code, '' unknown
+            item TEXT NOT NULL,                 -- service item code, '' none
+{metrics},
+            PRIMARY KEY (area, self, day, dept, item)) WITHOUT ROWID;
+        CREATE TABLE rollup_day (
+            area TEXT NOT NULL,
+            self INTEGER NOT NULL,
+            day TEXT NOT NULL,
+{metrics},
+            PRIMARY KEY (area, self, day)) WITHOUT ROWID;
+        CREATE INDEX rollup_day_by_day ON rollup_day (self, day);
+        CREATE TABLE rollup_open (
+            area TEXT NOT NULL,
+            self INTEGER NOT NULL,
+            dept TEXT NOT NULL,
+            item TEXT NOT NULL,
+            deadline TEXT NOT NULL,             -- promised deadline; 9999-12-31 while paused
+            n INTEGER NOT NULL DEFAULT 0,       -- cases accepted and not yet decided
+            PRIMARY KEY (area, self, dept, item, deadline)) WITHOUT ROWID;
+        CREATE TABLE rollup_tickets (
+            node TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,            -- the record's entity_id
+            ticket_no TEXT NOT NULL,
+            dept TEXT NOT NULL,
+            item TEXT NOT NULL,
+            issued_at TEXT,
+            called_at TEXT,                     -- first call (wait = issued -> called)
+            served_at TEXT,                     -- latest call (service = served -> finished)
+            PRIMARY KEY (node, ticket_id)) WITHOUT ROWID;
+        CREATE INDEX rollup_tickets_no ON rollup_tickets (node, ticket_no, issued_at);
+        CREATE TABLE rollup_followups (
+            node TEXT NOT NULL,
+            followup_id TEXT NOT NULL,
+            dept TEXT NOT NULL,                 -- of the rated case or visit
+            item TEXT NOT NULL,
+            PRIMARY KEY (node, followup_id)) WITHOUT ROWID;
+        CREATE TABLE rollup_cases (
+            node TEXT NOT NULL,
+            case_no TEXT NOT NULL,
+            dept TEXT NOT NULL,                 -- lead department
+            item TEXT NOT NULL,                 -- first service item
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            deadline TEXT,                      -- key of the case in rollup_open while open
+            PRIMARY KEY (node, case_no)) WITHOUT ROWID;
+        """
+    )
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
+    ("002_dashboards", _m002_dashboards),
 ]
 
 

@@ -36,6 +36,7 @@ import sqlite_utils
 from jsonschema import Draft202012Validator
 
 from hub import db as hubdb
+from hub import rollups
 from hub.identity import HubIdentity
 from hub.receipts import make_receipt
 from hub.sealing import SealError, unseal
@@ -573,7 +574,8 @@ def _store(
     records: Sequence[Mapping[str, Any]],
     now: str,
 ) -> list[str]:
-    """Insert verified records (with rotations and person links); return problems to alert."""
+    """Insert verified records (with rotations, person links and rollups); return problems to
+    alert."""
     problems: list[str] = []
     for r in records:
         ev = r["event"]
@@ -599,6 +601,8 @@ def _store(
             problem = _link_person(db, ident, code, r)
             if problem:
                 problems.append(problem)
+    if records:
+        rollups.apply(db, code, records)  # dashboard figures, in the same transaction
     return problems
 
 

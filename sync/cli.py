@@ -104,15 +104,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _open(data: str) -> tuple[Any, Any]:
     from node import config as cfgm
-    from sync.signer import SignerError, open_node_db
+    from sync.signer import open_node_db
 
     try:
         cfg = cfgm.load(data)
         return cfg, open_node_db(cfg)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
-    except SignerError as exc:
-        raise CliError(str(exc).split(" (")[0], hint=exc.hint) from None
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -224,13 +222,10 @@ def cmd_relay_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from sync.signer import SignerError, rotate_key
+    from sync.signer import rotate_key
 
     cfg, db = _open(args.data)
-    try:
-        old, new, seq = rotate_key(cfg, db)
-    except SignerError as exc:
-        raise CliError(str(exc)) from None
+    old, new, seq = rotate_key(cfg, db)
     print(
         f"key rotated at seq {seq}: {old} -> {new}; the old key is kept as "
         f"node-{old}.key. The hub learns the new key from the log."

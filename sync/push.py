@@ -169,6 +169,8 @@ class PushClient:
         self.batch_size = batch_size or _env_number(BATCH_ENV, BATCH_SIZE, int)
         self.timeout = timeout
         self._synced = False  # asked the hub where it stands since this process started
+        self._diverged = False  # the hub's copy and this log disagree (fork, rollback)
+        self._held = False  # the hub quarantined our records: hold them until it agrees again
         self._resume: int | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -214,7 +216,7 @@ class PushClient:
                     with contextlib.suppress(ValueError):
                         body = json.loads(raw)
                 return resp.status, body, resp.headers
-        except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise HubUnreachable(
                 f"{self.hub_url} unreachable: {exc or type(exc).__name__}"
             ) from None
@@ -243,6 +245,7 @@ class PushClient:
         self, conn: sqlite3.Connection, code: str, kind: str, message: str, seq: int | None = None
     ) -> None:
         log.warning("sync %s: %s", kind, message)
+        self._diverged = True
         record_rejection(conn, code, seq, kind, message)
         _set_state(conn, alert=f"{kind}: {message}", last_error=message, last_error_at=utcnow())
 
@@ -256,6 +259,7 @@ class PushClient:
             if ack == 0 or (ack <= size and signerm.hash_at(conn, ack) == ack_hash):
                 _set_state(conn, hub_ack_seq=ack, hub_ack_hash=ack_hash if ack else None)
                 self._resume = ack
+                self._diverged = self._held = False
                 return
             st = dict(conn.execute("SELECT hub_ack_seq, hub_ack_hash FROM sync_state").fetchone())
             if ack > size:
@@ -307,7 +311,7 @@ class PushClient:
         with dbm.tx(self.db) as conn:
             _set_state(conn, last_attempt=utcnow())
         try:
-            if not self._synced:
+            if not self._synced or self._held:
                 self._reconcile(code, await self.position(code))
                 self._synced = True
             while report.requests < max_requests:
@@ -317,7 +321,7 @@ class PushClient:
                     else int(state(self.db).get("hub_ack_seq") or 0)
                 )
                 batches: list[dict[str, Any]] = []
-                own = self._own_batch(code, after)
+                own = None if self._held else self._own_batch(code, after)
                 if own:
                     batches.append(own)
                 room = MAX_RECORDS_PER_REQUEST - (len(own["records"]) if own else 0)
@@ -353,18 +357,13 @@ class PushClient:
         report.backlog = backlog(self.db)
         st = state(self.db)
         report.ack_seq = int(st.get("hub_ack_seq") or 0)
+        values: dict[str, Any] = {"last_success": utcnow()}
         if not report.errors and not report.rejected and not report.alert:
-            with dbm.tx(self.db) as conn:
-                _set_state(
-                    conn,
-                    last_success=utcnow(),
-                    last_error=None,
-                    last_error_at=None,
-                    **({"alert": None} if report.backlog == 0 else {}),
-                )
-        elif not report.errors:
-            with dbm.tx(self.db) as conn:
-                _set_state(conn, last_success=utcnow())
+            values.update(last_error=None, last_error_at=None)
+            if not self._diverged:
+                values["alert"] = None
+        with dbm.tx(self.db) as conn:
+            _set_state(conn, **values)
         return report
 
     def _apply(
@@ -432,6 +431,7 @@ class PushClient:
             report.acked += max(ack - max(prev, after), 0)
             progressed = ack > after and not res.get("rejected")
             self._resume = ack
+            self._diverged = False
             conn.execute(
                 "UPDATE sync_rejections SET resolved = 1 WHERE node = ? AND "
                 "seq IS NOT NULL AND seq <= ? AND reason NOT IN ('fork', 'rollback')",
@@ -465,6 +465,8 @@ class PushClient:
             self._flag(conn, code, kind, message)
             report.alert = kind
             progressed = False
+            if kind in ("fork", "rollback"):
+                self._held = True  # the hub keeps the evidence; don't send it again and again
         return progressed
 
 
@@ -508,6 +510,7 @@ class PushService:
         self._debounce: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._current: asyncio.Task[Any] | None = None
         self._closing = False
 
     async def start(self) -> None:
@@ -515,14 +518,16 @@ class PushService:
         events.on_append(self._on_append)
         now = dt.datetime.now(dt.UTC)
         interval = int(self.cfg.sync_interval_seconds)
+        # The job only starts a push task, so a long catch-up never overlaps the next tick.
         self.scheduler.add_job(
-            self.run,
+            self._tick,
             "interval",
             seconds=interval,
             id="sync-push",
             next_run_time=now,
             max_instances=1,
             coalesce=True,
+            misfire_grace_time=None,
         )
         catalog_every = _env_number(CATALOG_SECONDS_ENV, interval * 10.0)
         self.scheduler.add_job(
@@ -533,6 +538,7 @@ class PushService:
             next_run_time=now + dt.timedelta(seconds=1),
             max_instances=1,
             coalesce=True,
+            misfire_grace_time=None,
         )
         self.scheduler.start()
         log.info("sync: pushing to %s every %ss and after new events", self.cfg.hub_url, interval)
@@ -544,10 +550,14 @@ class PushService:
             self._debounce.cancel()
         with contextlib.suppress(Exception):
             self.scheduler.shutdown(wait=False)
+        if self._current is not None:
+            self._current.cancel()  # a push waiting on the network (DB writes never await)
         for task in list(self._tasks):
             task.cancel()
-        async with self._lock:  # let a running push finish its transaction
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                async with self._lock:
+                    pass
         await self.client.close()
 
     def _on_append(self, conn: sqlite3.Connection, seq: int, event: dict[str, Any]) -> None:
@@ -562,8 +572,13 @@ class PushService:
         if self._debounce is None:
             self._debounce = self._loop.call_later(DEBOUNCE_SECONDS, self._fire)
 
+    async def _tick(self) -> None:
+        self._fire()  # a coroutine job, so it runs on the event loop, not in a thread
+
     def _fire(self) -> None:
         self._debounce = None
+        if self._closing:
+            return
         task = asyncio.ensure_future(self.run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -577,6 +592,7 @@ class PushService:
             return None
         async with self._lock:
             report = None
+            self._current = asyncio.current_task()
             try:
                 report = await self.client.push_once()
             except HubUnreachable as exc:
@@ -585,6 +601,12 @@ class PushService:
                 self._failed(str(exc), logging.WARNING)
             except (sqlite3.Error, signerm.SignerError) as exc:
                 self._failed(f"{type(exc).__name__}: {exc}", logging.WARNING)
+            except asyncio.CancelledError:
+                if not self._closing:
+                    raise
+            except Exception:  # noqa: BLE001 - a bug: show it, keep the node pushing later
+                log.exception("sync: push failed unexpectedly")
+                self._failed("unexpected error (see the log)", logging.WARNING)
             else:
                 if self.failures:
                     log.info("sync: %s reachable again", self.cfg.hub_url)

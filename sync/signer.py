@@ -32,6 +32,7 @@ from typing import Any
 
 import sqlite_utils
 
+from onestop.cli import CliError
 from sync.chain import GENESIS, ROTATION_KIND, make_record, rotation_body
 from sync.checkpoint import make_checkpoint
 from sync.keys import (
@@ -58,12 +59,14 @@ Conn = sqlite3.Connection
 DbLike = sqlite_utils.Database | sqlite3.Connection
 
 
-class SignerError(RuntimeError):
-    """The node cannot sign: no key, the wrong key, or an unreadable key. ``hint`` says what to do."""
+class SignerError(CliError):
+    """The node cannot sign: no key, the wrong key, or an unreadable key. ``hint`` says what to do.
+
+    A :class:`onestop.cli.CliError`, so every command that opens the node says so plainly.
+    """
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message + (f" ({hint})" if hint else ""))
-        self.hint = hint
+        super().__init__(message, hint=hint)
 
 
 @dataclass
@@ -309,10 +312,10 @@ def _write_tx(conn: Conn) -> Iterator[Conn]:
 
 
 def _has_unsigned(conn: Conn) -> bool:
+    """Unsigned events are only ever a prefix of the log: look at the last one."""
     with contextlib.suppress(sqlite3.OperationalError):
-        return (
-            conn.execute("SELECT 1 FROM events WHERE hash IS NULL LIMIT 1").fetchone() is not None
-        )
+        row = conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return row is not None and row[0] is None
     return False
 
 

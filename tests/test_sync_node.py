@@ -112,8 +112,9 @@ def test_passphrase_encrypted_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     init_node(data, windows=False, key_passphrase_file=str(pw))
     assert b"ENCRYPTED" in (data / "node.key").read_bytes()
     monkeypatch.delenv(signerm.PASSPHRASE_FILE_ENV)
-    with pytest.raises(signerm.SignerError, match="ONESTOP_KEY_PASSPHRASE"):
+    with pytest.raises(signerm.SignerError, match="encrypted") as info:
         signerm.open_node_db(cfgm.load(data))
+    assert info.value.hint and "ONESTOP_KEY_PASSPHRASE" in info.value.hint
     monkeypatch.setenv(signerm.PASSPHRASE_ENV, pw.read_text().strip())
     db = signerm.open_node_db(cfgm.load(data))
     _issue(db, cfgm.load(data))
