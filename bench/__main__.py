@@ -35,25 +35,40 @@ def _runner(name: str) -> Callable[[Options], list[Row]]:
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, list[str], Path]:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--quick", action="store_true", help="small sizes (minutes, not tens)")
-    p.add_argument("--only", action="append", default=[],
-                   help=f"run only these benchmarks ({', '.join(NAMES)})")
-    p.add_argument("--n", type=int, default=None,
-                   help="replication records (default 20000; env ONESTOP_BENCH_N)")
-    p.add_argument("--dash-events", type=int, default=None,
-                   help="events in the dashboard hub database (default 5,000,000)")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help=f"run only these benchmarks ({', '.join(NAMES)})",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="replication records (default 20000; env ONESTOP_BENCH_N)",
+    )
+    p.add_argument(
+        "--dash-events",
+        type=int,
+        default=None,
+        help="events in the dashboard hub database (default 5,000,000)",
+    )
     p.add_argument("--hub-nodes", type=int, default=None, help="nodes pushing at once (200)")
-    p.add_argument("--duration", type=float, default=None,
-                   help="seconds of the node's fixed-rate run (10)")
+    p.add_argument(
+        "--duration", type=float, default=None, help="seconds of the node's fixed-rate run (10)"
+    )
     p.add_argument("--no-peer", action="store_true", help="skip the PouchDB peer")
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     a = p.parse_args(argv)
     opts = Options.quick_defaults() if a.quick else Options()
-    n = a.n or (int(os.environ["ONESTOP_BENCH_N"]) if os.environ.get("ONESTOP_BENCH_N")
-                else None)
+    n = a.n or (int(os.environ["ONESTOP_BENCH_N"]) if os.environ.get("ONESTOP_BENCH_N") else None)
     if n:
         opts.n = n
     if a.dash_events:
@@ -102,19 +117,23 @@ def main(argv: list[str] | None = None) -> int:
     load_before = loadavg()
     rows = run_all(opts, names)
     rows += report.derived(rows)
-    meta = {
+    machine = machine_facts()
+    load_after = loadavg()
+    meta: dict[str, object] = {
         "date": started.isoformat(timespec="seconds"),
-        "machine": machine_facts(),
+        "machine": machine,
         "options": {k: v for k, v in vars(opts).items()},
         "benchmarks": names,
         "loadavg_before": load_before,
-        "loadavg_after": loadavg(),
+        "loadavg_after": load_after,
     }
-    m = meta["machine"]
-    print(f"\nonestop benchmarks, {started:%Y-%m-%d %H:%M %Z}: {m['cores']} cores "
-          f"{m['cpu_model']}, Python {m['python']}, SQLite {m['sqlite']}"
-          f"{' (quick)' if opts.quick else ''}; load average {_load(load_before)} before, "
-          f"{_load(meta['loadavg_after'])} after\n")
+    m = machine
+    print(
+        f"\nonestop benchmarks, {started:%Y-%m-%d %H:%M %Z}: {m['cores']} cores "
+        f"{m['cpu_model']}, Python {m['python']}, SQLite {m['sqlite']}"
+        f"{' (quick)' if opts.quick else ''}; load average {_load(load_before)} before, "
+        f"{_load(load_after)} after\n"
+    )
     print(report.table(rows))
     out = REPO / "bench" / "results" / "latest.json"
     report.write_json(out, rows, meta)

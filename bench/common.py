@@ -46,16 +46,39 @@ class Options:
 
     @classmethod
     def quick_defaults(cls) -> Options:
-        return cls(quick=True, n=2_000, incremental=200, duration=3.0, sat_duration=2.0,
-                   hub_nodes=50, hub_records=40, dash_events=200_000, dash_nodes=200,
-                   dash_samples=10)
+        return cls(
+            quick=True,
+            n=2_000,
+            incremental=200,
+            duration=3.0,
+            sat_duration=2.0,
+            hub_nodes=50,
+            hub_records=40,
+            dash_events=200_000,
+            dash_nodes=200,
+            dash_samples=10,
+        )
 
     @classmethod
     def tiny(cls) -> Options:
         """Seconds per benchmark: the smoke test's size."""
-        return cls(quick=True, n=200, incremental=50, rate=50.0, duration=1.0,
-                   sat_duration=1.0, sat_concurrency=4, windows=2, hub_nodes=5, hub_records=10,
-                   dash_events=5_000, dash_nodes=20, dash_samples=3, peer=False, verbose=False)
+        return cls(
+            quick=True,
+            n=200,
+            incremental=50,
+            rate=50.0,
+            duration=1.0,
+            sat_duration=1.0,
+            sat_concurrency=4,
+            windows=2,
+            hub_nodes=5,
+            hub_records=10,
+            dash_events=5_000,
+            dash_nodes=20,
+            dash_samples=3,
+            peer=False,
+            verbose=False,
+        )
 
 
 @dataclass
@@ -151,11 +174,19 @@ def onestop_argv(*args: str) -> list[str]:
 
 def run_onestop(*args: str, stdin: str | None = None, timeout: float = 600) -> str:
     """Run an ``onestop`` command in a child process; its output, or RuntimeError."""
-    p = subprocess.run(onestop_argv(*args), input=stdin, capture_output=True, text=True,
-                       cwd=REPO, timeout=timeout, env=child_env())
+    p = subprocess.run(
+        onestop_argv(*args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env=child_env(),
+    )
     if p.returncode != 0:
         raise RuntimeError(
-            f"onestop {' '.join(args[:3])} failed ({p.returncode}): {p.stderr[-2000:]}")
+            f"onestop {' '.join(args[:3])} failed ({p.returncode}): {p.stderr[-2000:]}"
+        )
     return p.stdout
 
 
@@ -179,8 +210,7 @@ def run_cli_inprocess(*args: str, stdin: str | None = None) -> str:
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     return env
 
 
@@ -192,8 +222,9 @@ class Server:
         self.log_path = log_path
         self._fh = log_path.open("ab")
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdout=self._fh, stderr=subprocess.STDOUT,
-                                     cwd=REPO, env=child_env())
+        self.proc = subprocess.Popen(
+            argv, stdout=self._fh, stderr=subprocess.STDOUT, cwd=REPO, env=child_env()
+        )
         self.startup_s = self._wait(ready_path)
 
     def _wait(self, path: str, timeout: float = 60) -> float:

@@ -36,8 +36,9 @@ def write_node_key(dir: Path, name: str) -> tuple[Any, Path]:
     key = Ed25519PrivateKey.generate()
     dir.mkdir(parents=True, exist_ok=True)
     pub = dir / f"{name}.pub"
-    pub.write_bytes(key.public_key().public_bytes(ser.Encoding.PEM,
-                                                  ser.PublicFormat.SubjectPublicKeyInfo))
+    pub.write_bytes(
+        key.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
+    )
     return key, pub
 
 
@@ -59,8 +60,9 @@ def signed_headers(key: Any, node: str, method: str, target: str) -> dict[str, s
         from sync.canonical import b64encode
 
         t = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        sig = key.sign(b"onestop-request-v1\n" + method.upper().encode() + target.encode()
-                       + t.encode())
+        sig = key.sign(
+            b"onestop-request-v1\n" + method.upper().encode() + target.encode() + t.encode()
+        )
         return {"X-Onestop-Node": node, "X-Onestop-Time": t, "X-Onestop-Sig": b64encode(sig)}
 
 

@@ -39,8 +39,7 @@ def ed25519_verify_per_s(seconds: float) -> dict[str, Any]:
 
     key = Ed25519PrivateKey.generate()
     pub = key.public_key()
-    msgs = [b"onestop-record-v1\n" + hashlib.sha256(str(i).encode()).digest()
-            for i in range(1000)]
+    msgs = [b"onestop-record-v1\n" + hashlib.sha256(str(i).encode()).digest() for i in range(1000)]
     sigs = [key.sign(m) for m in msgs]
     pairs = list(zip(sigs, msgs, strict=True))
     n = 0
@@ -97,8 +96,10 @@ def _records_db(path: Path) -> tuple[Any, str]:
             values["code"] = NODE
             names = ",".join(values)
             with dbm.tx(db):
-                db.execute(f"INSERT INTO nodes ({names}) VALUES "
-                           f"({','.join('?' * len(values))})", list(values.values()))
+                db.execute(
+                    f"INSERT INTO nodes ({names}) VALUES ({','.join('?' * len(values))})",
+                    list(values.values()),
+                )
         return db, "hub.db records table"
     db = dbm.connect(path)
     db.executescript(RECORDS_DDL)
@@ -112,21 +113,39 @@ def sqlite_inserts_per_s(tmp: Path, n: int) -> dict[str, Any]:
     rows = []
     for ev in case_events(NODE, n):
         h = hashlib.sha256(str(ev["seq"]).encode()).hexdigest()
-        rows.append((NODE, ev["seq"], h, h, "0123456789abcdef", "s" * 88, ev["at"], ev["kind"],
-                     ev["entity"], ev["entity_id"],
-                     json.dumps(ev["body"], ensure_ascii=False, sort_keys=True,
-                                separators=(",", ":")),
-                     ev["at"]))
+        rows.append(
+            (
+                NODE,
+                ev["seq"],
+                h,
+                h,
+                "0123456789abcdef",
+                "s" * 88,
+                ev["at"],
+                ev["kind"],
+                ev["entity"],
+                ev["entity_id"],
+                json.dumps(ev["body"], ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+                ev["at"],
+            )
+        )
     row_bytes = sum(len(str(c).encode()) for c in rows[0])
     t0 = time.perf_counter()
     with dbm.tx(db) as conn:
         conn.executemany(
             "INSERT INTO records (node, seq, hash, prev, key_id, sig, at, kind, entity, "
-            "entity_id, body, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            "entity_id, body, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
     elapsed = time.perf_counter() - t0
     db.conn.close()
-    return {"rows": n, "seconds": elapsed, "per_s": n / elapsed, "row_bytes": row_bytes,
-            "table": where}
+    return {
+        "rows": n,
+        "seconds": elapsed,
+        "per_s": n / elapsed,
+        "row_bytes": row_bytes,
+        "table": where,
+    }
 
 
 def run(opts: Options) -> list[Row]:
@@ -139,14 +158,37 @@ def run(opts: Options) -> list[Row]:
     limit = min(ed["per_s"], sq["per_s"])
     bound = "Ed25519 verify" if ed["per_s"] <= sq["per_s"] else "SQLite insert"
     return [
-        Row("limits", "Ed25519 verify / s (1 core)", ed["per_s"], "/s",
-            note="cryptography (OpenSSL), one thread", extra=ed),
-        Row("limits", "SQLite inserts / s (1 tx, WAL)", sq["per_s"], "rows/s",
+        Row(
+            "limits",
+            "Ed25519 verify / s (1 core)",
+            ed["per_s"],
+            "/s",
+            note="cryptography (OpenSSL), one thread",
+            extra=ed,
+        ),
+        Row(
+            "limits",
+            "SQLite inserts / s (1 tx, WAL)",
+            sq["per_s"],
+            "rows/s",
             note=f"{sq['rows']} rows of ~{sq['row_bytes']} B into the {sq['table']}, "
-                 "node.db pragmas", extra=sq),
-        Row("limits", "physical limit (lower of the two)", limit, "records/s",
-            note=f"bound by {bound}"),
-        Row("limits", "sync.chain.verify_record / s (1 core)", vr["per_s"], "records/s",
+            "node.db pragmas",
+            extra=sq,
+        ),
+        Row(
+            "limits",
+            "physical limit (lower of the two)",
+            limit,
+            "records/s",
+            note=f"bound by {bound}",
+        ),
+        Row(
+            "limits",
+            "sync.chain.verify_record / s (1 core)",
+            vr["per_s"],
+            "records/s",
             note="RFC 8785 canonical JSON + SHA-256 + Ed25519 in Python: the hub's real "
-                 "per-record check", extra=vr),
+            "per-record check",
+            extra=vr,
+        ),
     ]

@@ -44,8 +44,14 @@ def parse(text: str) -> dict[str, str]:
 
 def run_peer(n: int, timeout: float = 1800) -> dict[str, Any]:
     env = dict(os.environ, N=str(n), PEER_DIR=str(cache_dir() / "peer-pouchdb"))
-    p = subprocess.run(["bash", str(peer_path() / "run.sh")], capture_output=True, text=True,
-                       env=env, timeout=timeout, cwd=str(peer_path()))
+    p = subprocess.run(
+        ["bash", str(peer_path() / "run.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=str(peer_path()),
+    )
     if p.returncode != 0:
         raise RuntimeError(f"peer run.sh failed ({p.returncode}): {p.stderr[-2000:]}")
     kv = parse(p.stdout)
@@ -64,17 +70,27 @@ def run_peer(n: int, timeout: float = 1800) -> dict[str, Any]:
 def run(opts: Options) -> list[Row]:
     why = unavailable() if opts.peer else "peer not requested (--no-peer)"
     if why:
-        return [skipped("peer", "PouchDB full replication", why, "docs/s"),
-                skipped("peer", "PouchDB incremental (1,000)", why, "docs/s"),
-                skipped("peer", "pouchdb-server RSS (VmHWM)", why, "MB")]
+        return [
+            skipped("peer", "PouchDB full replication", why, "docs/s"),
+            skipped("peer", "PouchDB incremental (1,000)", why, "docs/s"),
+            skipped("peer", "pouchdb-server RSS (VmHWM)", why, "MB"),
+        ]
     n = opts.peer_n or opts.n
-    log(opts, f"peer: PouchDB N={n} (the first run installs npm packages into "
-              f"{cache_dir() / 'peer-pouchdb'})")
+    log(
+        opts,
+        f"peer: PouchDB N={n} (the first run installs npm packages into "
+        f"{cache_dir() / 'peer-pouchdb'})",
+    )
     r = run_peer(n)
     note = f"N={n}, doc {r['doc_bytes']:.0f} B; then 1,000 more"
     return [
         Row("peer", "PouchDB full replication", r["full_per_s"], "docs/s", note=note, extra=r),
         Row("peer", "PouchDB incremental (1,000)", r["incremental_per_s"], "docs/s"),
-        Row("peer", "pouchdb-server RSS (VmHWM)", r["server_rss_kb"] / 1024, "MB",
-            note="peak resident of the server process"),
+        Row(
+            "peer",
+            "pouchdb-server RSS (VmHWM)",
+            r["server_rss_kb"] / 1024,
+            "MB",
+            note="peak resident of the server process",
+        ),
     ]

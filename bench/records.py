@@ -59,8 +59,9 @@ def catalog_items() -> list[dict[str, Any]]:
 
 def canonical_size(body: dict[str, Any]) -> int:
     """Bytes of the body's canonical JSON (sorted keys, no spaces, UTF-8)."""
-    return len(json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-               .encode("utf-8"))
+    return len(
+        json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    )
 
 
 def _hex(seed: str) -> str:
@@ -81,8 +82,9 @@ def _fill(body: dict[str, Any], field: str, text: str, target: int) -> None:
     body[field] = "".join(out)
 
 
-def case_body(rng: random.Random, node: str, case_seq: int, kind: str,
-              day: dt.date) -> dict[str, Any]:
+def case_body(
+    rng: random.Random, node: str, case_seq: int, kind: str, day: dt.date
+) -> dict[str, Any]:
     """The body of one case event of ``kind``; canonical JSON of BODY_MIN..BODY_MAX bytes."""
     target = rng.randrange(BODY_MIN + 20, BODY_MAX - 10)
     case_no = f"{node}-{day:%Y%m%d}-{case_seq % 1_000_000:04d}"
@@ -94,17 +96,26 @@ def case_body(rng: random.Random, node: str, case_seq: int, kind: str,
     body: dict[str, Any]
     if kind == "case.opened":
         # A combined case (一件事一次办) of several items, grown until it reaches the target.
-        items, received, missing = [item["code"]], [], []
+        items: list[str] = [item["code"]]
+        received: list[str] = []
+        missing: list[str] = []
         for m in mats:
             (missing if rng.random() < 0.1 else received).append(m["code"])
-        body = {"case_no": case_no, "kind": item["kind"], "items": items, "departments": depts,
-                "id_masked": f"{rng.choice(REGIONS)}********{rng.randrange(1000):03d}"
-                             f"{rng.choice('0123456789X')}",
-                "id_hash": _hex(f"id-{node}-{case_seq}"),
-                "phone_masked": f"{rng.choice(MOBILE_PREFIXES)}****{rng.randrange(10_000):04d}",
-                "ticket_no": f"{'ABCDE'[case_seq % 5]}{case_seq % 400 + 1:03d}",
-                "preapplication_id": None, "received": received, "missing": missing,
-                "by": f"window{window}"}
+        body = {
+            "case_no": case_no,
+            "kind": item["kind"],
+            "items": items,
+            "departments": depts,
+            "id_masked": f"{rng.choice(REGIONS)}********{rng.randrange(1000):03d}"
+            f"{rng.choice('0123456789X')}",
+            "id_hash": _hex(f"id-{node}-{case_seq}"),
+            "phone_masked": f"{rng.choice(MOBILE_PREFIXES)}****{rng.randrange(10_000):04d}",
+            "ticket_no": f"{'ABCDE'[case_seq % 5]}{case_seq % 400 + 1:03d}",
+            "preapplication_id": None,
+            "received": received,
+            "missing": missing,
+            "by": f"window{window}",
+        }
         pool = [it for it in catalog_items() if it["kind"] == item["kind"]] or catalog_items()
         for attempt in range(200):
             if canonical_size(body) >= BODY_MIN:
@@ -121,38 +132,60 @@ def case_body(rng: random.Random, node: str, case_seq: int, kind: str,
         while canonical_size(body) > BODY_MAX and len(items) > 1:
             items.pop()
     elif kind == "case.notice_issued":
-        missing_objs = [{k: m[k] for k in ("code", "name_zh", "name_en", "critical")}
-                        for m in mats[:2]]
-        body = {"case_no": case_no, "reason": "intake", "accepted": bool(rng.random() < 0.6),
-                "missing": missing_objs,
-                "catch_up_date": (day + dt.timedelta(days=10)).isoformat()}
+        missing_objs = [
+            {k: m[k] for k in ("code", "name_zh", "name_en", "critical")} for m in mats[:2]
+        ]
+        body = {
+            "case_no": case_no,
+            "reason": "intake",
+            "accepted": bool(rng.random() < 0.6),
+            "missing": missing_objs,
+            "catch_up_date": (day + dt.timedelta(days=10)).isoformat(),
+        }
         _fill(body, "note", text, target)
     elif kind == "case.supplement_requested":
-        body = {"case_no": case_no, "department": depts[0],
-                "materials": [m["code"] for m in mats[:3]], "paused_date": day.isoformat()}
-        _fill(body, "reason", text + "需补正材料：" + "、".join(m["name_zh"] for m in mats),
-              target)
+        body = {
+            "case_no": case_no,
+            "department": depts[0],
+            "materials": [m["code"] for m in mats[:3]],
+            "paused_date": day.isoformat(),
+        }
+        _fill(body, "reason", text + "需补正材料：" + "、".join(m["name_zh"] for m in mats), target)
     elif kind == "review.decided":
-        body = {"case_no": case_no, "task_id": case_seq * 2 + 1, "department": depts[0],
-                "decision": "approve" if rng.random() < 0.9 else "supplement",
-                "by": f"{depts[0]}-reviewer{1 + case_seq % 3}"}
+        body = {
+            "case_no": case_no,
+            "task_id": case_seq * 2 + 1,
+            "department": depts[0],
+            "decision": "approve" if rng.random() < 0.9 else "supplement",
+            "by": f"{depts[0]}-reviewer{1 + case_seq % 3}",
+        }
         _fill(body, "reason", text, target)
     elif kind == "case.rejected":
-        body = {"case_no": case_no, "department": depts[0], "decided_date": day.isoformat(),
-                "on_time": bool(rng.random() < 0.95)}
+        body = {
+            "case_no": case_no,
+            "department": depts[0],
+            "decided_date": day.isoformat(),
+            "on_time": bool(rng.random() < 0.95),
+        }
         _fill(body, "reason", f"关于“{item['name_zh']}”事项：" + TEXTS[3] + TEXTS[1], target)
     elif kind == "rating.given":
         level = rng.choice((5, 5, 5, 5, 4, 4, 3, 2, 1))
-        body = {"rating_id": case_seq, "case_no": case_no, "ticket_no": None, "level": level,
-                "level_name": LEVELS[level]}
+        body = {
+            "rating_id": case_seq,
+            "case_no": case_no,
+            "ticket_no": None,
+            "level": level,
+            "level_name": LEVELS[level],
+        }
         _fill(body, "comment", f"办理“{item['name_zh']}”：" + TEXTS[4] + TEXTS[0], target)
     else:
         raise ValueError(f"no body recipe for {kind}")
     return body
 
 
-def case_events(node: str, count: int, start_seq: int = 1, seed: int = 7,
-                start: dt.datetime | None = None) -> Iterator[dict[str, Any]]:
+def case_events(
+    node: str, count: int, start_seq: int = 1, seed: int = 7, start: dt.datetime | None = None
+) -> Iterator[dict[str, Any]]:
     """``count`` events (``seq``, ``at``, ``kind``, ``entity``, ``entity_id``, ``body``)."""
     rng = random.Random(f"{seed}-{node}-{start_seq}")
     t = start or dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC)
@@ -162,8 +195,11 @@ def case_events(node: str, count: int, start_seq: int = 1, seed: int = 7,
         case_seq = seq // len(CASE_KINDS) + 1
         at = t + dt.timedelta(seconds=7 * i)
         body = case_body(rng, node, case_seq, kind, (at + dt.timedelta(hours=8)).date())
-        entity_id = {"case": body["case_no"], "review_task": str(body.get("task_id")),
-                     "rating": str(body.get("rating_id"))}[entity]
+        entity_id = {
+            "case": body["case_no"],
+            "review_task": str(body.get("task_id")),
+            "rating": str(body.get("rating_id")),
+        }[entity]
         yield {
             "seq": seq,
             "at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -174,8 +210,9 @@ def case_events(node: str, count: int, start_seq: int = 1, seed: int = 7,
         }
 
 
-def signed_records(node: str, key: Any, count: int, start_seq: int = 1,
-                   prev: str | None = None, seed: int = 7) -> list[dict[str, Any]]:
+def signed_records(
+    node: str, key: Any, count: int, start_seq: int = 1, prev: str | None = None, seed: int = 7
+) -> list[dict[str, Any]]:
     """``count`` records signed with ``key`` by :func:`sync.chain.make_record`, chained."""
     from sync.chain import GENESIS, make_record
 

@@ -42,9 +42,10 @@ def _append_events(db: Any, count: int, start_seq: int, chunk: int = 500) -> flo
     t0 = time.perf_counter()
     for i in range(0, len(evs), chunk):
         with dbm.tx(db) as conn:
-            for ev in evs[i:i + chunk]:
-                events.append(conn, ev["kind"], ev["entity"], ev["entity_id"], ev["body"],
-                              at=ev["at"])
+            for ev in evs[i : i + chunk]:
+                events.append(
+                    conn, ev["kind"], ev["entity"], ev["entity_id"], ev["body"], at=ev["at"]
+                )
     del t_gen
     return time.perf_counter() - t0
 
@@ -77,7 +78,8 @@ def _client(cfg: Any, db: Any, counter: _Counter) -> Any:
                 trace.on_request_end.append(on_end)
                 self._session = aiohttp.ClientSession(
                     timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=5),
-                    trace_configs=[trace])
+                    trace_configs=[trace],
+                )
             return self._session
 
     return CountingPushClient(cfg, db)
@@ -92,8 +94,9 @@ async def _push(client: Any) -> tuple[Any, float]:
 def _hub_count(hub_db: Path, code: str) -> int:
     conn = sqlite3.connect(f"file:{hub_db}?mode=ro", uri=True)
     try:
-        return int(conn.execute("SELECT count(*) FROM records WHERE node = ?", [code])
-                   .fetchone()[0])
+        return int(
+            conn.execute("SELECT count(*) FROM records WHERE node = ?", [code]).fetchone()[0]
+        )
     finally:
         conn.close()
 
@@ -109,9 +112,22 @@ def run(opts: Options) -> list[Row]:
         hub_init(hub_dir)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        run_cli_inprocess("node", "init", "--data", str(node_dir), "--code", NODE_CODE,
-                          "--name", "解放路街道便民服务中心", "--level", "township",
-                          "--hub-url", url, "--hub-pubkey", str(hub_dir / "hub.pub"))
+        run_cli_inprocess(
+            "node",
+            "init",
+            "--data",
+            str(node_dir),
+            "--code",
+            NODE_CODE,
+            "--name",
+            "解放路街道便民服务中心",
+            "--level",
+            "township",
+            "--hub-url",
+            url,
+            "--hub-pubkey",
+            str(hub_dir / "hub.pub"),
+        )
         enroll(hub_dir, NODE_CODE, node_dir / "node.pub", "解放路街道便民服务中心")
         cfg = cfgm.load(node_dir)
         db = signerm.open_node_db(cfg)
@@ -143,32 +159,74 @@ def run(opts: Options) -> list[Row]:
         db.conn.close()
     full_n = size_full  # the whole log: the seeded catalog's events and the N case events
     checks = {
-        "full_ack": pos_full.get("ack_seq"), "full_size": size_full,
-        "inc_ack": pos_inc.get("ack_seq"), "inc_size": size_inc, "stored": stored,
-        "rejected": full.rejected + incr.rejected, "errors": full.errors + incr.errors,
+        "full_ack": pos_full.get("ack_seq"),
+        "full_size": size_full,
+        "inc_ack": pos_inc.get("ack_seq"),
+        "inc_size": size_inc,
+        "stored": stored,
+        "rejected": full.rejected + incr.rejected,
+        "errors": full.errors + incr.errors,
         "alert": full.alert or incr.alert,
     }
-    all_verified = (pos_full.get("ack_seq") == size_full and pos_inc.get("ack_seq") == size_inc
-                    and stored == size_inc and not checks["rejected"] and not checks["errors"]
-                    and not checks["alert"])
-    vnote = ("hub verified and stored all " f"{size_inc:,} records" if all_verified
-             else f"NOT all verified: {checks}")
+    all_verified = (
+        pos_full.get("ack_seq") == size_full
+        and pos_inc.get("ack_seq") == size_inc
+        and stored == size_inc
+        and not checks["rejected"]
+        and not checks["errors"]
+        and not checks["alert"]
+    )
+    vnote = (
+        f"hub verified and stored all {size_inc:,} records"
+        if all_verified
+        else f"NOT all verified: {checks}"
+    )
     return [
-        Row("replication", "node signing (events.append)", n / sign_s, "records/s",
-            note=f"{n:,} case events signed and chained into the node DB in {sign_s:.1f} s"),
-        Row("replication", "full catch-up", full_n / full_s, "records/s",
+        Row(
+            "replication",
+            "node signing (events.append)",
+            n / sign_s,
+            "records/s",
+            note=f"{n:,} case events signed and chained into the node DB in {sign_s:.1f} s",
+        ),
+        Row(
+            "replication",
+            "full catch-up",
+            full_n / full_s,
+            "records/s",
             note=f"{full_n:,} records ({seeded} from the seeded catalog) in {full_s:.2f} s, "
-                 f"{full_reqs} requests; {vnote}",
-            extra={"records": full_n, "seconds": full_s, "all_verified": all_verified,
-                   "checks": checks, "report": full.as_dict()}),
-        Row("replication", "incremental push", inc / inc_s, "records/s",
+            f"{full_reqs} requests; {vnote}",
+            extra={
+                "records": full_n,
+                "seconds": full_s,
+                "all_verified": all_verified,
+                "checks": checks,
+                "report": full.as_dict(),
+            },
+        ),
+        Row(
+            "replication",
+            "incremental push",
+            inc / inc_s,
+            "records/s",
             note=f"{inc:,} records in {inc_s:.2f} s",
-            extra={"records": inc, "seconds": inc_s, "report": incr.as_dict()}),
-        Row("replication", "bytes on the wire per record", full_bytes / full_n, "B/record",
+            extra={"records": inc, "seconds": inc_s, "report": incr.as_dict()},
+        ),
+        Row(
+            "replication",
+            "bytes on the wire per record",
+            full_bytes / full_n,
+            "B/record",
             note=f"gzip request bodies, full catch-up ({full_bytes / 1e6:.1f} MB); "
-                 f"incremental {inc_bytes / max(inc, 1):.0f} B/record",
-            extra={"full_bytes": full_bytes, "incremental_bytes": inc_bytes}),
-        Row("replication", "hub RSS (VmHWM)", mem.get("VmHWM", 0) / 1024, "MB",
+            f"incremental {inc_bytes / max(inc, 1):.0f} B/record",
+            extra={"full_bytes": full_bytes, "incremental_bytes": inc_bytes},
+        ),
+        Row(
+            "replication",
+            "hub RSS (VmHWM)",
+            mem.get("VmHWM", 0) / 1024,
+            "MB",
             note=f"hub process after both pushes; VmRSS {mem.get('VmRSS', 0) / 1024:.1f} MB",
-            extra=mem),
+            extra=mem,
+        ),
     ]

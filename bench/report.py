@@ -35,8 +35,10 @@ def _bound_note(rows: list[Row]) -> str:
         return ""
     s = f"bound by per-record verification: sync.chain.verify_record {vr:,.0f}/s on one core"
     if ed:
-        s += (f" (Ed25519 alone {ed:,.0f}/s; the rest is RFC 8785 canonical JSON and "
-              "hashing in pure Python)")
+        s += (
+            f" (Ed25519 alone {ed:,.0f}/s; the rest is RFC 8785 canonical JSON and "
+            "hashing in pure Python)"
+        )
     return s
 
 
@@ -44,6 +46,9 @@ def derived(rows: list[Row]) -> list[Row]:
     """Ratios and targets computed from the other benchmarks' rows."""
     out: list[Row] = []
     bound = _bound_note(rows)
+    hub_rows = [r for r in rows if r.bench == "hub" and r.extra.get("bound")]
+    if hub_rows:
+        bound = "; ".join(x for x in (bound, str(hub_rows[0].extra["bound"])) if x)
     verified_row = find(rows, "replication", "full catch-up")
     verified = bool(verified_row and verified_row.extra.get("all_verified"))
     for metric, peer_metric, label in (
@@ -54,27 +59,47 @@ def derived(rows: list[Row]) -> list[Row]:
         name = f"replication {label}: onestop / peer"
         target = f">= {REPLICATION_TARGET:.0f}x, all verified"
         if _val(ours) is None or _val(peer) is None:
-            why = (peer.note if peer is not None and _val(peer) is None else
-                   ours.note if ours is not None and _val(ours) is None else "not measured")
+            why = (
+                peer.note
+                if peer is not None and _val(peer) is None
+                else ours.note
+                if ours is not None and _val(ours) is None
+                else "not measured"
+            )
             out.append(Row("targets", name, None, "x", target, "SKIP", why))
             continue
         ratio = _val(ours) / _val(peer)  # type: ignore[operator]
         ok = ratio >= REPLICATION_TARGET and verified
-        note = (f"{_val(ours):,.0f} vs {_val(peer):,.0f} records/s"
-                + ("" if verified else "; NOT every record verified and stored"))
+        note = f"{_val(ours):,.0f} vs {_val(peer):,.0f} records/s" + (
+            "" if verified else "; NOT every record verified and stored"
+        )
         if not ok and bound:
             note += "; " + bound
         out.append(Row("targets", name, ratio, "x", target, "PASS" if ok else "MISS", note))
     ours_rss = find(rows, "replication", "hub RSS (VmHWM)")
     peer_rss = find(rows, "peer", "pouchdb-server RSS (VmHWM)")
-    if _val(ours_rss) is not None and _val(peer_rss):
-        out.append(Row("targets", "server RSS: onestop hub / pouchdb-server",
-                       _val(ours_rss) / _val(peer_rss), "x",  # type: ignore[operator]
-                       note=f"{_val(ours_rss):.1f} vs {_val(peer_rss):.1f} MB (lower is "
-                            "better)"))
+    ours_mb, peer_mb = _val(ours_rss), _val(peer_rss)
+    if ours_mb is not None and peer_mb:
+        out.append(
+            Row(
+                "targets",
+                "server RSS: onestop hub / pouchdb-server",
+                ours_mb / peer_mb,
+                "x",
+                note=f"{ours_mb:.1f} vs {peer_mb:.1f} MB (lower is better)",
+            )
+        )
     else:
-        out.append(Row("targets", "server RSS: onestop hub / pouchdb-server", None, "x",
-                       status="SKIP", note="peer or replication not measured"))
+        out.append(
+            Row(
+                "targets",
+                "server RSS: onestop hub / pouchdb-server",
+                None,
+                "x",
+                status="SKIP",
+                note="peer or replication not measured",
+            )
+        )
     limit = _val(find(rows, "limits", "physical limit (lower of the two)"))
     hub = find(rows, "hub", "ingest, 200 nodes at once") or find(rows, "hub", "ingest")
     if hub is None:
@@ -86,15 +111,40 @@ def derived(rows: list[Row]) -> list[Row]:
         note = f"{_val(hub):,.0f} of {limit:,.0f} records/s"
         if not ok and bound:
             note += "; " + bound
-        out.append(Row("targets", "hub ingest / physical limit", frac, "", target,
-                       "PASS" if ok else "MISS", note))
+        out.append(
+            Row(
+                "targets",
+                "hub ingest / physical limit",
+                frac,
+                "",
+                target,
+                "PASS" if ok else "MISS",
+                note,
+            )
+        )
     else:
-        out.append(Row("targets", "hub ingest / physical limit", None, "", target, "SKIP",
-                       hub.note if hub is not None else "hub or limits not measured"))
+        out.append(
+            Row(
+                "targets",
+                "hub ingest / physical limit",
+                None,
+                "",
+                target,
+                "SKIP",
+                hub.note if hub is not None else "hub or limits not measured",
+            )
+        )
     full = _val(find(rows, "replication", "full catch-up"))
     if limit and full is not None:
-        out.append(Row("targets", "replication full catch-up / physical limit", full / limit, "",
-                       note="one node pushing (informational)"))
+        out.append(
+            Row(
+                "targets",
+                "replication full catch-up / physical limit",
+                full / limit,
+                "",
+                note="one node pushing (informational)",
+            )
+        )
     return out
 
 
@@ -114,8 +164,15 @@ def table(rows: list[Row], width: int = 0) -> str:
     """A Markdown table (also readable in a terminal)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        cells = [r.bench, r.metric, fmt_value(r.value, r.unit), r.unit, r.target, r.status,
-                 r.note.replace("|", "/")]
+        cells = [
+            r.bench,
+            r.metric,
+            fmt_value(r.value, r.unit),
+            r.unit,
+            r.target,
+            r.status,
+            r.note.replace("|", "/"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -123,8 +180,9 @@ def table(rows: list[Row], width: int = 0) -> str:
 def write_json(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = dict(meta, rows=[_clean(r.as_dict()) for r in rows])
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
+    )
 
 
 def _clean(obj: Any) -> Any:

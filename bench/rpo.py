@@ -43,10 +43,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def onestop(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "onestop.cli", *args], input=stdin,
-                          capture_output=True, text=True, env=env)
+def onestop(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "onestop.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if check and done.returncode != 0:
         raise RuntimeError(f"onestop {' '.join(args)} failed: {done.stderr or done.stdout}")
     return done
@@ -54,9 +60,12 @@ def onestop(*args: str, stdin: str | None = None, env: dict[str, str] | None = N
 
 def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     fh = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "onestop.cli", *args], stdout=fh,
-                            stderr=subprocess.STDOUT, env=env or dict(os.environ,
-                                                                      PYTHONUNBUFFERED="1"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "onestop.cli", *args],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env=env or dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
@@ -93,18 +102,32 @@ def make_id(n: int) -> str:
 
 
 def issue(url: str, n: int) -> str:
-    body = json.dumps({"queue": QUEUES[n % len(QUEUES)], "id_number": make_id(n),
-                       "phone": "13800138000"}).encode()
-    req = urllib.request.Request(url + "/api/v1/tickets", data=body,
-                                 headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"queue": QUEUES[n % len(QUEUES)], "id_number": make_id(n), "phone": "13800138000"}
+    ).encode()
+    req = urllib.request.Request(
+        url + "/api/v1/tickets", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         out: dict[str, Any] = json.loads(resp.read())
     return f"{out['service_date']} {out['queue']} {out['ticket_no']}"
 
 
 def init_node(data: Path, port: int) -> None:
-    onestop("node", "init", "--data", str(data), "--code", "370102001", "--name",
-            "解放路街道便民服务中心", "--level", "township", "--port", str(port))
+    onestop(
+        "node",
+        "init",
+        "--data",
+        str(data),
+        "--code",
+        "370102001",
+        "--name",
+        "解放路街道便民服务中心",
+        "--level",
+        "township",
+        "--port",
+        str(port),
+    )
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
@@ -121,8 +144,10 @@ def delete_db(data: Path) -> None:
 def restored_tickets(data: Path) -> set[str]:
     conn = sqlite3.connect(f"{(data / 'node.db').as_uri()}?mode=ro", uri=True)
     try:
-        return {f"{d} {q} {n}" for d, q, n in conn.execute(
-            "SELECT service_date, issued_queue, ticket_no FROM tickets")}
+        return {
+            f"{d} {q} {n}"
+            for d, q, n in conn.execute("SELECT service_date, issued_queue, ticket_no FROM tickets")
+        }
     finally:
         conn.close()
 
@@ -174,20 +199,36 @@ def trial(work: Path, *, rate: float = 20.0, kill_after: float = 5.0) -> Trial:
     have = restored_tickets(data)
     missing = [(t, k) for t, k in acked if k not in have]
     rpo = killed_at - missing[0][0] if missing else 0.0
-    return Trial(written=len(acked), missing=len(missing), rpo_seconds=round(rpo, 3),
-                 kill_after_seconds=round(kill_after, 3), rate=rate,
-                 restore_seconds=round(took, 3), missing_tickets=[k for _, k in missing])
+    return Trial(
+        written=len(acked),
+        missing=len(missing),
+        rpo_seconds=round(rpo, 3),
+        kill_after_seconds=round(kill_after, 3),
+        rate=rate,
+        restore_seconds=round(took, 3),
+        missing_tickets=[k for _, k in missing],
+    )
 
 
-def measure(trials: int = 3, rate: float = 20.0, min_s: float = 4.0, max_s: float = 8.0,
-            seed: int | None = None, work: Path | None = None) -> dict[str, Any]:
+def measure(
+    trials: int = 3,
+    rate: float = 20.0,
+    min_s: float = 4.0,
+    max_s: float = 8.0,
+    seed: int | None = None,
+    work: Path | None = None,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     results = []
     for i in range(trials):
         with tempfile.TemporaryDirectory(prefix="onestop-rpo-", dir=work) as tmp:
             results.append(trial(Path(tmp), rate=rate, kill_after=rng.uniform(min_s, max_s)))
-            print(f"trial {i + 1}: {results[-1].written} written, {results[-1].missing} missing, "
-                  f"RPO {results[-1].rpo_seconds:.2f} s", file=sys.stderr, flush=True)
+            print(
+                f"trial {i + 1}: {results[-1].written} written, {results[-1].missing} missing, "
+                f"RPO {results[-1].rpo_seconds:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     rpos = [t.rpo_seconds for t in results]
     return {
         "settings": {"monitor-interval": "1s", "sync-interval": "1s", "replica": "file"},
@@ -205,15 +246,26 @@ def run(opts: Any) -> list[Any]:
 
     quick = bool(getattr(opts, "quick", False))
     out = measure(trials=2 if quick else 3, min_s=3.0, max_s=5.0 if quick else 8.0)
-    return [Row("litestream", "RPO (kill -9, default settings)", out["rpo_seconds_max"], "s",
-                "< 3 s", "PASS" if out["rpo_seconds_max"] < 3 else "MISS",
-                f"{out['missing_max']} of ~{int(out['rate_per_second'])}/s writes lost at worst",
-                extra=out)]
+    return [
+        Row(
+            "litestream",
+            "RPO (kill -9, default settings)",
+            out["rpo_seconds_max"],
+            "s",
+            "< 3 s",
+            "PASS" if out["rpo_seconds_max"] < 3 else "MISS",
+            f"{out['missing_max']} of ~{int(out['rate_per_second'])}/s writes lost at worst",
+            extra=out,
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.rpo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.rpo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--rate", type=float, default=20.0, help="tickets per second (20)")
     p.add_argument("--min", type=float, default=4.0, help="earliest kill, seconds (4)")
@@ -223,11 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out = measure(a.trials, a.rate, a.min, a.max, a.seed)
     for i, t in enumerate(out["trials"], 1):
-        print(f"trial {i}: killed after {t['kill_after_seconds']:.1f} s, {t['written']} tickets "
-              f"answered, {t['missing']} missing after restore, RPO {t['rpo_seconds']:.2f} s, "
-              f"restore {t['restore_seconds']:.2f} s")
-    print(f"RPO: max {out['rpo_seconds_max']:.2f} s, mean {out['rpo_seconds_mean']:.2f} s "
-          f"at {a.rate:g} writes/s (monitor-interval 1s, sync-interval 1s, file replica)")
+        print(
+            f"trial {i}: killed after {t['kill_after_seconds']:.1f} s, {t['written']} tickets "
+            f"answered, {t['missing']} missing after restore, RPO {t['rpo_seconds']:.2f} s, "
+            f"restore {t['restore_seconds']:.2f} s"
+        )
+    print(
+        f"RPO: max {out['rpo_seconds_max']:.2f} s, mean {out['rpo_seconds_mean']:.2f} s "
+        f"at {a.rate:g} writes/s (monitor-interval 1s, sync-interval 1s, file replica)"
+    )
     if a.json:
         a.json.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0

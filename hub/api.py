@@ -9,7 +9,8 @@ from typing import Any
 import sqlite_utils
 from aiohttp import web
 
-from hub import auth
+from hub import auth, staff
+from hub import tree as treem
 from hub import catalog as catalogm
 from hub import db as hubdb
 from hub import ingest as ingestm
@@ -109,16 +110,21 @@ async def position(request: web.Request) -> web.Response:
 
 
 async def list_nodes(request: web.Request) -> web.Response:
+    """Enrolled nodes in the user's scope (login required)."""
+    user = await staff.require(request)
+    tree = treem.get()
     rows = hubdb.rows(
         request.app[DB],
         "SELECT n.*, (SELECT count(*) FROM alerts a WHERE a.node = n.code AND a.resolved = 0) "
         "AS open_alerts FROM nodes n ORDER BY n.code",
     )
+    rows = [r for r in rows if tree.in_scope(user["scope"], r["code"])]
     return web.json_response({"nodes": [_node_out(r) for r in rows]})
 
 
 async def node_detail(request: web.Request) -> web.Response:
     db = request.app[DB]
+    await staff.require(request, code=request.match_info["code"])
     row = _get_node(db, request.match_info["code"])
     out = _node_out(row)
     out["alerts"] = hubdb.rows(
@@ -219,6 +225,11 @@ ALERT_STATES = {"open": " AND resolved = 0", "resolved": " AND resolved = 1", "a
 
 
 async def list_alerts(request: web.Request) -> web.Response:
+    """Alerts of nodes in the user's scope (login required)."""
+    user = await staff.require(request)
+    if request.query.get("node"):
+        staff.check_scope(user, request.query["node"])
+    tree = treem.get()
     state = request.query.get("state", "open")
     if state not in ALERT_STATES:
         raise Invalid(f"state must be one of {', '.join(ALERT_STATES)}", field="state")
@@ -230,6 +241,9 @@ async def list_alerts(request: web.Request) -> web.Response:
         params.append(request.query["node"])
     sql += ALERT_STATES[state] + " ORDER BY last_at DESC, id DESC LIMIT ?"
     params.append(limit)
+    if user["scope"] != tree.root:
+        sql = sql.replace(" WHERE 1=1", " WHERE node >= ? AND node < ?")
+        params = [user["scope"], user["scope"] + ":", *params]
     alerts = hubdb.rows(request.app[DB], sql, params)
     for a in alerts:
         a["resolved"] = bool(a["resolved"])

@@ -1,4 +1,5 @@
-"""``onestop hub ...`` (init, serve, enroll, revoke, catalog publish) and ``onestop verify``.
+"""``onestop hub ...`` (init, serve, enroll, revoke, catalog publish, user, rollups) and
+``onestop verify``.
 
 ``onestop verify`` is shared with the node side: ``--data DIR`` audits a node's own log
 (:func:`sync.node_verify.verify_node`), ``--hub DIR --code CODE`` the hub's copy of one node's
@@ -62,6 +63,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("file", metavar="FILE", help="catalog JSON file")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
     p.set_defaults(func=cmd_catalog_publish)
+
+    usr = hsub.add_parser("user", help="hub accounts for the dashboards")
+    usr.set_defaults(func=lambda args: _usage(usr))
+    usub = usr.add_subparsers(dest="user_command", metavar="ACTION")
+    p = usub.add_parser("add", help="add an account (password from stdin or prompt)")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.add_argument("--username", required=True)
+    p.add_argument("--role", required=True, choices=("admin", "official"))
+    p.add_argument("--scope", required=True, metavar="CODE",
+                   help="division the user may read: 37 the province, 3701 a city, ...")
+    p.set_defaults(func=cmd_user_add)
+    p = usub.add_parser("list", help="list accounts")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.set_defaults(func=cmd_user_list)
+
+    rol = hsub.add_parser("rollups", help="dashboard rollups")
+    rol.set_defaults(func=lambda args: _usage(rol))
+    rsub = rol.add_subparsers(dest="rollups_command", metavar="ACTION")
+    p = rsub.add_parser("rebuild", help="recompute every dashboard rollup from the records")
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.set_defaults(func=cmd_rollups_rebuild)
 
     p = sub.add_parser(
         "verify",
@@ -260,6 +282,60 @@ def cmd_catalog_publish(args: argparse.Namespace) -> int:
         print(f"catalog version {doc['version']} published (signed by {doc['key_id']})")
     else:
         print(f"catalog unchanged: version {doc['version']} is still the latest")
+    return 0
+
+
+# -- users, rollups ----------------------------------------------------------------------------------
+
+
+def _read_password(prompt: str = "password: ") -> str:
+    import getpass
+
+    if sys.stdin.isatty():
+        pw = getpass.getpass(prompt)
+        if pw != getpass.getpass("again: "):
+            raise CliError("the passwords differ")
+        return pw
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from hub import users
+    from onestop.divisions import DivisionError
+    from onestop.errors import ApiError
+
+    _, db = open_hub(args.data)
+    password = _read_password()
+    try:
+        user = users.add(db, args.username, password, args.role, args.scope)
+    except ApiError as exc:
+        raise CliError(f"--{exc.field or 'username'}: {exc.message}") from None
+    except DivisionError as exc:
+        raise CliError(f"division data: {exc}") from None
+    print(f"user {user['username']} added: {user['role']}, scope {user['scope']}")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from hub import users
+
+    _, db = open_hub(args.data)
+    for u in users.all_users(db):
+        flag = " (disabled)" if u["disabled"] else ""
+        print(f"{u['username']}\t{u['role']}\t{u['scope']}{flag}")
+    return 0
+
+
+def cmd_rollups_rebuild(args: argparse.Namespace) -> int:
+    import time
+
+    from hub import rollups
+
+    cfg, db = open_hub(args.data)
+    t0 = time.perf_counter()
+    n = rollups.rebuild(db, cfg.timezone)
+    print(f"rollups rebuilt from {n} records in {time.perf_counter() - t0:.1f} s "
+          f"(time zone {cfg.timezone})")  # fmt: skip
     return 0
 
 

@@ -32,6 +32,9 @@ class HubConfig:
     max_batch_records: int = 5000
     max_records_page: int = 5000
     request_max_skew_seconds: int = 300
+    online_seconds: int = 300
+    session_max_age: int = 12 * 3600
+    refresh_seconds: int = 10
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # -- files in the data directory ---------------------------------------------------------
@@ -80,6 +83,18 @@ class HubConfig:
             raise ConfigError(
                 "request_max_skew_seconds",
                 f"must be between 10 and 3600, got {self.request_max_skew_seconds}",
+            )
+        if not 10 <= self.online_seconds <= 7 * 86400:
+            raise ConfigError(
+                "online_seconds", f"must be between 10 and 604800, got {self.online_seconds}"
+            )
+        if not 60 <= self.session_max_age <= 30 * 86400:
+            raise ConfigError(
+                "session_max_age", f"must be between 60 and 2592000, got {self.session_max_age}"
+            )
+        if not 2 <= self.refresh_seconds <= 3600:
+            raise ConfigError(
+                "refresh_seconds", f"must be between 2 and 3600, got {self.refresh_seconds}"
             )
         try:
             from zoneinfo import ZoneInfo

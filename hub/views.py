@@ -1,69 +1,123 @@
-"""HTML pages of the hub: for now one page listing the enrolled nodes and open alerts.
+"""HTML pages of the hub: login and the dashboards (province → city → county → township).
 
-Dashboards (rollups by region, item and day) are a later issue.
+Pages are Jinja templates under ``hub/templates`` with CSS and vanilla JavaScript under
+``hub/static`` (offline LAN: nothing comes from the internet; charts are inline SVG drawn by
+``dash.js``).  A dashboard page carries its figures as JSON and polls
+``GET /api/v1/dash/{code}`` every ``refresh_seconds`` to update them in place.  Language:
+``?lang=en`` (remembered in a cookie), default Chinese.
 """
 
 from __future__ import annotations
 
-from html import escape
+import hmac
+import json
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
+from aiohttp_session import get_session
+from markupsafe import Markup
 
-from hub import db as hubdb
-from hub.keys import CONFIG, DB
+from hub import dash_api, staff
+from hub.dash_api import LANG_COOKIE, lang_of
+from hub.i18n import strings, t
+from hub.keys import CONFIG
+from onestop.errors import Unauthorized
 
-_STYLE = (
-    "body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:2em;color:#222}"
-    "table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;"
-    "padding:.4em .6em;text-align:left;font-size:.95em}th{background:#f4f4f4}"
-    ".revoked{color:#a00}.alert{color:#a00;font-weight:bold}.muted{color:#888}"
-    "code{font-size:.9em}"
-)
+LANG_COOKIE_AGE = 365 * 24 * 3600
 
 
-def _cell(value: Any) -> str:
-    if value is None or value == "":
-        return "<span class=muted>—</span>"
-    return escape(str(value))
+def _json_script(data: Any) -> Markup:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+async def render(request: web.Request, template: str, ctx: dict[str, Any],
+                 status: int = 200) -> web.Response:  # fmt: skip
+    lang = lang_of(request)
+    base = {"lang": lang, "_": lambda key, **kw: t(key, lang, **kw),
+            "hub_name": request.app[CONFIG].name, "path_qs": request.path_qs}  # fmt: skip
+    resp = aiohttp_jinja2.render_template(template, request, {**base, **ctx}, status=status)
+    if request.query.get("lang") in ("zh", "en"):
+        resp.set_cookie(LANG_COOKIE, request.query["lang"], max_age=LANG_COOKIE_AGE,
+                        samesite="Lax", httponly=True)  # fmt: skip
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 async def index(request: web.Request) -> web.Response:
-    db = request.app[DB]
-    nodes = hubdb.rows(
-        db,
-        "SELECT n.*, (SELECT count(*) FROM alerts a WHERE a.node = n.code AND a.resolved = 0) "
-        "AS open_alerts FROM nodes n ORDER BY n.code",
-    )
-    rows = []
-    for n in nodes:
-        status = (
-            "<span class=revoked>已吊销 revoked</span>"
-            if n["status"] != "active"
-            else "正常 active"
-        )
-        alerts = f"<span class=alert>{n['open_alerts']}</span>" if n["open_alerts"] else "0"
-        rows.append(
-            "<tr>"
-            f"<td><code>{escape(n['code'])}</code></td><td>{_cell(n['name'])}</td>"
-            f"<td>{_cell(n['level'])}</td><td>{_cell(n['parent'])}</td><td>{status}</td>"
-            f"<td><code>{escape(n['key_id'])}</code></td><td>{n['ack_seq']}</td>"
-            f"<td>{_cell(n['reported_backlog'])}</td><td>{_cell(n['last_contact'])}</td>"
-            f"<td>{alerts}</td><td>{_cell(n['last_error'])}</td>"
-            "</tr>"
-        )
-    name = escape(request.app[CONFIG].name)
-    body = (
-        f"<!doctype html><html lang=zh><meta charset=utf-8><title>{name}</title>"
-        f"<meta name=viewport content='width=device-width, initial-scale=1'>"
-        f"<style>{_STYLE}</style><body><h1>{name}</h1>"
-        f"<p>{len(nodes)} 个节点 nodes · <a href='/api/v1/nodes'>JSON</a> · "
-        "<a href='/api/v1/alerts'>告警 alerts</a></p>"
-        "<table><thead><tr><th>代码 code</th><th>名称 name</th><th>层级 level</th>"
-        "<th>上级 parent</th><th>密钥 key</th><th>key id</th><th>已确认 ack seq</th>"
-        "<th>积压 backlog</th><th>最近联系 last contact</th><th>告警 alerts</th>"
-        "<th>最近错误 last error</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table></body></html>"
-    )
-    return web.Response(text=body, content_type="text/html")
+    raise web.HTTPFound("/dash")
+
+
+# -- login ---------------------------------------------------------------------------------------
+
+
+def _safe_next(value: str | None) -> str | None:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+async def login_page(request: web.Request, *, error: str | None = None, status: int = 200,
+                     username: str = "") -> web.Response:  # fmt: skip
+    return await render(request, "login.html", {
+        "csrf_token": await staff.csrf_token(request),
+        "next": _safe_next(request.query.get("next")) or "",
+        "error": error, "username": username,
+    }, status=status)  # fmt: skip
+
+
+async def login_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    lang = lang_of(request)
+    session = await get_session(request)
+    sent, want = str(form.get("csrf_token", "")), str(session.get("csrf", ""))
+    username = str(form.get("username", "")).strip()
+    if not sent or not want or not hmac.compare_digest(sent, want):
+        return await login_page(request, error=t("ui.login.csrf", lang), status=403,
+                                username=username)  # fmt: skip
+    password = str(form.get("password", ""))
+    if not username or not password:
+        return await login_page(request, error=t("ui.login.required", lang), status=422,
+                                username=username)  # fmt: skip
+    try:
+        await staff.login(request, username, password)
+    except Unauthorized:
+        return await login_page(request, error=t("ui.login.wrong", lang), status=401,
+                                username=username)  # fmt: skip
+    raise web.HTTPFound(_safe_next(str(form.get("next", ""))) or "/dash")
+
+
+async def logout(request: web.Request) -> web.Response:
+    await staff.require(request)
+    await staff.logout(request)
+    raise web.HTTPFound("/login")
+
+
+# -- dashboards ------------------------------------------------------------------------------------
+
+
+async def dash_home(request: web.Request) -> web.Response:
+    user = await staff.require(request)
+    qs = f"?{request.query_string}" if request.query_string else ""
+    raise web.HTTPFound(f"/dash/{user['scope']}{qs}")
+
+
+async def dash_page(request: web.Request) -> web.Response:
+    c = await dash_api.context(request)
+    data = dash_api.summary(c)
+    return await render(request, "dash.html", {
+        "data": _json_script(data), "strings": _json_script(strings(c.lang)),
+        "division": data["division"], "path": data["path"], "period": data["period"],
+        "user": c.user, "csrf_token": await staff.csrf_token(request),
+        "code": c.code, "period_query": c.period.query(), "tables": ("children", "departments", "items", "series", "nodes",
+                                   "alerts"),
+        "presets": ("today", "7d", "30d"),
+    })  # fmt: skip
+
+
+async def dash_export(request: web.Request) -> web.Response:
+    c = await dash_api.context(request)
+    table = request.match_info["table"]
+    rows = dash_api.table_rows(c, table)
+    return dash_api.csv_response(c, table, rows)

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from node import cases_api as h
 from node import openapi
-from node.cases_views import setup_case_pages
 from node.cases_db import CASE_STATES, TASK_STATES
+from node.cases_views import setup_case_pages
 from node.keys import CLOCK, DB, PII
 from node.notify import NOTIFIER, Notifier
 from node.openapi import _op, _path_param

@@ -57,17 +57,22 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.left_n": {"zh": "剩 {n} 个工作日", "en": "{n} working days left"},
     "ui.cases.due_today": {"zh": "今日到期", "en": "Due today"},
     "ui.cases.overdue_n": {"zh": "超期 {n} 个工作日", "en": "{n} working days overdue"},
-    "ui.cases.paused_since": {"zh": "补正中，{date} 起暂停计时",
-                              "en": "Paused since {date} (supplement)"},
-    "ui.cases.on_time": {"zh": "按期办结", "en": "Decided on time"},
-    "ui.cases.late": {"zh": "超期办结", "en": "Decided late"},
+    "ui.cases.paused_since": {
+        "zh": "补正中，{date} 起暂停计时",
+        "en": "Paused since {date} (supplement)",
+    },
+    "ui.cases.on_time": {"zh": "按期", "en": "on time"},
+    "ui.cases.late": {"zh": "超期", "en": "late"},
+    "ui.cases.instant": {"zh": "即办", "en": "Same day"},
+    "ui.cases.mat_state": {"zh": "收取情况", "en": "Status"},
+    "ui.cases.rongque_tag": {"zh": "容缺", "en": "To follow"},
     "ui.cases.not_started": {"zh": "未受理，不计时", "en": "Not accepted: no clock"},
     "ui.cases.paused_days": {"zh": "已顺延 {n} 个工作日", "en": "extended by {n} working days"},
     "ui.cases.status.green": {"zh": "正常", "en": "On track"},
     "ui.cases.status.yellow": {"zh": "预警", "en": "Due soon"},
     "ui.cases.status.red": {"zh": "超期", "en": "Overdue"},
     "ui.cases.status.paused": {"zh": "暂停", "en": "Paused"},
-    "ui.cases.status.done": {"zh": "已办结", "en": "Decided"},
+    "ui.cases.status.done": {"zh": "已审结", "en": "Decided"},
     "ui.cases.lead": {"zh": "主办", "en": "Lead"},
     "ui.cases.co": {"zh": "协办", "en": "Joint"},
     "ui.cases.open": {"zh": "查看", "en": "Open"},
@@ -89,16 +94,22 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.err.409": {"zh": "当前状态不允许此操作", "en": "Not possible now"},
     "ui.cases.err.422": {"zh": "请检查填写内容", "en": "Please check the form"},
     "ui.cases.err.title": {"zh": "无法打开此页面", "en": "This page cannot be shown"},
-    "ui.cases.err.role": {"zh": "您的角色（{role}）无权使用此页面。",
-                          "en": "Your role ({role}) may not use this page."},
+    "ui.cases.err.role": {
+        "zh": "您的角色（{role}）无权使用此页面。",
+        "en": "Your role ({role}) may not use this page.",
+    },
     "ui.cases.err.not_visible": {
         "zh": "办件 {case_no} 不在您所在部门（{dept}）的审查范围内。",
         "en": "Case {case_no} is not reviewed by your department ({dept}).",
     },
-    "ui.cases.err.no_case": {"zh": "没有编码为 {case_no} 的办件。",
-                             "en": "There is no case with number {case_no}."},
-    "ui.cases.err.no_dept": {"zh": "您的账号未设置所属部门，请联系管理员。",
-                             "en": "Your account has no department; ask an administrator."},
+    "ui.cases.err.no_case": {
+        "zh": "没有编码为 {case_no} 的办件。",
+        "en": "There is no case with number {case_no}.",
+    },
+    "ui.cases.err.no_dept": {
+        "zh": "您的账号未设置所属部门，请联系管理员。",
+        "en": "Your account has no department; ask an administrator.",
+    },
     "ui.cases.err.back": {"zh": "返回", "en": "Back"},
     "ui.cases.neterr": {"zh": "网络异常，请稍后重试", "en": "Network error, please try again"},
     # case states (short)
@@ -118,7 +129,10 @@ STRINGS: dict[str, dict[str, str]] = {
     # intake
     "ui.cases.intake.title": {"zh": "窗口收件受理", "en": "Window intake"},
     "ui.cases.intake.ticket": {"zh": "办事号票", "en": "Ticket"},
-    "ui.cases.intake.ticket_choose": {"zh": "请选择当前办理的号票", "en": "Choose the ticket being served"},
+    "ui.cases.intake.ticket_choose": {
+        "zh": "请选择当前办理的号票",
+        "en": "Choose the ticket being served",
+    },
     "ui.cases.intake.no_tickets": {
         "zh": "本窗口当前没有叫号中或挂起的号票，请先在窗口工作台叫号。",
         "en": "No ticket is called or suspended at your window: call one in the window console first.",
@@ -129,26 +143,37 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "ui.cases.intake.called": {"zh": "办理中", "en": "serving"},
     "ui.cases.intake.suspended": {"zh": "挂起", "en": "suspended"},
-    "ui.cases.intake.pre": {"zh": "网上预审编号（可选）", "en": "Online pre-application (optional)"},
+    "ui.cases.intake.pre": {
+        "zh": "网上预审编号（可选）",
+        "en": "Online pre-application (optional)",
+    },
     "ui.cases.intake.pre_load": {"zh": "载入", "en": "Load"},
-    "ui.cases.intake.pre_loaded": {"zh": "已载入预审 {ref}：{n} 个事项",
-                                   "en": "Loaded pre-application {ref}: {n} item(s)"},
+    "ui.cases.intake.pre_loaded": {
+        "zh": "已载入预审 {ref}：{n} 个事项",
+        "en": "Loaded pre-application {ref}: {n} item(s)",
+    },
     "ui.cases.intake.catalog": {"zh": "选择办理事项", "en": "Choose service items"},
     "ui.cases.intake.search": {"zh": "按事项名称或编码搜索", "en": "Search by name or code"},
     "ui.cases.intake.no_match": {"zh": "没有匹配的事项", "en": "No matching item"},
     "ui.cases.intake.selected": {"zh": "已选事项", "en": "Selected items"},
-    "ui.cases.intake.none_selected": {"zh": "请在左侧勾选一个或多个办理事项",
-                                      "en": "Tick one or more service items on the left"},
+    "ui.cases.intake.none_selected": {
+        "zh": "请在左侧勾选一个或多个办理事项",
+        "en": "Tick one or more service items on the left",
+    },
     "ui.cases.intake.checklist": {"zh": "材料清单", "en": "Materials checklist"},
     "ui.cases.intake.all": {"zh": "全部收齐", "en": "All received"},
     "ui.cases.intake.material": {"zh": "材料名称", "en": "Material"},
     "ui.cases.intake.kind": {"zh": "类别", "en": "Kind"},
     "ui.cases.intake.file": {"zh": "扫描件（可选）", "en": "Scan (optional)"},
     "ui.cases.intake.choose_file": {"zh": "选择文件", "en": "Choose file"},
-    "ui.cases.intake.promise": {"zh": "承诺时限 {n} 个工作日（法定 {s} 个工作日）",
-                                "en": "Promised in {n} working days (statutory {s})"},
-    "ui.cases.intake.ok": {"zh": "材料齐全，提交后即予受理。",
-                           "en": "All materials are in: the case is accepted on submission."},
+    "ui.cases.intake.promise": {
+        "zh": "承诺时限 {n} 个工作日（法定 {s} 个工作日）",
+        "en": "Promised in {n} working days (statutory {s})",
+    },
+    "ui.cases.intake.ok": {
+        "zh": "材料齐全，提交后即予受理。",
+        "en": "All materials are in: the case is accepted on submission.",
+    },
     "ui.cases.intake.gap_critical": {
         "zh": "缺少 {n} 项必要材料：暂不受理，提交后出具一次性告知书。",
         "en": "{n} required material(s) missing: not accepted; a one-time notice is issued.",
@@ -157,23 +182,36 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "缺少 {n} 项非必要材料：申请人书面承诺限期补交的，可容缺受理。",
         "en": "{n} non-required material(s) missing: accepted if the applicant commits to bring them.",
     },
-    "ui.cases.intake.commit": {"zh": "申请人已签署容缺受理承诺书，承诺限期补交",
-                               "en": "The applicant signed the commitment to bring them (容缺受理)"},
+    "ui.cases.intake.commit": {
+        "zh": "申请人已签署容缺受理承诺书，承诺限期补交",
+        "en": "The applicant signed the commitment to bring them (容缺受理)",
+    },
     "ui.cases.intake.catch_up": {"zh": "补交期限", "en": "Bring them by"},
-    "ui.cases.intake.catch_up_hint": {"zh": "不晚于承诺办结日期；留空即为承诺办结日期",
-                                      "en": "No later than the promised deadline (the default)"},
+    "ui.cases.intake.catch_up_hint": {
+        "zh": "不晚于承诺办结日期；留空即为承诺办结日期",
+        "en": "No later than the promised deadline (the default)",
+    },
     "ui.cases.intake.submit_accept": {"zh": "受理并生成办件", "en": "Accept and open the case"},
     "ui.cases.intake.submit_notice": {"zh": "收件并出具告知书", "en": "Open and issue the notice"},
-    "ui.cases.intake.need_ticket": {"zh": "请选择号票或载入网上预审",
-                                    "en": "Choose a ticket or load a pre-application"},
+    "ui.cases.intake.need_ticket": {
+        "zh": "请选择号票或载入网上预审",
+        "en": "Choose a ticket or load a pre-application",
+    },
     "ui.cases.intake.need_item": {"zh": "请至少选择一个办理事项", "en": "Choose at least one item"},
     "ui.cases.intake.submitting": {"zh": "正在提交…", "en": "Submitting…"},
-    "ui.cases.intake.uploading": {"zh": "正在上传扫描件 {i}/{n}…", "en": "Uploading scans {i}/{n}…"},
-    "ui.cases.intake.upload_failed": {"zh": "扫描件 {name} 上传失败：{msg}",
-                                      "en": "Scan {name} was not uploaded: {msg}"},
+    "ui.cases.intake.uploading": {
+        "zh": "正在上传扫描件 {i}/{n}…",
+        "en": "Uploading scans {i}/{n}…",
+    },
+    "ui.cases.intake.upload_failed": {
+        "zh": "扫描件 {name} 上传失败：{msg}",
+        "en": "Scan {name} was not uploaded: {msg}",
+    },
     "ui.cases.intake.done_title": {"zh": "办件已生成", "en": "Case opened"},
-    "ui.cases.intake.done_accepted": {"zh": "已受理，已短信告知申请人办件编码和承诺办结日期。",
-                                      "en": "Accepted; the applicant gets the number and the date by SMS."},
+    "ui.cases.intake.done_accepted": {
+        "zh": "已受理，已短信告知申请人办件编码和承诺办结日期。",
+        "en": "Accepted; the applicant gets the number and the date by SMS.",
+    },
     "ui.cases.intake.done_pending": {
         "zh": "材料不全，暂未受理。请打印一次性告知书交申请人，补齐后凭办件编码补交。",
         "en": "Materials missing: not accepted yet. Print the one-time notice for the applicant.",
@@ -218,44 +256,71 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.detail.decide": {"zh": "审查意见", "en": "Your decision"},
     "ui.cases.detail.decide_for": {"zh": "{dept} 审查意见", "en": "Decision of {dept}"},
     "ui.cases.detail.reason": {"zh": "审查意见 / 理由", "en": "Opinion / reason"},
-    "ui.cases.detail.reason_ph": {"zh": "通过时可不填；不予许可或要求补正时必须填写理由",
-                                  "en": "Optional to approve; required to reject or ask for more"},
+    "ui.cases.detail.reason_ph": {
+        "zh": "通过时可不填；不予许可或要求补正时必须填写理由",
+        "en": "Optional to approve; required to reject or ask for more",
+    },
     "ui.cases.detail.approve": {"zh": "审核通过", "en": "Approve"},
     "ui.cases.detail.reject": {"zh": "不予许可", "en": "Reject"},
     "ui.cases.detail.supplement": {"zh": "要求补正", "en": "Ask for more"},
-    "ui.cases.detail.sup_materials": {"zh": "需补正的材料（要求补正时勾选）",
-                                      "en": "Materials to bring again (for a supplement request)"},
+    "ui.cases.detail.sup_materials": {
+        "zh": "需补正的材料（要求补正时勾选）",
+        "en": "Materials to bring again (for a supplement request)",
+    },
     "ui.cases.detail.need_reason": {"zh": "请填写理由", "en": "Please give a reason"},
-    "ui.cases.detail.confirm_reject": {"zh": "确认对办件 {no} 作出不予许可决定？该决定将终止其他部门的审查。",
-                                       "en": "Reject case {no}? The other departments' reviews stop."},
+    "ui.cases.detail.confirm_reject": {
+        "zh": "确认对办件 {no} 作出不予许可决定？该决定将终止其他部门的审查。",
+        "en": "Reject case {no}? The other departments' reviews stop.",
+    },
     "ui.cases.detail.decided_ok": {"zh": "审查意见已提交", "en": "Decision recorded"},
     "ui.cases.detail.wait_dept": {"zh": "等待 {dept} 审查", "en": "Waiting for {dept}"},
-    "ui.cases.detail.not_yours": {"zh": "仅 {dept} 审核人员可作出审查意见",
-                                  "en": "Only reviewers of {dept} decide here"},
-    "ui.cases.detail.no_tasks": {"zh": "办件受理后开始并联审查", "en": "Reviews start on acceptance"},
-    "ui.cases.detail.result": {"zh": "结果已到窗口（统一出件）", "en": "Result ready at the window"},
-    "ui.cases.detail.result_hint": {"zh": "审批结果送达统一出件窗口后点击，系统短信通知申请人领取。",
-                                    "en": "Press when the result reaches the results window: the applicant gets an SMS."},
+    "ui.cases.detail.not_yours": {
+        "zh": "由{dept}审核人员作出审查意见",
+        "en": "Only reviewers of {dept} decide here",
+    },
+    "ui.cases.detail.no_tasks": {
+        "zh": "办件受理后开始并联审查",
+        "en": "Reviews start on acceptance",
+    },
+    "ui.cases.detail.result": {
+        "zh": "结果已到窗口（统一出件）",
+        "en": "Result ready at the window",
+    },
+    "ui.cases.detail.result_hint": {
+        "zh": "审批结果送达统一出件窗口后点击，系统短信通知申请人领取。",
+        "en": "Press when the result reaches the results window: the applicant gets an SMS.",
+    },
     "ui.cases.detail.handover": {"zh": "出件", "en": "Hand over"},
     "ui.cases.detail.pickup": {"zh": "窗口领取", "en": "Picked up"},
     "ui.cases.detail.mail": {"zh": "邮寄送达", "en": "Mailed"},
     "ui.cases.detail.tracking": {"zh": "邮件运单号", "en": "Tracking number"},
-    "ui.cases.detail.ticket_opt": {"zh": "本次到场号票（可选）", "en": "Ticket of this visit (optional)"},
+    "ui.cases.detail.ticket_opt": {
+        "zh": "本次到场号票（可选）",
+        "en": "Ticket of this visit (optional)",
+    },
     "ui.cases.detail.no_ticket": {"zh": "不关联号票", "en": "No ticket"},
     "ui.cases.detail.bring": {"zh": "补交材料", "en": "Materials brought"},
-    "ui.cases.detail.bring_hint": {"zh": "勾选申请人本次带来的材料", "en": "Tick what the applicant brought"},
+    "ui.cases.detail.bring_hint": {
+        "zh": "勾选申请人本次带来的材料",
+        "en": "Tick what the applicant brought",
+    },
     "ui.cases.detail.bring_submit": {"zh": "登记补交材料", "en": "Record the materials"},
     "ui.cases.detail.identity": {"zh": "核验完整身份信息", "en": "Show full identity"},
     "ui.cases.detail.identity_note": {"zh": "查看将记入办件日志", "en": "Viewing is logged"},
     "ui.cases.detail.outcome": {"zh": "办理结果", "en": "Outcome"},
     "ui.cases.detail.reject_reason": {"zh": "不予许可理由", "en": "Reason for rejection"},
-    "ui.cases.detail.rongque": {"zh": "容缺受理，补交期限 {date}", "en": "Accepted, materials due {date}"},
+    "ui.cases.detail.rongque": {
+        "zh": "容缺受理，补交期限 {date}",
+        "en": "Accepted, materials due {date}",
+    },
     "ui.cases.detail.handover_done": {"zh": "{how}（{at}）", "en": "{how} ({at})"},
     "ui.cases.detail.nothing": {"zh": "当前无需窗口操作", "en": "Nothing to do at the window"},
     "ui.cases.detail.tl_empty": {"zh": "暂无记录", "en": "No events"},
     "ui.cases.detail.lead_dept": {"zh": "主办部门", "en": "Lead department"},
-    "ui.cases.detail.status_url": {"zh": "群众可凭办件编码和手机号后四位在 /status 查询进度",
-                                   "en": "Applicants follow the case at /status with the number and phone digits"},
+    "ui.cases.detail.status_url": {
+        "zh": "群众可凭办件编码和手机号后四位在 /status 查询进度",
+        "en": "Applicants follow the case at /status with the number and phone digits",
+    },
     # overview
     "ui.cases.ov.title": {"zh": "办件总览", "en": "Case overview"},
     "ui.cases.ov.total": {"zh": "办件总数", "en": "Cases"},
@@ -273,8 +338,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.ov.avg": {"zh": "平均 {n} 分", "en": "average {n}"},
     "ui.cases.ov.satisfied": {"zh": "满意率", "en": "Satisfied"},
     "ui.cases.ov.no_ratings": {"zh": "暂无评价", "en": "No ratings yet"},
-    "ui.cases.ov.rated": {"zh": "共 {n} 条评价（窗口服务 {v}，办件 {c}）",
-                          "en": "{n} ratings ({v} visits, {c} cases)"},
+    "ui.cases.ov.rated": {
+        "zh": "共 {n} 条评价（窗口服务 {v}，办件 {c}）",
+        "en": "{n} ratings ({v} visits, {c} cases)",
+    },
     "ui.cases.ov.visits": {"zh": "跑动情况", "en": "Visits"},
     "ui.cases.ov.completed": {"zh": "已办结办件", "en": "Completed cases"},
     "ui.cases.ov.at_most_one": {"zh": "其中最多跑一次", "en": "With at most one visit"},
@@ -287,47 +354,87 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.ov.comment": {"zh": "评价内容", "en": "Comment"},
     "ui.cases.ov.close": {"zh": "办结", "en": "Close"},
     "ui.cases.ov.note_ph": {"zh": "回访及整改情况", "en": "What was done"},
-    "ui.cases.ov.followups_open": {"zh": "待回访 {n} 件，逾期 {o} 件", "en": "{n} open, {o} overdue"},
+    "ui.cases.ov.followups_open": {
+        "zh": "待回访 {n} 件，逾期 {o} 件",
+        "en": "{n} open, {o} overdue",
+    },
     "ui.cases.ov.date": {"zh": "统计日期 {d}", "en": "As of {d}"},
     "ui.cases.ov.paused": {"zh": "其中补正暂停 {n} 件", "en": "{n} paused for supplements"},
     "ui.cases.ov.ticket": {"zh": "号票 {no}", "en": "Ticket {no}"},
     # timeline
     "ui.cases.tl.case.opened": {"zh": "窗口收件，生成办件", "en": "Case opened at the window"},
-    "ui.cases.tl.case.opened.d": {"zh": "号票 {ticket}；收取材料 {got} 项，缺 {miss} 项",
-                                  "en": "ticket {ticket}; {got} material(s) received, {miss} missing"},
-    "ui.cases.tl.case.visit": {"zh": "申请人第 {n} 次到场：{purpose}", "en": "Visit {n}: {purpose}"},
+    "ui.cases.tl.case.opened.d": {
+        "zh": "号票 {ticket}；收取材料 {got} 项，缺 {miss} 项",
+        "en": "ticket {ticket}; {got} material(s) received, {miss} missing",
+    },
+    "ui.cases.tl.case.visit": {
+        "zh": "申请人第 {n} 次到场：{purpose}",
+        "en": "Visit {n}: {purpose}",
+    },
     "ui.cases.tl.purpose.intake": {"zh": "递交申请", "en": "application"},
     "ui.cases.tl.purpose.supplement": {"zh": "补交材料", "en": "bringing materials"},
     "ui.cases.tl.purpose.pickup": {"zh": "领取结果", "en": "collecting the result"},
     "ui.cases.tl.case.accepted": {"zh": "正式受理，开始计时", "en": "Accepted: the clock starts"},
-    "ui.cases.tl.case.accepted.d": {"zh": "承诺办结 {promised}，法定时限 {statutory}",
-                                    "en": "promised by {promised}, statutory limit {statutory}"},
-    "ui.cases.tl.rongque": {"zh": "容缺受理，补交期限 {date}", "en": "materials to follow by {date}"},
-    "ui.cases.tl.case.notice_issued": {"zh": "出具一次性告知书（{n} 项材料）",
-                                       "en": "One-time notice issued ({n} material(s))"},
-    "ui.cases.tl.notice.supplement": {"zh": "出具补正告知书（{n} 项材料）",
-                                      "en": "Supplement notice issued ({n} material(s))"},
-    "ui.cases.tl.review.opened": {"zh": "{dept}开始审查（{role}）", "en": "{dept} starts its review ({role})"},
+    "ui.cases.tl.case.accepted.d": {
+        "zh": "承诺办结 {promised}，法定时限 {statutory}",
+        "en": "promised by {promised}, statutory limit {statutory}",
+    },
+    "ui.cases.tl.rongque": {
+        "zh": "容缺受理，补交期限 {date}",
+        "en": "materials to follow by {date}",
+    },
+    "ui.cases.tl.case.notice_issued": {
+        "zh": "出具一次性告知书（{n} 项材料）",
+        "en": "One-time notice issued ({n} material(s))",
+    },
+    "ui.cases.tl.notice.supplement": {
+        "zh": "出具补正告知书（{n} 项材料）",
+        "en": "Supplement notice issued ({n} material(s))",
+    },
+    "ui.cases.tl.review.opened": {
+        "zh": "{dept}开始审查（{role}）",
+        "en": "{dept} starts its review ({role})",
+    },
     "ui.cases.tl.review.decided.approve": {"zh": "{dept}审查通过", "en": "{dept} approves"},
     "ui.cases.tl.review.decided.reject": {"zh": "{dept}作出不予许可决定", "en": "{dept} rejects"},
     "ui.cases.tl.review.decided.supplement": {"zh": "{dept}要求补正", "en": "{dept} asks for more"},
     "ui.cases.tl.review.cancelled": {"zh": "{dept}审查终止", "en": "{dept}'s review is cancelled"},
     "ui.cases.tl.review.reopened": {"zh": "{dept}恢复审查", "en": "{dept} resumes its review"},
-    "ui.cases.tl.case.supplement_requested": {"zh": "办件转入补正，办理时限暂停",
-                                              "en": "Supplement requested: the clock is paused"},
+    "ui.cases.tl.case.supplement_requested": {
+        "zh": "办件转入补正，办理时限暂停",
+        "en": "Supplement requested: the clock is paused",
+    },
     "ui.cases.tl.case.supplemented": {"zh": "补交材料 {n} 项", "en": "{n} material(s) brought"},
-    "ui.cases.tl.supplemented.d": {"zh": "时限顺延 {n} 个工作日，承诺办结 {promised}",
-                                   "en": "extended by {n} working days, promised by {promised}"},
+    "ui.cases.tl.supplemented.d": {
+        "zh": "时限顺延 {n} 个工作日，承诺办结 {promised}",
+        "en": "extended by {n} working days, promised by {promised}",
+    },
     "ui.cases.tl.case.approved": {"zh": "审批通过", "en": "Approved"},
     "ui.cases.tl.case.rejected": {"zh": "不予许可", "en": "Rejected"},
-    "ui.cases.tl.case.result_ready": {"zh": "结果送达统一出件窗口", "en": "Result at the results window"},
-    "ui.cases.tl.case.handed_over.pickup": {"zh": "申请人窗口领取结果，办件完结",
-                                            "en": "Result picked up: case complete"},
-    "ui.cases.tl.case.handed_over.mail": {"zh": "结果已邮寄送达（运单号 {tracking}），办件完结",
-                                          "en": "Result mailed (tracking {tracking}): case complete"},
-    "ui.cases.tl.case.file_attached": {"zh": "上传材料扫描件：{material}", "en": "Scan attached: {material}"},
-    "ui.cases.tl.case.identity_viewed": {"zh": "{by} 查看了完整身份信息", "en": "{by} viewed the full identity"},
-    "ui.cases.tl.preapplication.used": {"zh": "关联网上预审申请", "en": "Online pre-application used"},
+    "ui.cases.tl.case.result_ready": {
+        "zh": "结果送达统一出件窗口",
+        "en": "Result at the results window",
+    },
+    "ui.cases.tl.case.handed_over.pickup": {
+        "zh": "申请人窗口领取结果，办件完结",
+        "en": "Result picked up: case complete",
+    },
+    "ui.cases.tl.case.handed_over.mail": {
+        "zh": "结果已邮寄送达（运单号 {tracking}），办件完结",
+        "en": "Result mailed (tracking {tracking}): case complete",
+    },
+    "ui.cases.tl.case.file_attached": {
+        "zh": "上传材料扫描件：{material}",
+        "en": "Scan attached: {material}",
+    },
+    "ui.cases.tl.case.identity_viewed": {
+        "zh": "{by} 查看了完整身份信息",
+        "en": "{by} viewed the full identity",
+    },
+    "ui.cases.tl.preapplication.used": {
+        "zh": "关联网上预审申请",
+        "en": "Online pre-application used",
+    },
     "ui.cases.tl.sms.queued": {"zh": "短信通知：{what}", "en": "SMS: {what}"},
     "ui.cases.tl.sms.sent": {"zh": "短信已发送", "en": "SMS sent"},
     "ui.cases.tl.sms.failed": {"zh": "短信发送失败", "en": "SMS failed"},
@@ -336,7 +443,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.tl.sms.result_ready": {"zh": "领取通知", "en": "result ready"},
     "ui.cases.tl.sms.mailed": {"zh": "邮寄通知", "en": "mailed"},
     "ui.cases.tl.rating.given": {"zh": "申请人评价：{level}", "en": "Rated: {level}"},
-    "ui.cases.tl.followup.opened": {"zh": "差评回访工单，期限 {due}", "en": "Follow-up opened, due {due}"},
+    "ui.cases.tl.followup.opened": {
+        "zh": "差评回访工单，期限 {due}",
+        "en": "Follow-up opened, due {due}",
+    },
     "ui.cases.tl.followup.closed": {"zh": "差评回访已办结", "en": "Follow-up closed"},
 }
 i18n.add(STRINGS)
@@ -376,6 +486,14 @@ def _local(request: web.Request, value: str | None, fmt: str = "%Y-%m-%d %H:%M")
     if not value:
         return ""
     return to_local(value, request.app[CONFIG].timezone).strftime(fmt)
+
+
+def size_label(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024 / 1024:.1f} MB"
 
 
 def deadline_view(dl: dict[str, Any] | None, lang: str) -> dict[str, str]:
@@ -596,14 +714,15 @@ async def cases_list(request: web.Request) -> web.StreamResponse:
     except ApiError:
         rows = []
     names = _dept_names(db, lang)
-    item_names = {
-        r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")
-    }
+    item_names = {r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")}
     out = []
     for r in rows:
         its = [item_names.get(c) or {"code": c, "name_zh": c} for c in r["items"]]
         label = " / ".join(_pick(it, lang) for it in its)
-        if text and text.lower() not in (r["case_no"] + " " + label).lower():
+        haystack = " ".join(
+            [r["case_no"], *(f"{it['code']} {it.get('name_zh')} {it.get('name_en')}" for it in its)]
+        )
+        if text and text.lower() not in haystack.lower():
             continue
         r["item_label"] = label
         r["dept_label"] = "、".join(names.get(d, d) for d in r["departments"])
@@ -662,12 +781,17 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
             r["dl"] = dict(r["dl"], status="done", label=_t(f"ui.cases.task.{r['state']}", lang))
         r["item_label"] = " / ".join(_pick(it, lang) for it in r["items"])
         r["progress"] = [
-            {"department": t["department"], "name": names.get(t["department"], t["department"]),
-             "state": t["state"]}
+            {
+                "department": t["department"],
+                "name": names.get(t["department"], t["department"]),
+                "state": t["state"],
+            }
             for t in r["tasks"]
         ]
-    counts = {s: sum(1 for r in rows if r["dl"]["status"] == s) for s in
-              ("red", "yellow", "green", "paused")}
+    counts = {
+        s: sum(1 for r in rows if r["dl"]["status"] == s)
+        for s in ("red", "yellow", "green", "paused")
+    }
     ctx = await _base_ctx(request, user, "inbox")
     ctx.update(
         {
@@ -687,8 +811,9 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------- detail
 
 
-def describe(ev: dict[str, Any], lang: str, depts: dict[str, str],
-             mats: dict[str, str]) -> dict[str, str]:
+def describe(
+    ev: dict[str, Any], lang: str, depts: dict[str, str], mats: dict[str, str]
+) -> dict[str, str]:
     """A timeline event as a readable title, detail and tone (ok/warn/bad/info/muted)."""
     kind, b = ev["kind"], ev["body"]
 
@@ -706,23 +831,34 @@ def describe(ev: dict[str, Any], lang: str, depts: dict[str, str],
     by = b.get("by") or ""
     if kind == "case.opened":
         title = t("ui.cases.tl.case.opened")
-        detail = t("ui.cases.tl.case.opened.d", ticket=b.get("ticket_no") or "—",
-                   got=len(b.get("received") or []), miss=len(b.get("missing") or []))
+        detail = t(
+            "ui.cases.tl.case.opened.d",
+            ticket=b.get("ticket_no") or "—",
+            got=len(b.get("received") or []),
+            miss=len(b.get("missing") or []),
+        )
     elif kind == "case.visit":
         purpose = t(f"ui.cases.tl.purpose.{b.get('purpose')}")
         title = t("ui.cases.tl.case.visit", n=b.get("visits"), purpose=purpose)
         detail = t("ui.cases.ov.ticket", no=b["ticket_no"]) if b.get("ticket_no") else ""
     elif kind == "case.accepted":
         title, tone = t("ui.cases.tl.case.accepted"), "ok"
-        detail = t("ui.cases.tl.case.accepted.d", promised=b.get("promised_deadline"),
-                   statutory=b.get("statutory_deadline"))
+        detail = t(
+            "ui.cases.tl.case.accepted.d",
+            promised=b.get("promised_deadline"),
+            statutory=b.get("statutory_deadline"),
+        )
         if b.get("commitment"):
-            detail += ("; " if lang == "en" else "；") + t("ui.cases.tl.rongque",
-                                                           date=b.get("catch_up_date"))
+            detail += ("; " if lang == "en" else "；") + t(
+                "ui.cases.tl.rongque", date=b.get("catch_up_date")
+            )
     elif kind == "case.notice_issued":
         n = len(b.get("missing") or [])
-        key = ("ui.cases.tl.notice.supplement" if b.get("reason") == "supplement"
-               else "ui.cases.tl.case.notice_issued")
+        key = (
+            "ui.cases.tl.notice.supplement"
+            if b.get("reason") == "supplement"
+            else "ui.cases.tl.case.notice_issued"
+        )
         title, tone = t(key, n=n), "warn"
         detail = names([m.get("code") for m in b.get("missing") or []])
     elif kind == "review.opened":
@@ -737,15 +873,21 @@ def describe(ev: dict[str, Any], lang: str, depts: dict[str, str],
         title, tone = t(f"ui.cases.tl.{kind}", dept=dept()), "muted"
     elif kind == "case.supplement_requested":
         title, tone = t("ui.cases.tl.case.supplement_requested"), "warn"
-        detail = (dept() + ("：" if lang == "zh" else ": ") + (b.get("reason") or "")
-                  + (" — " + names(b["materials"]) if b.get("materials") else ""))
+        detail = (
+            dept()
+            + ("：" if lang == "zh" else ": ")
+            + (b.get("reason") or "")
+            + (" — " + names(b["materials"]) if b.get("materials") else "")
+        )
     elif kind == "case.supplemented":
         title = t("ui.cases.tl.case.supplemented", n=len(b.get("received") or []))
         detail = names(b.get("received") or [])
         if b.get("paused_workdays") is not None:
             detail += ("; " if lang == "en" else "；") + t(
-                "ui.cases.tl.supplemented.d", n=b["paused_workdays"],
-                promised=b.get("promised_deadline"))
+                "ui.cases.tl.supplemented.d",
+                n=b["paused_workdays"],
+                promised=b.get("promised_deadline"),
+            )
         tone = "ok"
     elif kind == "case.approved":
         title, tone = t("ui.cases.tl.case.approved"), "ok"
@@ -762,7 +904,7 @@ def describe(ev: dict[str, Any], lang: str, depts: dict[str, str],
         detail = t("ui.cases.ov.ticket", no=b["ticket_no"]) if b.get("ticket_no") else ""
     elif kind == "case.file_attached":
         title = t("ui.cases.tl.case.file_attached", material=names([b.get("material")]))
-        detail = f"{round((b.get('size') or 0) / 1024, 1)} KB"
+        detail = size_label(int(b.get("size") or 0))
         tone = "muted"
     elif kind == "case.identity_viewed":
         title, tone, by = t("ui.cases.tl.case.identity_viewed", by=by), "muted", ""
@@ -841,13 +983,15 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     }
     for m in c["materials"]:
         for f in m["files"]:
-            f["kb"] = max(1, round(f["size"] / 1024))
+            f["size_label"] = size_label(f["size"])
     data = _js_data(
         lang,
         case_no=c["case_no"],
         state=c["state"],
-        materials=[{k: m[k] for k in ("code", "name_zh", "name_en", "critical", "state")}
-                   for m in c["materials"]],
+        materials=[
+            {k: m[k] for k in ("code", "name_zh", "name_en", "critical", "state")}
+            for m in c["materials"]
+        ],
     )
     ctx = await _base_ctx(request, user, "list" if role != "reviewer" else "inbox")
     ctx.update(
@@ -882,9 +1026,7 @@ async def overview_page(request: web.Request) -> web.StreamResponse:
     lang = _lang(request)
     ov = cases.overview(db, cfg, app[CLOCK])
     depts = _dept_names(db, lang)
-    item_names = {
-        r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")
-    }
+    item_names = {r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")}
     for o in ov["overdue"]:
         o["item_label"] = " / ".join(_pick(item_names.get(c), lang) or c for c in o["items"])
         o["pending_label"] = "、".join(depts.get(d, d) for d in o["pending_departments"])
@@ -902,8 +1044,8 @@ async def overview_page(request: web.Request) -> web.StreamResponse:
             "by_state": by_state,
             "state_max": state_max,
             "levels": [
-                (lv, ratings.LEVELS[lv], r["by_level"][str(lv)]) for lv in sorted(ratings.LEVELS,
-                                                                                 reverse=True)
+                (lv, ratings.LEVELS[lv], r["by_level"][str(lv)])
+                for lv in sorted(ratings.LEVELS, reverse=True)
             ],
             "level_max": level_max,
             "dl_max": dl_max,
@@ -922,4 +1064,3 @@ def setup_case_pages(app: web.Application) -> None:
     r.add_get(r"/cases/{case_no:\d{2,12}-\d{8}-\d{4,}}", case_page, name="case_detail_page")
     r.add_get("/inbox", inbox_page, name="cases_inbox_page")
     r.add_get("/overview", overview_page, name="cases_overview_page")
-

@@ -4,8 +4,10 @@ The data is ``data/divisions/shandong_divisions.csv`` (provenance in that folder
 each row checked against ``data/divisions/divisions.schema.json`` and the tree rules: unique
 codes, every parent exists one level up, and a child's code starts with its parent's.
 
-``ONESTOP_DIVISIONS`` may name another CSV file of the same shape (e.g. where onestop is
-installed from a wheel, which carries no ``data/`` folder).
+Where the files are found: ``ONESTOP_DIVISIONS`` (the CSV file, or a folder holding it;
+the schema is taken from beside it when present), else ``onestop/data/divisions/`` inside
+the installed package, else the source tree's ``data/divisions/``.  The Ansible roles copy
+the folder to every host and set ``ONESTOP_DIVISIONS`` for the services.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ __all__ = [
     "children",
     "csv_path",
     "load",
+    "schema_path",
     "subtree",
     "tree",
 ]
 
 LEVELS = ("province", "city", "county", "township")
+ENV = "ONESTOP_DIVISIONS"
+PACKAGE_DIR = Path(__file__).resolve().parent / "data" / "divisions"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "divisions"
 CSV_NAME = "shandong_divisions.csv"
 SCHEMA_NAME = "divisions.schema.json"
@@ -44,23 +49,37 @@ class DivisionError(ValueError):
 
 
 def csv_path() -> Path:
-    """The division CSV in use (``ONESTOP_DIVISIONS`` or the repository's data file)."""
-    env = os.environ.get("ONESTOP_DIVISIONS")
-    return Path(env) if env else DATA_DIR / CSV_NAME
+    """The division CSV in use (see the module's docstring for where it is looked for)."""
+    env = os.environ.get(ENV)
+    if env:
+        p = Path(env)
+        return p / CSV_NAME if p.is_dir() else p
+    for folder in (PACKAGE_DIR, DATA_DIR):
+        if (folder / CSV_NAME).exists():
+            return folder / CSV_NAME
+    return DATA_DIR / CSV_NAME
+
+
+def schema_path(csv_file: Path | None = None) -> Path:
+    """The row schema: beside the CSV when it is there, else the shipped one."""
+    for folder in ((csv_file or csv_path()).parent, PACKAGE_DIR, DATA_DIR):
+        if (folder / SCHEMA_NAME).exists():
+            return folder / SCHEMA_NAME
+    raise DivisionError(f"{SCHEMA_NAME} not found (set {ENV} to the folder holding it)")
 
 
 @functools.cache
-def _validator() -> Draft202012Validator:
-    schema = json.loads((DATA_DIR / SCHEMA_NAME).read_text(encoding="utf-8"))
+def _validator(path: str) -> Draft202012Validator:
+    schema = json.loads(Path(path).read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
 
-def validate(rows: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+def validate(rows: Iterable[dict[str, Any]], schema: Path | None = None) -> list[dict[str, str]]:
     """Check rows against the schema and the tree rules; returns them as a list."""
     out: list[dict[str, str]] = []
     seen: dict[str, dict[str, str]] = {}
-    v = _validator()
+    v = _validator(str(schema or schema_path()))
     for n, row in enumerate(rows, start=2):  # line 1 is the CSV header
         errors = sorted(v.iter_errors(row), key=lambda e: list(e.path))
         if errors:
@@ -91,12 +110,12 @@ def _load(path: str) -> tuple[dict[str, str], ...]:
     try:
         fh = p.open(encoding="utf-8-sig", newline="")
     except FileNotFoundError:
-        raise DivisionError(f"{p} not found (set ONESTOP_DIVISIONS to the division CSV)") from None
+        raise DivisionError(f"{p} not found (set {ENV} to the division CSV)") from None
     with fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise DivisionError(f"{p}: columns must be {','.join(COLUMNS)}")
-        return tuple(validate(reader))
+        return tuple(validate(reader, schema_path(p)))
 
 
 def load(path: str | Path | None = None) -> list[dict[str, str]]:

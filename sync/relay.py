@@ -149,9 +149,25 @@ def verify_sender(
 
 
 def _result(
-    row: Mapping[str, Any], relay_code: str, rejected: list[dict[str, Any]], alert: Any = None
+    conn: sqlite3.Connection,
+    row: Mapping[str, Any],
+    relay_code: str,
+    rejected: list[dict[str, Any]],
+    alert: Any = None,
 ) -> dict[str, Any]:
+    """The answer for one batch; the hub's own verdicts on that node are passed down too."""
     receipt = json.loads(row["hub_receipt"]) if row.get("hub_receipt") else None
+    held = {r.get("seq") for r in rejected}
+    for seq, reason, message in conn.execute(
+        "SELECT seq, reason, message FROM sync_rejections WHERE node = ? AND resolved = 0 "
+        "AND seq IS NOT NULL AND reason NOT IN ('fork', 'rollback') ORDER BY seq LIMIT 20",
+        [row["code"]],
+    ).fetchall():
+        if seq not in held:
+            rejected = [*rejected, {"seq": seq, "reason": reason, "message": f"hub: {message}"}]
+    if alert is None and row.get("alert"):
+        kind, _, message = str(row["alert"]).partition(": ")
+        alert = {"kind": kind, "message": f"hub: {message}"}
     return {
         "node": row["code"],
         "ack_seq": row["seq"],
@@ -238,6 +254,7 @@ def _ingest_batch(
             }
         if len(records) > MAX_RECORDS_PER_BATCH:
             return _result(
+                conn,
                 row,
                 relay_code,
                 [
@@ -282,11 +299,11 @@ def _ingest_batch(
             record_rejection(conn, code, None, alert["kind"], alert["message"])
             conn.execute(
                 "UPDATE relay_nodes SET alert = ?, last_seen = ? WHERE code = ?",
-                [alert["message"], _utcnow(), code],
+                [f"{alert['kind']}: {alert['message']}", _utcnow(), code],
             )
             row = _row(conn, code)
             assert row is not None
-            return _result(row, relay_code, [], alert)
+            return _result(conn, row, relay_code, [], alert)
         now = _utcnow()
         for rec in accepted:
             conn.execute(
@@ -303,7 +320,7 @@ def _ingest_batch(
         _keep_checkpoint(conn, code, batch.get("checkpoint"), state.seq, verifier, row)
         row = _row(conn, code)
         assert row is not None
-        return _result(row, relay_code, rejected)
+        return _result(conn, row, relay_code, rejected)
 
 
 def _keep_checkpoint(
@@ -436,5 +453,19 @@ def apply_hub_result(
         kind = str(alert.get("kind") if isinstance(alert, dict) else alert)
         message = str(alert.get("message") if isinstance(alert, dict) else kind)
         record_rejection(conn, code, None, kind, message)
-        conn.execute("UPDATE relay_nodes SET alert = ? WHERE code = ?", [message, code])
+        conn.execute(
+            "UPDATE relay_nodes SET alert = ? WHERE code = ?", [f"{kind}: {message}", code]
+        )
+    elif moved:
+        conn.execute(
+            "UPDATE relay_nodes SET alert = NULL WHERE code = ? AND alert NOT LIKE 'fork:%' "
+            "AND alert NOT LIKE 'rollback:%'",
+            [code],
+        )
+    if type(ack) is int and ack > 0:
+        conn.execute(
+            "UPDATE sync_rejections SET resolved = 1 WHERE node = ? AND seq IS NOT NULL AND "
+            "seq <= ? AND reason NOT IN ('fork', 'rollback')",
+            [code, ack],
+        )
     return moved, n_rej

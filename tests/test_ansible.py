@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import site
+import sqlite3
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from tests.conftest import free_port, run_cli
 ROOT = Path(__file__).resolve().parents[1]
 ANSIBLE = ROOT / "ansible"
 BIN = Path(sys.executable).parent
+# PLAY RECAP lines: host -> (ok, changed, unreachable, failed)
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
                    re.M)
 
@@ -135,7 +137,7 @@ def _snapshot_sources(dst: Path) -> Path:
     dst.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, dst / name)
-    for pkg in conf["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]:
+    for pkg in [*conf["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"], "data/divisions"]:
         shutil.copytree(ROOT / pkg, dst / pkg,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dst
@@ -228,7 +230,7 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
     hub_url = f"http://127.0.0.1:{hub_port}"
     try:
         first = _playbook(tmp_path, inventory, name="first")
-        assert all(r[2] > 0 for r in first.values()), first
+        assert all(r[1] > 0 and r[3] == 0 for r in first.values()), first
 
         # Every host has its own virtualenv made from the one wheel, and its services run.
         wheels = list((tmp_path / "wheels").glob("*/onestop-*.whl"))
@@ -241,32 +243,40 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
         assert (node_dir / "node.key").exists() and (node_dir / "hub.pub").exists()
         assert 'hub_url = "http://127.0.0.1:' in (node_dir / "node.toml").read_text()
         assert "sync-interval: 1s" in (node_dir / "litestream.yml").read_text()
-        assert (tmp_path / "hosts/hub01/srv/onestop/hub/nodes/370102001.enrolled").exists()
+        assert list((tmp_path / "hosts/hub01/srv/onestop/hub/nodes").glob("370102001.*.enrolled"))
 
-        # Both nodes are enrolled; an event at a node arrives at the hub.
-        nodes = {n["code"]: n for n in _get(hub_url + "/api/v1/nodes")["nodes"]}
-        assert set(nodes) >= set(ports)
-        before = _get(f"{hub_url}/api/v1/nodes/370102001")["ack_seq"]
+        # Both nodes are enrolled and pushed their first records; an event at a node arrives
+        # at the hub.
+        def ack(code: str) -> int:
+            return int(_get(f"{hub_url}/api/v1/ingest/{code}/position")["ack_seq"])
+
+        assert ack("370102002") >= 0
+        before = ack("370102001")
         ticket = rpo.issue(f"http://127.0.0.1:{ports['370102001']}", 1)
         deadline = time.monotonic() + 30
-        ack = before
-        while time.monotonic() < deadline and ack <= before:
+        now = before
+        while time.monotonic() < deadline and now <= before:
             time.sleep(0.3)
-            ack = _get(f"{hub_url}/api/v1/nodes/370102001")["ack_seq"]
-        if ack <= before:  # the node's background push did not run: push by hand
+            now = ack("370102001")
+        if now <= before:  # the node's background push did not run: push by hand
             venv = tmp_path / "hosts/c370102001/opt/onestop/venv/bin/onestop"
             done = subprocess.run([venv, "sync", "push", "--data", str(node_dir)],
                                   capture_output=True, text=True)
             assert done.returncode == 0, done.stdout + done.stderr
-            ack = _get(f"{hub_url}/api/v1/nodes/370102001")["ack_seq"]
-        assert ack > before > 0, (ticket, before, ack)
-        assert _get(f"{hub_url}/api/v1/nodes/370102001")["alerts"] == []
+            now = ack("370102001")
+        assert now > before > 0, (ticket, before, now)
+        hub_db = tmp_path / "hosts/hub01/srv/onestop/hub/hub.db"
+        conn = sqlite3.connect(f"{hub_db.as_uri()}?mode=ro", uri=True)
+        enrolled = {r[0] for r in conn.execute("SELECT code FROM nodes WHERE status = 'active'")}
+        alerts = conn.execute("SELECT node, kind FROM alerts WHERE resolved = 0").fetchall()
+        conn.close()
+        assert enrolled == set(ports) and alerts == []
 
         # Idempotent: nothing changes the second time, in check mode either.
         second = _playbook(tmp_path, inventory, name="second")
-        assert all(r[2] == 0 and r[4] == 0 for r in second.values()), second
+        assert all(r[1] == 0 and r[3] == 0 for r in second.values()), second
         check = _playbook(tmp_path, inventory, "--check", "--diff", name="check")
-        assert all(r[2] == 0 and r[4] == 0 for r in check.values()), check
-        assert _get(hub_url + "/api/v1/nodes")["nodes"]
+        assert all(r[1] == 0 and r[3] == 0 for r in check.values()), check
+        assert _get(hub_url + "/api/v1/health")
     finally:
         _stop_services(tmp_path)

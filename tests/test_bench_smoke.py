@@ -107,9 +107,9 @@ def test_dashboard(opts: Options) -> None:
     from bench import dashboard
 
     rows = by_metric(dashboard.run(opts))
-    gen = rows["generate hub DB (direct SQL)"]
+    gen = rows["generate hub DB (direct SQL + rollups)"]
     assert gen.extra["events"] == opts.dash_events and gen.extra["nodes"] == opts.dash_nodes
-    nodes = next(r for m, r in rows.items() if m.startswith("GET /api/v1/nodes "))
+    nodes = rows["GET /api/v1/nodes p50"]
     assert positive(nodes) > 0
     assert nodes.extra["status"] == 200
 
@@ -119,10 +119,15 @@ def test_peer_is_skipped_and_its_output_parsed(opts: Options) -> None:
 
     rows = peer.run(opts)
     assert rows and all(r.status == "SKIP" and r.value is None for r in rows)
-    kv = peer.parse("doc_bytes=1031\nfull: 2000 docs in 1.22 s\npouchdb_full_docs_per_s=1638\n"
-                    "pouchdb_server_rss_kb=139024\n")
-    assert kv == {"doc_bytes": "1031", "pouchdb_full_docs_per_s": "1638",
-                  "pouchdb_server_rss_kb": "139024"}
+    kv = peer.parse(
+        "doc_bytes=1031\nfull: 2000 docs in 1.22 s\npouchdb_full_docs_per_s=1638\n"
+        "pouchdb_server_rss_kb=139024\n"
+    )
+    assert kv == {
+        "doc_bytes": "1031",
+        "pouchdb_full_docs_per_s": "1638",
+        "pouchdb_server_rss_kb": "139024",
+    }
 
 
 def test_report_targets_table_and_json(tmp_path: Path) -> None:
@@ -130,13 +135,13 @@ def test_report_targets_table_and_json(tmp_path: Path) -> None:
         Row("limits", "Ed25519 verify / s (1 core)", 8000.0, "/s"),
         Row("limits", "physical limit (lower of the two)", 8000.0, "records/s"),
         Row("limits", "sync.chain.verify_record / s (1 core)", 5000.0, "records/s"),
-        Row("replication", "full catch-up", 3000.0, "records/s",
-            extra={"all_verified": True}),
+        Row("replication", "full catch-up", 3000.0, "records/s", extra={"all_verified": True}),
         Row("replication", "incremental push", 1000.0, "records/s"),
         Row("replication", "hub RSS (VmHWM)", 70.0, "MB"),
         Row("peer", "PouchDB full replication", 500.0, "docs/s"),
-        Row("peer", "PouchDB incremental (1,000)", None, "docs/s", status="SKIP",
-            note="peer absent"),
+        Row(
+            "peer", "PouchDB incremental (1,000)", None, "docs/s", status="SKIP", note="peer absent"
+        ),
         Row("peer", "pouchdb-server RSS (VmHWM)", 140.0, "MB"),
         Row("hub", "ingest, 200 nodes at once", 3000.0, "records/s"),
     ]

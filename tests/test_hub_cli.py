@@ -220,11 +220,11 @@ def test_live_hub_serve(hub_dir: Path) -> None:
         [res] = json.loads(urllib.request.urlopen(req).read())["results"]
         assert res["ack_seq"] == 4
         verify_receipt(res["receipt"], hub_public(hub_dir))
-        page = urllib.request.urlopen(url + "/").read().decode()
-        assert TOWNSHIP in page
-        with pytest.raises(urllib.error.HTTPError) as exc:
+        health = json.loads(urllib.request.urlopen(url + "/api/v1/health").read())
+        assert health["ok"] is True
+        with pytest.raises(urllib.error.HTTPError) as exc:  # node status needs a hub login
             urllib.request.urlopen(url + "/api/v1/nodes/1")
-        assert exc.value.code == 404 and json.loads(exc.value.read())["ok"] is False
+        assert exc.value.code == 401 and json.loads(exc.value.read())["ok"] is False
     finally:
         srv.stop()
     assert run_cli("verify", "--hub", str(hub_dir), "--code", TOWNSHIP) == 0

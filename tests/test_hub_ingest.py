@@ -82,7 +82,7 @@ async def test_ingest_in_order_with_receipts_and_checkpoints(
     assert node["checkpoint"]["tree_size"] == 8
     r = await hub_client.get("/api/v1/nodes")
     assert [n["code"] for n in (await r.json())["nodes"]] == [TOWNSHIP]
-    r = await hub_client.get("/")
+    r = await hub_client.get(f"/dash/{TOWNSHIP}")
     assert r.status == 200 and TOWNSHIP in await r.text()
 
 

@@ -153,11 +153,25 @@ def hub_dir(tmp_path: Path) -> Path:
     return data
 
 
+HUB_ADMIN = ("hubadmin", "hub-admin-pass-1")
+
+
+def add_hub_user(hub_dir: Path, username: str, password: str, role: str, scope: str) -> None:
+    assert run_cli("hub", "user", "add", "--data", str(hub_dir), "--username", username,
+                   "--role", role, "--scope", scope, stdin=password + "\n") == 0  # fmt: skip
+
+
 @pytest.fixture
 async def hub_client(aiohttp_client: Any, hub_dir: Path) -> Any:
+    """A test client of the hub, logged in as a province-wide admin (status reads need it)."""
     from hub.app import create_app
 
-    return await aiohttp_client(create_app(hubcfg.load(hub_dir)))
+    add_hub_user(hub_dir, *HUB_ADMIN, "admin", "37")
+    client = await aiohttp_client(create_app(hubcfg.load(hub_dir)))
+    r = await client.post("/api/v1/login", json={"username": HUB_ADMIN[0],
+                                                 "password": HUB_ADMIN[1]})  # fmt: skip
+    assert r.status == 200, await r.text()
+    return client
 
 
 ERROR_KEYS = {"ok", "status", "error", "message", "field", "errors", "hint"}

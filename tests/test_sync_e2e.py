@@ -80,7 +80,7 @@ class Hub:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: _get(self.url + "/api/v1/nodes") is not None, 30, "hub start")
+        wait_for(lambda: _get(self.url + "/api/v1/health") is not None, 30, "hub start")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:
@@ -111,8 +111,14 @@ class Hub:
                 return out
 
     def alerts(self, code: str) -> list[dict[str, Any]]:
-        body = _get(f"{self.url}/api/v1/alerts?node={code}&state=all")
-        return list(body["alerts"]) if body else []
+        # Alerts over HTTP need a hub login; read them from the hub's database instead.
+        conn = sqlite3.connect(self.data / "hub.db", timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            rows = conn.execute("SELECT * FROM alerts WHERE node = ? ORDER BY id", [code])
+            return [dict(r) for r in rows.fetchall()]
+        finally:
+            conn.close()
 
 
 def _get(url: str) -> Any:

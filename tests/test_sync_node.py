@@ -264,6 +264,19 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
     assert relay.pending_count(cdb) == n
     batches = relay.pending_batches(cdb, 500, 2000)
     assert batches[0]["records"] == records and batches[0]["checkpoint"]["tree_size"] == n
+    # The hub's verdicts on the township are kept at the relay and passed down.
+    with dbm.tx(cdb) as conn:
+        moved, n_rej = relay.apply_hub_result(conn, {
+            "node": CODE, "ack_seq": 2, "ack_hash": records[1]["hash"], "receipt": None,
+            "rejected": [{"seq": 3, "reason": "bad_schema", "message": "ticket.issued schema"}],
+            "alert": None}, None)  # fmt: skip
+    assert (moved, n_rej) == (2, 1) and relay.pending_count(cdb) == n - 2
+    r = push([])
+    assert r["hub_ack_seq"] == 2 and r["rejected"][0]["reason"] == "bad_schema"
+    with dbm.tx(cdb) as conn:
+        relay.apply_hub_result(conn, {"node": CODE, "ack_seq": n, "ack_hash": records[-1]["hash"],
+                                      "rejected": [], "alert": None}, None)  # fmt: skip
+    assert push([])["rejected"] == [] and relay.pending_count(cdb) == 0
 
 
 # --------------------------------------------------------------------------- push (in-process hub)

@@ -1,0 +1,391 @@
+/* onestop hub dashboard: renders the figures embedded in the page and keeps them live by
+   polling GET /api/v1/dash/{code} every refresh_seconds (numbers update in place).
+   No libraries: charts are inline SVG. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var CODE = body.getAttribute("data-code");
+  var LANG = body.getAttribute("data-lang") || "zh";
+  var S = JSON.parse(document.getElementById("dash-strings").textContent);
+  var data = JSON.parse(document.getElementById("dash-data").textContent);
+  var tab = "departments";
+  var NS = "http://www.w3.org/2000/svg";
+
+  function _(key, fmt) {
+    var s = S[key] || key;
+    if (fmt) Object.keys(fmt).forEach(function (k) { s = s.split("{" + k + "}").join(fmt[k]); });
+    return s;
+  }
+  function esc(v) {
+    return String(v === null || v === undefined ? "" : v).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function num(n) {
+    if (n === null || n === undefined) return "—";
+    return Number(n).toLocaleString(LANG === "en" ? "en-US" : "zh-CN");
+  }
+  function pct(x, digits) {
+    if (x === null || x === undefined) return "—";
+    return (x * 100).toFixed(digits === undefined ? 1 : digits) + "%";
+  }
+  function dur(s) {
+    if (s === null || s === undefined) return "—";
+    s = Math.round(s);
+    if (s < 60) return s + _("unit.s");
+    if (s < 3600) {
+      var m = Math.floor(s / 60), r = s % 60;
+      return LANG === "en" ? m + " min " + r + " s" : m + "分" + (r ? r + "秒" : "钟");
+    }
+    if (s < 86400) {
+      var h = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60);
+      return LANG === "en" ? h + " h " + mm + " min" : h + "小时" + (mm ? mm + "分" : "");
+    }
+    var d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600);
+    return LANG === "en" ? d + " d " + hh + " h" : d + "天" + (hh ? hh + "小时" : "");
+  }
+  function durHTML(s) {
+    var t = dur(s);
+    return esc(t).replace(/([^\d\s.,—]+)/g, "<small>$1</small>");
+  }
+  function periodQuery() {
+    var p = data.period;
+    return p.preset === "custom" ? "from=" + p.from + "&to=" + p.to : "preset=" + p.preset;
+  }
+  function drillHref(code) {
+    return "/dash/" + encodeURIComponent(code) + "?" + periodQuery() + (LANG === "en" ? "&lang=en" : "");
+  }
+
+  /* ---------------------------------------------------------------- KPIs */
+  var KPIS = [
+    { id: "online", label: "kpi.centers_online" },
+    { id: "tickets", label: "kpi.tickets" },
+    { id: "cases", label: "kpi.cases" },
+    { id: "review", label: "kpi.in_review" },
+    { id: "done", label: "kpi.completed" },
+    { id: "onevisit", label: "kpi.one_visit" },
+    { id: "wait", label: "kpi.avg_wait" },
+    { id: "sat", label: "kpi.satisfaction" },
+    { id: "follow", label: "kpi.followups" }
+  ];
+  function kpiValues(d) {
+    var f = d.figures, st = d.status;
+    var online = st.online, enrolled = st.enrolled;
+    var down = st.offline + st.never + st.revoked;
+    return {
+      online: { v: num(online) + "<small>/ " + num(enrolled) + "</small>",
+                sub: _("kpi.offline") + " <b class='" + (down ? "red" : "") + "'>" + num(down) + "</b> · " +
+                     _("kpi.not_enrolled") + " <b>" + num(st.not_enrolled) + "</b>",
+                cls: !enrolled ? "" : (st.health === "red" ? "bad" : (down ? "warn" : "good")) },
+      tickets: { v: num(f.tickets_issued), sub: _("kpi.called") + " <b>" + num(f.tickets_called) +
+                 "</b> · " + _("kpi.no_show") + " <b>" + num(f.tickets_no_show) + "</b>" },
+      cases: { v: num(f.cases_received), sub: _("col.cases_accepted") + " <b>" + num(f.cases_accepted) +
+               "</b> · " + _("kpi.complaints") + " <b>" + num(f.complaints) + "</b>" },
+      review: { v: num(f.in_review), sub: _("kpi.overdue") + " <b class='" + (f.overdue ? "red" : "") + "'>" +
+                num(f.overdue) + "</b>", cls: f.overdue ? "warn" : "" },
+      done: { v: num(f.cases_completed), sub: _("kpi.late") + " <b class='" + (f.cases_late ? "red" : "") + "'>" +
+              num(f.cases_late) + "</b> · " + _("col.cases_delivered") + " <b>" + num(f.cases_delivered) + "</b>" },
+      onevisit: { v: f.one_visit_share === null ? "—" : (f.one_visit_share * 100).toFixed(1) + "<small>%</small>",
+                  sub: _("kpi.of_delivered", { n: num(f.cases_delivered) }) + " · <b>" + num(f.cases_one_visit) + "</b>",
+                  cls: f.one_visit_share === null ? "" : (f.one_visit_share >= 0.9 ? "good" : "warn") },
+      wait: { v: durHTML(f.avg_wait_s), sub: _("kpi.avg_service") + " <b>" + esc(dur(f.avg_service_s)) + "</b>" },
+      sat: { v: f.satisfaction === null ? "—" : (f.satisfaction * 100).toFixed(1) + "<small>%</small>",
+             sub: _("sec.ratings") + " <b>" + num(f.ratings) + "</b> · " +
+                  _("rating.2") + "/" + _("rating.1") + " <b class='" + (f.bad_ratings ? "red" : "") + "'>" + num(f.bad_ratings) + "</b>",
+             cls: f.satisfaction === null ? "" : (f.satisfaction >= 0.9 ? "good" : (f.satisfaction >= 0.75 ? "warn" : "bad")) },
+      follow: { v: num(f.followups_closed) + "<small>/ " + num(f.followups_opened) + "</small>",
+                sub: _("kpi.open_closed", { closed: num(f.followups_closed), opened: num(f.followups_opened) }),
+                cls: f.followups_opened > f.followups_closed ? "warn" : "" }
+    };
+  }
+  function renderKpis(d, first) {
+    var vals = kpiValues(d);
+    var box = document.getElementById("kpis");
+    if (first || !box.children.length) {
+      box.innerHTML = KPIS.map(function (k) {
+        return "<div class='kpi' id='kpi-" + k.id + "'><div class='k-label'>" + esc(_(k.label)) +
+          "</div><div class='k-value'></div><div class='k-sub'></div></div>";
+      }).join("");
+    }
+    KPIS.forEach(function (k) {
+      var el = document.getElementById("kpi-" + k.id), v = vals[k.id];
+      el.className = "kpi" + (v.cls ? " " + v.cls : "");
+      var val = el.querySelector(".k-value");
+      if (val.innerHTML !== v.v) {
+        val.innerHTML = v.v;
+        if (!first) { val.classList.remove("flash"); void val.offsetWidth; val.classList.add("flash"); }
+      }
+      el.querySelector(".k-sub").innerHTML = v.sub;
+    });
+  }
+
+  /* ---------------------------------------------------------------- children table */
+  function renderChildren(d) {
+    var rows = d.children;
+    var head = "<thead><tr><th>" + esc(_("col.name")) + "</th><th>" + esc(_("col.online")) + "</th><th>" +
+      esc(_("col.max_lag_s").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("col.tickets_issued")) +
+      "</th><th>" + esc(_("col.cases_received")) + "</th><th>" + esc(_("col.in_review")) + "</th><th>" +
+      esc(_("col.cases_completed")) + "</th><th>" + esc(_("col.overdue")) + "</th><th>" + esc(_("col.satisfaction")) +
+      "</th><th>" + esc(_("col.open_alerts")) + "</th></tr></thead>";
+    var maxT = Math.max.apply(null, [1].concat(rows.map(function (r) { return r.tickets_issued; })));
+    var html = rows.map(function (r) {
+      var st = r.status;
+      var name = r.own ? _("ui.own_center") + " · " + r.name : r.name;
+      var tags = (r.known ? "" : "<span class='tag red'>" + esc(_("level.unknown")) + "</span>");
+      var link = r.own ? "" : " class='link' data-href='" + esc(drillHref(r.code)) + "'";
+      var cls = r.own ? " class='own'" : link;
+      var enrolled = st.enrolled, total = r.own ? 1 : st.divisions;
+      var onlineTxt = enrolled ? num(st.online) + "<span class='muted'> / " + num(enrolled) + "</span>" :
+        "<span class='muted'>" + esc(_("health.grey")) + "</span>";
+      if (!r.own && total && total > enrolled) onlineTxt += "<span class='muted'> (" + num(total) + ")</span>";
+      var bar = "<span class='bar' style='width:" + Math.round(38 * r.tickets_issued / maxT) + "px'></span>";
+      return "<tr" + cls + " data-code='" + esc(r.code) + "'><td class='name'><span class='dot " + st.health +
+        "' title='" + esc(_("health." + st.health)) + "'></span>" +
+        (r.own ? esc(name) : "<a href='" + esc(drillHref(r.code)) + "'>" + esc(name) + "</a>") + tags + "</td>" +
+        "<td>" + onlineTxt + "</td><td class='" + (st.max_lag_s > d.online_seconds ? "num-amber" : "") + "'>" +
+        esc(dur(st.max_lag_s)) + "</td><td>" + num(r.tickets_issued) + bar + "</td><td>" + num(r.cases_received) +
+        "</td><td>" + num(r.in_review) + "</td><td>" + num(r.cases_completed) + "</td><td class='" +
+        (r.overdue ? "num-red" : "") + "'>" + num(r.overdue) + "</td><td>" + pct(r.satisfaction) + "</td><td class='" +
+        (st.open_alerts ? "num-red" : "") + "'>" + num(st.open_alerts) + "</td></tr>";
+    }).join("");
+    if (!rows.length) html = "<tr class='empty'><td colspan='10'>" + esc(_("ui.none")) + "</td></tr>";
+    document.getElementById("children").innerHTML = head + "<tbody>" + html + "</tbody>";
+  }
+
+  /* ---------------------------------------------------------------- breakdown */
+  function renderBreakdown(d) {
+    var rows = d[tab] || [];
+    var isItem = tab === "items";
+    var head = "<thead><tr><th>" + esc(_(isItem ? "sec.items" : "col.dept_name")) + "</th>" +
+      (isItem ? "<th>" + esc(_("col.dept_name")) + "</th>" : "") + "<th>" + esc(_("col.tickets_issued")) + "</th><th>" +
+      esc(_("col.avg_wait_s").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("col.cases_received")) +
+      "</th><th>" + esc(_("col.in_review")) + "</th><th>" + esc(_("col.cases_completed")) + "</th><th>" +
+      esc(_("col.overdue")) + "</th><th>" + esc(_("col.one_visit_share")) + "</th><th>" + esc(_("col.satisfaction")) +
+      "</th></tr></thead>";
+    var html = rows.map(function (r) {
+      return "<tr><td class='name' title='" + esc(r.code) + "'>" + esc(r.name) + "</td>" +
+        (isItem ? "<td class='muted'>" + esc(r.dept_name) + "</td>" : "") + "<td>" + num(r.tickets_issued) +
+        "</td><td>" + esc(dur(r.avg_wait_s)) + "</td><td>" + num(r.cases_received) + "</td><td>" + num(r.in_review) +
+        "</td><td>" + num(r.cases_completed) + "</td><td class='" + (r.overdue ? "num-red" : "") + "'>" +
+        num(r.overdue) + "</td><td>" + pct(r.one_visit_share) + "</td><td>" + pct(r.satisfaction) + "</td></tr>";
+    }).join("");
+    if (!rows.length) html = "<tr class='empty'><td colspan='10'>" + esc(_("ui.none")) + "</td></tr>";
+    document.getElementById("breakdown").innerHTML = head + "<tbody>" + html + "</tbody>";
+    var ex = document.getElementById("breakdown-export");
+    ex.href = ex.getAttribute("data-base") + tab + ".csv?" + ex.getAttribute("data-query");
+  }
+
+  /* ---------------------------------------------------------------- trend chart (SVG) */
+  var LINES = [
+    { key: "tickets_issued", label: "col.tickets_issued", color: "#3fd0ff" },
+    { key: "cases_received", label: "col.cases_received", color: "#ffcf5a" },
+    { key: "cases_completed", label: "col.cases_completed", color: "#2fe39a" }
+  ];
+  function el(name, attrs, text) {
+    var e = document.createElementNS(NS, name);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function niceMax(v) {
+    if (v <= 4) return 4;
+    var p = Math.pow(10, Math.floor(Math.log10(v))), n = v / p;
+    var m = n <= 1 ? 1 : n <= 2 ? 2 : n <= 2.5 ? 2.5 : n <= 5 ? 5 : 10;
+    return m * p;
+  }
+  function renderTrend(d) {
+    var box = document.getElementById("trend");
+    var series = d.series || [];
+    var W = Math.max(320, box.clientWidth || 600), H = 250, L = 46, R = 14, T = 14, B = 30;
+    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, height: H, role: "img" });
+    var max = niceMax(Math.max.apply(null, [0].concat(series.map(function (r) {
+      return Math.max(r.tickets_issued, r.cases_received, r.cases_completed);
+    }))));
+    var n = series.length, iw = W - L - R, ih = H - T - B;
+    var x = function (i) { return L + (n <= 1 ? iw / 2 : (i * iw) / (n - 1)); };
+    var y = function (v) { return T + ih - (v / max) * ih; };
+    var defs = el("defs");
+    LINES.forEach(function (ln, k) {
+      var g = el("linearGradient", { id: "tg" + k, x1: 0, y1: 0, x2: 0, y2: 1 });
+      g.appendChild(el("stop", { offset: "0", "stop-color": ln.color, "stop-opacity": k === 0 ? 0.35 : 0.12 }));
+      g.appendChild(el("stop", { offset: "1", "stop-color": ln.color, "stop-opacity": 0 }));
+      defs.appendChild(g);
+    });
+    svg.appendChild(defs);
+    for (var g = 0; g <= 4; g++) {
+      var gv = (max * g) / 4, gy = y(gv);
+      svg.appendChild(el("line", { x1: L, x2: W - R, y1: gy, y2: gy, stroke: "#17365a", "stroke-dasharray": g ? "3 4" : "" }));
+      svg.appendChild(el("text", { x: L - 8, y: gy + 4, "text-anchor": "end" }, num(gv)));
+    }
+    var step = Math.max(1, Math.ceil(n / 10));
+    series.forEach(function (r, i) {
+      if (i % step === 0 || i === n - 1) {
+        svg.appendChild(el("text", { x: x(i), y: H - 8, "text-anchor": "middle" }, r.day.slice(5)));
+      }
+    });
+    LINES.forEach(function (ln, k) {
+      if (!n) return;
+      var pts = series.map(function (r, i) { return x(i).toFixed(1) + "," + y(r[ln.key]).toFixed(1); });
+      if (n > 1) {
+        var area = "M" + x(0) + "," + y(0) + " L" + pts.join(" L") + " L" + x(n - 1) + "," + y(0) + " Z";
+        svg.appendChild(el("path", { d: area, fill: "url(#tg" + k + ")" }));
+        svg.appendChild(el("polyline", { points: pts.join(" "), fill: "none", stroke: ln.color, "stroke-width": 2.5,
+          "stroke-linejoin": "round" }));
+      }
+      series.forEach(function (r, i) {
+        var c = el("circle", { cx: x(i), cy: y(r[ln.key]), r: n > 20 ? 2 : 3.5, fill: "#07172d", stroke: ln.color, "stroke-width": 2 });
+        c.appendChild(el("title", {}, r.day + " " + _(ln.label) + " " + r[ln.key]));
+        svg.appendChild(c);
+      });
+      var last = series[n - 1][ln.key];
+      svg.appendChild(el("text", { x: Math.min(x(n - 1), W - R - 2), y: y(last) - 8 - k * 0, "text-anchor": "end",
+        fill: ln.color, style: "fill:" + ln.color + ";font-weight:700;font-size:13px" }, num(last)));
+    });
+    box.innerHTML = "";
+    box.appendChild(svg);
+    document.getElementById("trend-legend").innerHTML = LINES.map(function (ln) {
+      return "<span><i style='background:" + ln.color + "'></i>" + esc(_(ln.label)) + "</span>";
+    }).join("") + "<span class='muted'>" + esc(d.trend_period.from) + " – " + esc(d.trend_period.to) + "</span>";
+  }
+
+  /* ---------------------------------------------------------------- status panel */
+  function donut(parts, total, center, sub) {
+    var size = 150, r = 56, cx = 75, cy = 75, C = 2 * Math.PI * r, off = 0;
+    var svg = el("svg", { viewBox: "0 0 " + size + " " + size, width: size, height: size });
+    svg.appendChild(el("circle", { cx: cx, cy: cy, r: r, fill: "none", stroke: "#14304f", "stroke-width": 16 }));
+    parts.forEach(function (p) {
+      if (!p.n || !total) return;
+      var len = (p.n / total) * C;
+      svg.appendChild(el("circle", { cx: cx, cy: cy, r: r, fill: "none", stroke: p.color, "stroke-width": 16,
+        "stroke-dasharray": len + " " + (C - len), "stroke-dashoffset": -off, transform: "rotate(-90 75 75)" }));
+      off += len;
+    });
+    svg.appendChild(el("text", { x: cx, y: cy + 6, "text-anchor": "middle", "class": "donut-center" }, center));
+    svg.appendChild(el("text", { x: cx, y: cy + 26, "text-anchor": "middle", "class": "donut-sub" }, sub));
+    return svg;
+  }
+  function renderStatus(d) {
+    var st = d.status, box = document.getElementById("status");
+    var parts = [
+      { n: st.online, color: "#2fe39a" }, { n: st.offline, color: "#ffb21e" },
+      { n: st.never, color: "#6b7f99" }, { n: st.revoked, color: "#ff5468" }
+    ];
+    var share = st.enrolled ? Math.round((100 * st.online) / st.enrolled) + "%" : "—";
+    var alerts = Object.keys(st.alerts || {}).map(function (k) {
+      return "<span class='chip red'>" + esc(_("alert." + k)) + " " + num(st.alerts[k]) + "</span>";
+    }).join("");
+    if (!alerts) alerts = "<span class='chip green'>" + esc(_("sec.alerts")) + " 0</span>";
+    var keys = st.revoked ? "<span class='v red'>" + esc(_("kpi.revoked")) + " " + num(st.revoked) + "</span>" :
+      "<span class='v green'>" + esc(_("kpi.keys_ok")) + "</span>";
+    box.innerHTML = "<div class='status-wrap'><div class='donut'></div><div class='kv'>" +
+      "<span class='k'><span class='dot green'></span>" + esc(_("state.online")) + "</span><span class='v green'>" + num(st.online) + "</span>" +
+      "<span class='k'><span class='dot amber'></span>" + esc(_("state.offline")) + "</span><span class='v " + (st.offline ? "amber" : "") + "'>" + num(st.offline) + "</span>" +
+      "<span class='k'><span class='dot'></span>" + esc(_("state.never")) + " / " + esc(_("kpi.not_enrolled")) + "</span><span class='v'>" + num(st.never) + " / " + num(st.not_enrolled) + "</span>" +
+      "<span class='k'>" + esc(_("kpi.max_lag")) + "</span><span class='v " + (st.max_lag_s > d.online_seconds ? "amber" : "") + "'>" + esc(dur(st.max_lag_s)) + "</span>" +
+      "<span class='k'>" + esc(_("kpi.behind")) + "</span><span class='v'>" + esc(dur(st.max_behind_s)) + "</span>" +
+      "<span class='k'>" + esc(_("kpi.backlog")) + "</span><span class='v " + (st.backlog ? "amber" : "") + "'>" + num(st.backlog) + "</span>" +
+      "<span class='k'>" + esc(_("kpi.keys")) + "</span>" + keys +
+      (st.unknown_codes ? "<span class='k'>" + esc(_("level.unknown")) + "</span><span class='v red'>" + num(st.unknown_codes) + "</span>" : "") +
+      "</div></div><div class='alert-chips'>" + alerts + "</div>";
+    box.querySelector(".donut").appendChild(donut(parts, st.enrolled, share, _("kpi.centers_online")));
+  }
+
+  /* ---------------------------------------------------------------- ratings */
+  var RCOLORS = { 5: "#2fe39a", 4: "#7fdc6a", 3: "#ffcf5a", 2: "#ff9a3c", 1: "#ff5468" };
+  function renderRatings(d) {
+    var f = d.figures, total = f.ratings || 0;
+    var html = [5, 4, 3, 2, 1].map(function (lv) {
+      var n = f["rating_" + lv], w = total ? (100 * n) / total : 0;
+      return "<div class='rating-row'><span>" + esc(_("rating." + lv)) + "</span><div class='track'><div class='fill' style='width:" +
+        w.toFixed(1) + "%;background:" + RCOLORS[lv] + "'></div></div><span class='n'><b>" + num(n) + "</b> · " +
+        (total ? w.toFixed(0) + "%" : "—") + "</span></div>";
+    }).join("");
+    html += "<div class='rating-foot'><span>" + esc(_("kpi.followups")) + " <b>" + num(f.followups_closed) + "/" +
+      num(f.followups_opened) + "</b></span><span>" + esc(_("kpi.complaints")) + " <b>" + num(f.complaints) +
+      "</b></span><span>" + esc(_("kpi.satisfaction")) + " <b>" + pct(f.satisfaction) + "</b></span></div>";
+    document.getElementById("ratings").innerHTML = html;
+  }
+
+  /* ---------------------------------------------------------------- attention */
+  function renderAttention(d) {
+    var rows = d.attention || [];
+    var html = rows.map(function (n) {
+      var why = [];
+      if (n.open_alerts) why.push(Object.keys(n.alerts).map(function (k) { return _("alert." + k) + " " + n.alerts[k]; }).join(" "));
+      if (n.state !== "online") why.push(_("state." + n.state) + (n.lag_s !== null ? " " + dur(n.lag_s) : ""));
+      var dot = n.state === "revoked" || n.open_alerts ? "red" : (n.state === "online" ? "green" : "amber");
+      return "<div class='att'><span class='dot " + dot + "'></span><a href='" + esc(drillHref(n.code)) + "'>" +
+        esc(n.name) + " <span class='muted'>" + esc(n.code) + "</span></a><span class='why" + (dot === "red" ? " red" : "") +
+        "'>" + esc(why.join(" · ")) + "</span></div>";
+    }).join("");
+    if (!rows.length) html = "<div class='ok-note'>✓ " + esc(_("health.green")) + "</div>";
+    document.getElementById("attention").innerHTML = html;
+  }
+
+  /* ---------------------------------------------------------------- live */
+  var stamp = null;
+  function renderAll(d, first) {
+    data = d;
+    renderKpis(d, first);
+    renderChildren(d);
+    renderBreakdown(d);
+    renderTrend(d);
+    renderStatus(d);
+    renderRatings(d);
+    renderAttention(d);
+    stamp = new Date();
+    document.getElementById("div-name").textContent = d.division.name;
+  }
+  function setLive(ok) {
+    var live = document.getElementById("live");
+    live.classList.toggle("stale", !ok);
+    var t = stamp ? stamp.toTimeString().slice(0, 8) : "";
+    document.getElementById("live-text").textContent = ok ? _("ui.live") + " · " + _("ui.updated") + " " + t : _("ui.stale");
+  }
+  function poll() {
+    var url = "/api/v1/dash/" + encodeURIComponent(CODE) + "?" + periodQuery() + "&lang=" + LANG;
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); return null; }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (d) { if (d) { renderAll(d, false); setLive(true); } })
+      .catch(function () { setLive(false); });
+  }
+  function tick() {
+    var now = new Date();
+    var tz = "Asia/Shanghai";
+    try {
+      document.getElementById("clock-time").textContent = now.toLocaleTimeString("zh-CN", { hour12: false, timeZone: tz });
+      document.getElementById("clock-date").textContent = now.toLocaleDateString(LANG === "en" ? "en-GB" : "zh-CN",
+        { year: "numeric", month: "long", day: "numeric", weekday: "long", timeZone: tz });
+    } catch (e) {
+      document.getElementById("clock-time").textContent = now.toTimeString().slice(0, 8);
+    }
+  }
+
+  document.getElementById("children").addEventListener("click", function (ev) {
+    var tr = ev.target.closest("tr[data-href]");
+    if (tr && !ev.target.closest("a")) location.href = tr.getAttribute("data-href");
+  });
+  Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (b) {
+    b.addEventListener("click", function () {
+      tab = b.getAttribute("data-tab");
+      Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (o) { o.classList.toggle("on", o === b); });
+      renderBreakdown(data);
+    });
+  });
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { renderTrend(data); }, 150);
+  });
+
+  renderAll(data, true);
+  setLive(true);
+  tick();
+  setInterval(tick, 1000);
+  setInterval(poll, Math.max(2, data.refresh_seconds || 10) * 1000);
+  window.onestopDash = { poll: poll, data: function () { return data; } };
+})();
