@@ -10,10 +10,10 @@ import sqlite_utils
 from aiohttp import web
 
 from hub import auth, staff
-from hub import tree as treem
 from hub import catalog as catalogm
 from hub import db as hubdb
 from hub import ingest as ingestm
+from hub import tree as treem
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from node.clock import iso
 from onestop.errors import ApiError, Forbidden, Invalid, NotFound

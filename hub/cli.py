@@ -71,8 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
     p.add_argument("--username", required=True)
     p.add_argument("--role", required=True, choices=("admin", "official"))
-    p.add_argument("--scope", required=True, metavar="CODE",
-                   help="division the user may read: 37 the province, 3701 a city, ...")
+    p.add_argument(
+        "--scope",
+        required=True,
+        metavar="CODE",
+        help="division the user may read: 37 the province, 3701 a city, ...",
+    )
     p.set_defaults(func=cmd_user_add)
     p = usub.add_parser("list", help="list accounts")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")

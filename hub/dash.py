@@ -95,8 +95,10 @@ def _labels_of(catalog: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, str
     for key, src in (("dept", "departments"), ("item", "items")):
         for x in catalog.get(src) or []:
             if isinstance(x, dict) and x.get("code"):
-                out[key][str(x["code"])] = (str(x.get("name_zh") or x["code"]),
-                                            str(x.get("name_en") or x.get("name_zh") or ""))
+                out[key][str(x["code"])] = (
+                    str(x.get("name_zh") or x["code"]),
+                    str(x.get("name_en") or x.get("name_zh") or ""),
+                )
     return out
 
 
@@ -141,7 +143,7 @@ _SUMS = ", ".join(f"COALESCE(SUM({m}), 0) AS {m}" for m in METRICS)
 
 def derive(m: Mapping[str, Any]) -> dict[str, Any]:
     """Counters plus the figures shown: averages, shares, satisfaction."""
-    out = {k: int(m.get(k) or 0) for k in METRICS}
+    out: dict[str, Any] = {k: int(m.get(k) or 0) for k in METRICS}
     wait_n, service_n = out["wait_n"], out["service_n"]
     out["avg_wait_s"] = round(out["wait_sum"] / wait_n) if wait_n else None
     out["avg_service_s"] = round(out["service_sum"] / service_n) if service_n else None
@@ -168,7 +170,9 @@ def totals(db: sqlite_utils.Database, code: str, p: Period, own: int = 0) -> dic
     return dict(row or {})
 
 
-def open_cases(db: sqlite_utils.Database, code: str, today: dt.date, own: int = 0) -> dict[str, int]:
+def open_cases(
+    db: sqlite_utils.Database, code: str, today: dt.date, own: int = 0
+) -> dict[str, int]:
     row = hubdb.one(
         db,
         "SELECT COALESCE(SUM(n), 0) AS in_review, COALESCE(SUM(CASE WHEN deadline < ? THEN n "

@@ -156,6 +156,7 @@ def summary(c: Ctx) -> dict[str, Any]:
         "departments": dash.breakdown(c.db, c.code, p, c.today, "dept", c.lang),
         "items": dash.breakdown(c.db, c.code, p, c.today, "item", c.lang),
         "attention": dash.attention(c.nodes),
+        "center": next((n for n in c.nodes if n["code"] == c.code), None),
         "user": {"username": c.user["username"], "role": c.user["role"],
                  "scope": c.user["scope"]},
     }  # fmt: skip

@@ -35,6 +35,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ui.drill": ("下钻", "Open"),
     "ui.own_center": ("本级中心", "This level's center"),
     "ui.none": ("暂无数据", "No data"),
+    "ui.center_detail": ("本中心数据同步", "This center's replication"),
+    "ui.unknown_tag": ("未知代码", "unknown code"),
+    "ui.coverage": ("接入", "Enrolled"),
+    "ui.rated": ("评价", "Rated"),
+    "ui.bad": ("差评", "Bad"),
+    "ui.trend_axis": ("取号（左轴） 办件（右轴）", "tickets (left) · cases (right)"),
     "ui.nodes_link": ("中心运行状态", "Center status"),
     # sections
     "sec.status": ("中心运行状态", "Service centers"),

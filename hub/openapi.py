@@ -66,7 +66,7 @@ PERIOD = [
 ]  # fmt: skip
 FORMAT = _query("format", "json (default) or csv (UTF-8 with BOM)",
                 {"type": "string", "enum": ["json", "csv"]})  # fmt: skip
-SIGNED = [{"nodeSignature": []}]
+SIGNED: list[dict[str, Any]] = [{"nodeSignature": []}]
 
 TABLE_DOCS = {
     "children": "Child divisions (and the center at this level): status dot, centers online, "
@@ -134,8 +134,9 @@ def spec() -> dict[str, Any]:
         params = [CODE, *PERIOD, FORMAT]
         if table == "alerts":
             params.append(_query("state", "open (default), resolved or all"))
-        paths[f"{a}/dash/{{code}}/{table}"] = {"get": _op(
-            doc, tag="dashboard", params=params, errors=(404, 422), csv=True)}
+        paths[f"{a}/dash/{{code}}/{table}"] = {
+            "get": _op(doc, tag="dashboard", params=params, errors=(404, 422), csv=True)
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": "onestop hub API", "version": __version__,

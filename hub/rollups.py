@@ -249,7 +249,9 @@ class Rollup:
         return self.ticket_by_no(node, body.get("ticket_no"), at)
 
     # -- records ---------------------------------------------------------------------------
-    def record(self, node: str, kind: str, entity_id: str, at: str, body: Mapping[str, Any]) -> None:
+    def record(
+        self, node: str, kind: str, entity_id: str, at: str, body: Mapping[str, Any]
+    ) -> None:
         newest = self.newest.get(node)
         if newest is None or at > newest:
             self.newest[node] = at
@@ -573,7 +575,7 @@ def stored_rows(db: sqlite_utils.Database, page: int = 20_000) -> Iterator[Row]:
             ).fetchall()
             if not chunk:
                 break
-            for seq, at, kind, eid, body in chunk:
+            for _seq, at, kind, eid, body in chunk:
                 yield node, at, kind, eid, body if kind in KINDS else None
             after = chunk[-1][0]
 

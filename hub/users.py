@@ -13,8 +13,8 @@ from typing import Any
 
 import sqlite_utils
 
+import hub.tree as treem
 from hub import db as hubdb
-from hub import tree as treem
 from onestop.errors import Conflict, Invalid
 from onestop.passwords import check_strength, hash_password, verify_password
 

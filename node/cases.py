@@ -653,14 +653,28 @@ def _preapplication(db: sqlite_utils.Database, ref: Any) -> dict[str, Any]:
     return pre
 
 
+def _sealed_id(cfg: NodeConfig, pii: Pii | None, id_enc: str) -> dict[str, str]:
+    if pii is None:
+        return {}
+    from sync.signer import seal_for_hub
+
+    sealed = seal_for_hub(cfg, pii.decrypt(id_enc))
+    return {"id_sealed": sealed} if sealed else {}
+
+
 def intake(
     db: sqlite_utils.Database,
     cfg: NodeConfig,
     data: dict[str, Any],
     user: dict[str, Any],
     now: Now = system_now,
+    pii: Pii | None = None,
 ) -> dict[str, Any]:
-    """Open a case at the window; returns the new case row (see :func:`detail`)."""
+    """Open a case at the window; returns the new case row (see :func:`detail`).
+
+    With ``pii`` and a hub sealing key, the ``case.opened`` event carries the full ID number
+    sealed to the hub (``id_sealed``) so the hub can link a person's cases; relays can't read it.
+    """
     errors: dict[str, str] = {}
     ticket_id = data.get("ticket_id")
     pre_ref = data.get("preapplication_id")
@@ -790,6 +804,7 @@ def intake(
                 "received": [m["code"] for m in check if m["code"] in got],
                 "missing": [m["code"] for m in gaps],
                 "by": user["username"],
+                **_sealed_id(cfg, pii, person["id_enc"]),
             },
             at=at,
         )

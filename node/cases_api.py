@@ -86,7 +86,7 @@ async def create_case(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     data = await json_body(request)
     app = request.app
-    case = cases.intake(app[DB], app[CONFIG], data, user, app[CLOCK])
+    case = cases.intake(app[DB], app[CONFIG], data, user, app[CLOCK], app[PII])
     app[NOTIFIER].wake()
     return _case_response(request, case, 201)
 

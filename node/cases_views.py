@@ -64,6 +64,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.on_time": {"zh": "按期", "en": "on time"},
     "ui.cases.late": {"zh": "超期", "en": "late"},
     "ui.cases.instant": {"zh": "即办", "en": "Same day"},
+    "ui.cases.workday1": {"zh": "1 个工作日", "en": "1 working day"},
     "ui.cases.mat_state": {"zh": "收取情况", "en": "Status"},
     "ui.cases.rongque_tag": {"zh": "容缺", "en": "To follow"},
     "ui.cases.not_started": {"zh": "未受理，不计时", "en": "Not accepted: no clock"},
@@ -170,29 +171,37 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "承诺时限 {n} 个工作日（法定 {s} 个工作日）",
         "en": "Promised in {n} working days (statutory {s})",
     },
+    "ui.cases.intake.promise1": {
+        "zh": "承诺时限 1 个工作日（法定 {s} 个工作日）",
+        "en": "Promised in 1 working day (statutory {s})",
+    },
     "ui.cases.intake.ok": {
         "zh": "材料齐全，提交后即予受理。",
-        "en": "All materials are in: the case is accepted on submission.",
+        "en": "All materials are in: accepted on submission.",
     },
     "ui.cases.intake.gap_critical": {
         "zh": "缺少 {n} 项必要材料：暂不受理，提交后出具一次性告知书。",
-        "en": "{n} required material(s) missing: not accepted; a one-time notice is issued.",
+        "en": "{n} required material(s) missing: not accepted, a one-time notice lists them.",
     },
     "ui.cases.intake.gap_optional": {
         "zh": "缺少 {n} 项非必要材料：申请人书面承诺限期补交的，可容缺受理。",
-        "en": "{n} non-required material(s) missing: accepted if the applicant commits to bring them.",
+        "en": "{n} optional material(s) missing: accepted if the applicant commits to bring them.",
+    },
+    "ui.cases.intake.gap_committed": {
+        "zh": "容缺受理：缺少 {n} 项非必要材料，申请人承诺限期补交，将一并出具一次性告知书。",
+        "en": "Accepted with {n} material(s) to follow; a one-time notice lists them.",
     },
     "ui.cases.intake.commit": {
-        "zh": "申请人已签署容缺受理承诺书，承诺限期补交",
-        "en": "The applicant signed the commitment to bring them (容缺受理)",
+        "zh": "申请人已签署容缺受理承诺书",
+        "en": "The applicant signed the commitment (容缺受理)",
     },
     "ui.cases.intake.catch_up": {"zh": "补交期限", "en": "Bring them by"},
     "ui.cases.intake.catch_up_hint": {
-        "zh": "不晚于承诺办结日期；留空即为承诺办结日期",
-        "en": "No later than the promised deadline (the default)",
+        "zh": "留空即为承诺办结日期",
+        "en": "blank: the promised date",
     },
-    "ui.cases.intake.submit_accept": {"zh": "受理并生成办件", "en": "Accept and open the case"},
-    "ui.cases.intake.submit_notice": {"zh": "收件并出具告知书", "en": "Open and issue the notice"},
+    "ui.cases.intake.submit_accept": {"zh": "受理并生成办件", "en": "Accept the case"},
+    "ui.cases.intake.submit_notice": {"zh": "收件并出具告知书", "en": "Issue the notice"},
     "ui.cases.intake.need_ticket": {
         "zh": "请选择号票或载入网上预审",
         "en": "Choose a ticket or load a pre-application",
@@ -359,7 +368,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "{n} open, {o} overdue",
     },
     "ui.cases.ov.date": {"zh": "统计日期 {d}", "en": "As of {d}"},
-    "ui.cases.ov.paused": {"zh": "其中补正暂停 {n} 件", "en": "{n} paused for supplements"},
     "ui.cases.ov.ticket": {"zh": "号票 {no}", "en": "Ticket {no}"},
     # timeline
     "ui.cases.tl.case.opened": {"zh": "窗口收件，生成办件", "en": "Case opened at the window"},

@@ -55,4 +55,7 @@ class CliError(Exception):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module so CliError raised elsewhere is the same class.
+    from onestop.cli import main as _main
+
+    sys.exit(_main())

@@ -313,6 +313,12 @@ def test_intake_review_and_approval(browser: Any, live_node: LiveServer, tmp_pat
     assert "法定代表人身份证明" in notice.locator("table").inner_text()
     notice.close()
     clerk.post("/api/v1/windows/1/finish", {})
+    p.goto(live_node.url + "/cases/new?lang=en")
+    assert "Choose service items" in p.locator(".catalog-panel h2").inner_text()
+    p.fill("#cat-search", "370000-samr-007")  # by code: 企业开办“一件事”, three departments
+    p.click('.cat-item[data-code="370000-samr-007"]')
+    assert "Department of Public Security" in p.locator("#selected").inner_text()
+    shot(p, "cases_intake_en.png")
 
     # -- the overview and the list (administrator) ---------------------------------------
     admin = Staff(browser, live_node, ADMIN, "/overview", errors)

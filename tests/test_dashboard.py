@@ -188,8 +188,12 @@ class Center:
     def intake(self) -> str:
         self.issue()
         t = self.call()
-        case = self.clerk.ok("POST", "/api/v1/cases", {
-            "ticket_id": t["id"], "items": [SCHOOL_ITEM], "received": SCHOOL_MATERIALS}, 201)
+        case = self.clerk.ok(
+            "POST",
+            "/api/v1/cases",
+            {"ticket_id": t["id"], "items": [SCHOOL_ITEM], "received": SCHOOL_MATERIALS},
+            201,
+        )
         self.finish()
         self.tally.cases_received += 1
         self.tally.cases_accepted += 1
@@ -218,8 +222,12 @@ class Center:
         self.tally.cases_one_visit += 1  # only the intake visit
 
     def rate_case(self, case_no: str, level: int) -> None:
-        self.public.ok("POST", "/api/v1/ratings",
-                       {"case_no": case_no, "phone_last4": PHONE[-4:], "level": level}, 201)
+        self.public.ok(
+            "POST",
+            "/api/v1/ratings",
+            {"case_no": case_no, "phone_last4": PHONE[-4:], "level": level},
+            201,
+        )
         self._rated(level)
 
     def rate_ticket(self, token: str, level: int) -> None:
@@ -248,11 +256,32 @@ class Province:
 
 def make_center(root: Path, code: str, name: str, hub_dir: Path) -> Path:
     data = root / code
-    init_node(data, code=code, name=name, hub_url="http://127.0.0.1:9",  # replaced below
-              hub_pubkey=str(hub_dir / "hub.pub"), hub_seal_pubkey=str(hub_dir / "hub-seal.pub"))
+    init_node(
+        data,
+        code=code,
+        name=name,
+        hub_url="http://127.0.0.1:9",  # replaced below
+        hub_pubkey=str(hub_dir / "hub.pub"),
+        hub_seal_pubkey=str(hub_dir / "hub-seal.pub"),
+    )
     for user, dept in ((REV_EDU, "edu"), (REV_CIVIL, "civil")):
-        assert run_cli("node", "user", "add", "--data", str(data), "--username", user[0],
-                       "--role", "reviewer", "--department", dept, stdin=user[1] + "\n") == 0
+        assert (
+            run_cli(
+                "node",
+                "user",
+                "add",
+                "--data",
+                str(data),
+                "--username",
+                user[0],
+                "--role",
+                "reviewer",
+                "--department",
+                dept,
+                stdin=user[1] + "\n",
+            )
+            == 0
+        )
     assert run_cli("hub", "enroll", "--data", str(hub_dir), "--code", code, "--pubkey",
                    str(data / "node.pub")) == 0  # fmt: skip
     return data
@@ -284,8 +313,23 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
     assert run_cli("hub", "init", "--data", str(hub_dir)) == 0
     for user, role, scope in ((PROV, "official", "37"), (JINAN_OFFICIAL, "official", JINAN),
                               (QINGDAO_OFFICIAL, "official", QINGDAO)):  # fmt: skip
-        assert run_cli("hub", "user", "add", "--data", str(hub_dir), "--username", user[0],
-                       "--role", role, "--scope", scope, stdin=user[1] + "\n") == 0
+        assert (
+            run_cli(
+                "hub",
+                "user",
+                "add",
+                "--data",
+                str(hub_dir),
+                "--username",
+                user[0],
+                "--role",
+                role,
+                "--scope",
+                scope,
+                stdin=user[1] + "\n",
+            )
+            == 0
+        )
     jdata = make_center(root, JINAN_TOWN, "解放路街道便民服务中心", hub_dir)
     qdata = make_center(root, QINGDAO_TOWN, "香港中路街道便民服务中心", hub_dir)
     hub = serve(["hub", "serve", "--data", str(hub_dir)], "/api/v1/health", hub_dir)
@@ -387,7 +431,8 @@ def test_figures_land_at_every_level_of_the_tree(province: Province) -> None:
     assert items[SCHOOL_ITEM]["cases_received"] == 3 and items[SCHOOL_ITEM]["dept"] == "edu"
     nodes = s.ok("GET", f"/api/v1/dash/{JINAN}/nodes")["nodes"]
     assert [(n["code"], n["state"], n["key_status"]) for n in nodes] == [
-        (JINAN_TOWN, "online", "active")]
+        (JINAN_TOWN, "online", "active")
+    ]
     assert nodes[0]["records"] == node_events(province.jinan.data) and nodes[0]["newest_at"]
     # English.
     en = s.ok("GET", "/api/v1/dash/37/departments?lang=en")["departments"]
@@ -485,7 +530,8 @@ def test_city_official_sees_only_their_city(province: Province) -> None:
         "alerts"])  # fmt: skip
     root = s.ok("GET", "/api/v1/dash")
     assert root["division"]["code"] == JINAN and all(
-        c["code"].startswith(JINAN) for c in root["children"])
+        c["code"].startswith(JINAN) for c in root["children"]
+    )
     status, _, hdrs = s.call("GET", "/dash")
     assert status == 302 and hdrs["Location"] == f"/dash/{JINAN}"
     assert QINGDAO_TOWN not in json.dumps(s.ok("GET", f"/api/v1/dash/{JINAN}"))

@@ -102,14 +102,24 @@ def day_events(log: Log, day: dt.date, busy: float, now: dt.datetime,
         t1 = t0 + dt.timedelta(seconds=rng.randint(90, 1500))
         if t1 >= end:
             continue
-        log.add(t1, "ticket.called", "ticket", tid,
-                {"ticket_no": no, "queue": f"dept:{dept}", "window": 1 + i % 6, "by": "clerk1"})
+        log.add(
+            t1,
+            "ticket.called",
+            "ticket",
+            tid,
+            {"ticket_no": no, "queue": f"dept:{dept}", "window": 1 + i % 6, "by": "clerk1"},
+        )
         t2 = t1 + dt.timedelta(seconds=rng.randint(120, 900))
         if t2 >= end:
             continue
         kind = "ticket.no_show" if rng.random() < 0.06 else "ticket.finished"
-        log.add(t2, kind, "ticket", tid,
-                {"ticket_no": no, "queue": f"dept:{dept}", "window": 1 + i % 6, "by": "clerk1"})
+        log.add(
+            t2,
+            kind,
+            "ticket",
+            tid,
+            {"ticket_no": no, "queue": f"dept:{dept}", "window": 1 + i % 6, "by": "clerk1"},
+        )
         if kind == "ticket.finished" and rng.random() < 0.35:
             log.rating += 1
             level = rng.choices([5, 4, 3, 2, 1], [70, 20, 6, 3, 1])[0]

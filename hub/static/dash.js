@@ -76,7 +76,7 @@
       online: { v: num(online) + "<small>/ " + num(enrolled) + "</small>",
                 sub: _("kpi.offline") + " <b class='" + (down ? "red" : "") + "'>" + num(down) + "</b> · " +
                      _("kpi.not_enrolled") + " <b>" + num(st.not_enrolled) + "</b>",
-                cls: !enrolled ? "" : (st.health === "red" ? "bad" : (down ? "warn" : "good")) },
+                cls: !enrolled ? "" : (down * 2 > enrolled ? "bad" : (down ? "warn" : "good")) },
       tickets: { v: num(f.tickets_issued), sub: _("kpi.called") + " <b>" + num(f.tickets_called) +
                  "</b> · " + _("kpi.no_show") + " <b>" + num(f.tickets_no_show) + "</b>" },
       cases: { v: num(f.cases_received), sub: _("col.cases_accepted") + " <b>" + num(f.cases_accepted) +
@@ -90,8 +90,8 @@
                   cls: f.one_visit_share === null ? "" : (f.one_visit_share >= 0.9 ? "good" : "warn") },
       wait: { v: durHTML(f.avg_wait_s), sub: _("kpi.avg_service") + " <b>" + esc(dur(f.avg_service_s)) + "</b>" },
       sat: { v: f.satisfaction === null ? "—" : (f.satisfaction * 100).toFixed(1) + "<small>%</small>",
-             sub: _("sec.ratings") + " <b>" + num(f.ratings) + "</b> · " +
-                  _("rating.2") + "/" + _("rating.1") + " <b class='" + (f.bad_ratings ? "red" : "") + "'>" + num(f.bad_ratings) + "</b>",
+             sub: _("ui.rated") + " <b>" + num(f.ratings) + "</b> · " + _("ui.bad") +
+                  " <b class='" + (f.bad_ratings ? "red" : "") + "'>" + num(f.bad_ratings) + "</b>",
              cls: f.satisfaction === null ? "" : (f.satisfaction >= 0.9 ? "good" : (f.satisfaction >= 0.75 ? "warn" : "bad")) },
       follow: { v: num(f.followups_closed) + "<small>/ " + num(f.followups_opened) + "</small>",
                 sub: _("kpi.open_closed", { closed: num(f.followups_closed), opened: num(f.followups_opened) }),
@@ -123,6 +123,7 @@
   function renderChildren(d) {
     var rows = d.children;
     var head = "<thead><tr><th>" + esc(_("col.name")) + "</th><th>" + esc(_("col.online")) + "</th><th>" +
+      esc(_("ui.coverage")) + "</th><th>" +
       esc(_("col.max_lag_s").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("col.tickets_issued")) +
       "</th><th>" + esc(_("col.cases_received")) + "</th><th>" + esc(_("col.in_review")) + "</th><th>" +
       esc(_("col.cases_completed")) + "</th><th>" + esc(_("col.overdue")) + "</th><th>" + esc(_("col.satisfaction")) +
@@ -131,25 +132,54 @@
     var html = rows.map(function (r) {
       var st = r.status;
       var name = r.own ? _("ui.own_center") + " · " + r.name : r.name;
-      var tags = (r.known ? "" : "<span class='tag red'>" + esc(_("level.unknown")) + "</span>");
+      var tags = (r.known ? "" : "<span class='tag red'>" + esc(_("ui.unknown_tag")) + "</span>");
       var link = r.own ? "" : " class='link' data-href='" + esc(drillHref(r.code)) + "'";
       var cls = r.own ? " class='own'" : link;
       var enrolled = st.enrolled, total = r.own ? 1 : st.divisions;
-      var onlineTxt = enrolled ? num(st.online) + "<span class='muted'> / " + num(enrolled) + "</span>" :
-        "<span class='muted'>" + esc(_("health.grey")) + "</span>";
-      if (!r.own && total && total > enrolled) onlineTxt += "<span class='muted'> (" + num(total) + ")</span>";
-      var bar = "<span class='bar' style='width:" + Math.round(38 * r.tickets_issued / maxT) + "px'></span>";
+      var onlineTxt = enrolled ? num(st.online) + "<span class='muted'>/" + num(enrolled) + "</span>" :
+        "<span class='muted'>—</span>";
+      var cover = total ? num(enrolled) + "<span class='muted'>/" + num(total) + "</span>" : "<span class='muted'>—</span>";
+      var bar = "<span class='bar' style='width:" + Math.round(26 * r.tickets_issued / maxT) + "px'></span>";
       return "<tr" + cls + " data-code='" + esc(r.code) + "'><td class='name'><span class='dot " + st.health +
         "' title='" + esc(_("health." + st.health)) + "'></span>" +
         (r.own ? esc(name) : "<a href='" + esc(drillHref(r.code)) + "'>" + esc(name) + "</a>") + tags + "</td>" +
-        "<td>" + onlineTxt + "</td><td class='" + (st.max_lag_s > d.online_seconds ? "num-amber" : "") + "'>" +
+        "<td class='" + (st.offline + st.never ? "num-amber" : "") + "'>" + onlineTxt + "</td><td>" + cover + "</td><td class='" + (st.max_lag_s > d.online_seconds ? "num-amber" : "") + "'>" +
         esc(dur(st.max_lag_s)) + "</td><td>" + num(r.tickets_issued) + bar + "</td><td>" + num(r.cases_received) +
         "</td><td>" + num(r.in_review) + "</td><td>" + num(r.cases_completed) + "</td><td class='" +
         (r.overdue ? "num-red" : "") + "'>" + num(r.overdue) + "</td><td>" + pct(r.satisfaction) + "</td><td class='" +
         (st.open_alerts ? "num-red" : "") + "'>" + num(st.open_alerts) + "</td></tr>";
     }).join("");
-    if (!rows.length) html = "<tr class='empty'><td colspan='10'>" + esc(_("ui.none")) + "</td></tr>";
+    if (!rows.length) html = "<tr class='empty'><td colspan='11'>" + esc(_("ui.none")) + "</td></tr>";
     document.getElementById("children").innerHTML = head + "<tbody>" + html + "</tbody>";
+    renderCenter(d);
+  }
+  function renderCenter(d) {
+    var box = document.getElementById("center"), n = d.center;
+    var leaf = d.children.every(function (r) { return r.own; });
+    if (!n || !leaf) { box.innerHTML = ""; box.hidden = true; return; }
+    box.hidden = false;
+    var alerts = Object.keys(n.alerts || {}).map(function (k) { return _("alert." + k) + " " + n.alerts[k]; }).join(" · ");
+    var rows = [
+      ["col.state", "<span class='dot " + ({ online: "green", offline: "amber", never: "", revoked: "red" }[n.state] || "") +
+        "'></span>" + esc(_("state." + n.state)), n.state === "online" ? "green" : "amber"],
+      ["col.last_contact", esc(fmtTime(n.last_contact)) + " <span class='muted'>(" + esc(dur(n.lag_s)) + ")</span>", ""],
+      ["col.newest_at", esc(fmtTime(n.newest_at)) + " <span class='muted'>(" + esc(dur(n.behind_s)) + ")</span>", ""],
+      ["col.records", num(n.records), ""],
+      ["col.backlog", num(n.backlog || 0), n.backlog ? "amber" : ""],
+      ["col.key_status", esc(_(n.key_status === "active" ? "kpi.keys_ok" : "kpi.revoked")) + " <span class='muted'>" +
+        esc(n.key_id) + "</span>", n.key_status === "active" ? "green" : "red"],
+      ["col.open_alerts", alerts ? esc(alerts) : "0", alerts ? "red" : ""],
+      ["col.last_error", n.last_error ? esc(n.last_error) : "—", n.last_error ? "red" : ""]
+    ];
+    box.innerHTML = "<h4>" + esc(_("ui.center_detail")) + "</h4><div class='kv big'>" + rows.map(function (r) {
+      return "<span class='k'>" + esc(_(r[0])) + "</span><span class='v " + r[2] + "'>" + r[1] + "</span>";
+    }).join("") + "</div>";
+  }
+  function fmtTime(iso) {
+    if (!iso) return "—";
+    try {
+      return new Date(iso).toLocaleString(LANG === "en" ? "en-GB" : "zh-CN", { hour12: false, timeZone: "Asia/Shanghai" });
+    } catch (e) { return iso; }
   }
 
   /* ---------------------------------------------------------------- breakdown */
@@ -160,7 +190,7 @@
       (isItem ? "<th>" + esc(_("col.dept_name")) + "</th>" : "") + "<th>" + esc(_("col.tickets_issued")) + "</th><th>" +
       esc(_("col.avg_wait_s").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("col.cases_received")) +
       "</th><th>" + esc(_("col.in_review")) + "</th><th>" + esc(_("col.cases_completed")) + "</th><th>" +
-      esc(_("col.overdue")) + "</th><th>" + esc(_("col.one_visit_share")) + "</th><th>" + esc(_("col.satisfaction")) +
+      esc(_("col.overdue")) + "</th><th>" + esc(_("kpi.one_visit")) + "</th><th>" + esc(_("col.satisfaction")) +
       "</th></tr></thead>";
     var html = rows.map(function (r) {
       return "<tr><td class='name' title='" + esc(r.code) + "'>" + esc(r.name) + "</td>" +
@@ -176,8 +206,8 @@
   }
 
   /* ---------------------------------------------------------------- trend chart (SVG) */
+  var BARS = { key: "tickets_issued", label: "col.tickets_issued", color: "#3fd0ff" };
   var LINES = [
-    { key: "tickets_issued", label: "col.tickets_issued", color: "#3fd0ff" },
     { key: "cases_received", label: "col.cases_received", color: "#ffcf5a" },
     { key: "cases_completed", label: "col.cases_completed", color: "#2fe39a" }
   ];
@@ -188,64 +218,70 @@
     return e;
   }
   function niceMax(v) {
+    /* the smallest 4 x step >= v with step 1, 2 or 5 x 10^k (integer grid labels) */
     if (v <= 4) return 4;
-    var p = Math.pow(10, Math.floor(Math.log10(v))), n = v / p;
-    var m = n <= 1 ? 1 : n <= 2 ? 2 : n <= 2.5 ? 2.5 : n <= 5 ? 5 : 10;
-    return m * p;
+    var raw = v / 4, p = Math.pow(10, Math.floor(Math.log10(raw))), n = raw / p;
+    var m = n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10;
+    return 4 * m * p;
   }
   function renderTrend(d) {
     var box = document.getElementById("trend");
     var series = d.series || [];
-    var W = Math.max(320, box.clientWidth || 600), H = 250, L = 46, R = 14, T = 14, B = 30;
+    var W = Math.max(320, box.clientWidth || 600), H = 250, L = 50, R = 46, T = 22, B = 28;
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, height: H, role: "img" });
-    var max = niceMax(Math.max.apply(null, [0].concat(series.map(function (r) {
-      return Math.max(r.tickets_issued, r.cases_received, r.cases_completed);
-    }))));
     var n = series.length, iw = W - L - R, ih = H - T - B;
-    var x = function (i) { return L + (n <= 1 ? iw / 2 : (i * iw) / (n - 1)); };
-    var y = function (v) { return T + ih - (v / max) * ih; };
+    var maxT = niceMax(Math.max.apply(null, [0].concat(series.map(function (r) { return r[BARS.key]; }))));
+    var maxC = niceMax(Math.max.apply(null, [0].concat(series.map(function (r) {
+      return Math.max(r.cases_received, r.cases_completed);
+    }))));
+    var slot = n ? iw / n : iw;
+    var x = function (i) { return L + slot * (i + 0.5); };
+    var yT = function (v) { return T + ih - (v / maxT) * ih; };
+    var yC = function (v) { return T + ih - (v / maxC) * ih; };
     var defs = el("defs");
-    LINES.forEach(function (ln, k) {
-      var g = el("linearGradient", { id: "tg" + k, x1: 0, y1: 0, x2: 0, y2: 1 });
-      g.appendChild(el("stop", { offset: "0", "stop-color": ln.color, "stop-opacity": k === 0 ? 0.35 : 0.12 }));
-      g.appendChild(el("stop", { offset: "1", "stop-color": ln.color, "stop-opacity": 0 }));
-      defs.appendChild(g);
-    });
+    var g0 = el("linearGradient", { id: "barg", x1: 0, y1: 0, x2: 0, y2: 1 });
+    g0.appendChild(el("stop", { offset: "0", "stop-color": "#3fd0ff", "stop-opacity": 0.95 }));
+    g0.appendChild(el("stop", { offset: "1", "stop-color": "#1a5fb0", "stop-opacity": 0.35 }));
+    defs.appendChild(g0);
     svg.appendChild(defs);
     for (var g = 0; g <= 4; g++) {
-      var gv = (max * g) / 4, gy = y(gv);
+      var gy = T + ih - (ih * g) / 4;
       svg.appendChild(el("line", { x1: L, x2: W - R, y1: gy, y2: gy, stroke: "#17365a", "stroke-dasharray": g ? "3 4" : "" }));
-      svg.appendChild(el("text", { x: L - 8, y: gy + 4, "text-anchor": "end" }, num(gv)));
+      svg.appendChild(el("text", { x: L - 8, y: gy + 4, "text-anchor": "end" }, num((maxT * g) / 4)));
+      svg.appendChild(el("text", { x: W - R + 8, y: gy + 4, "text-anchor": "start" }, num((maxC * g) / 4)));
     }
-    var step = Math.max(1, Math.ceil(n / 10));
+    var bw = Math.max(4, Math.min(46, slot * 0.56));
+    var step = Math.max(1, Math.ceil(n / 12));
     series.forEach(function (r, i) {
+      var v = r[BARS.key], top = yT(v);
+      var rect = el("rect", { x: x(i) - bw / 2, y: top, width: bw, height: Math.max(0, T + ih - top), rx: 2, fill: "url(#barg)" });
+      rect.appendChild(el("title", {}, r.day + " " + _(BARS.label) + " " + v));
+      svg.appendChild(rect);
+      if (n <= 16 && v) svg.appendChild(el("text", { x: x(i), y: top - 5, "text-anchor": "middle",
+        style: "fill:#9fe4ff;font-size:11px" }, num(v)));
       if (i % step === 0 || i === n - 1) {
         svg.appendChild(el("text", { x: x(i), y: H - 8, "text-anchor": "middle" }, r.day.slice(5)));
       }
     });
-    LINES.forEach(function (ln, k) {
+    LINES.forEach(function (ln) {
       if (!n) return;
-      var pts = series.map(function (r, i) { return x(i).toFixed(1) + "," + y(r[ln.key]).toFixed(1); });
-      if (n > 1) {
-        var area = "M" + x(0) + "," + y(0) + " L" + pts.join(" L") + " L" + x(n - 1) + "," + y(0) + " Z";
-        svg.appendChild(el("path", { d: area, fill: "url(#tg" + k + ")" }));
-        svg.appendChild(el("polyline", { points: pts.join(" "), fill: "none", stroke: ln.color, "stroke-width": 2.5,
-          "stroke-linejoin": "round" }));
-      }
+      var pts = series.map(function (r, i) { return x(i).toFixed(1) + "," + yC(r[ln.key]).toFixed(1); });
+      if (n > 1) svg.appendChild(el("polyline", { points: pts.join(" "), fill: "none", stroke: ln.color,
+        "stroke-width": 2.5, "stroke-linejoin": "round" }));
       series.forEach(function (r, i) {
-        var c = el("circle", { cx: x(i), cy: y(r[ln.key]), r: n > 20 ? 2 : 3.5, fill: "#07172d", stroke: ln.color, "stroke-width": 2 });
+        var c = el("circle", { cx: x(i), cy: yC(r[ln.key]), r: n > 20 ? 2.5 : 4, fill: "#07172d", stroke: ln.color, "stroke-width": 2 });
         c.appendChild(el("title", {}, r.day + " " + _(ln.label) + " " + r[ln.key]));
         svg.appendChild(c);
       });
-      var last = series[n - 1][ln.key];
-      svg.appendChild(el("text", { x: Math.min(x(n - 1), W - R - 2), y: y(last) - 8 - k * 0, "text-anchor": "end",
-        fill: ln.color, style: "fill:" + ln.color + ";font-weight:700;font-size:13px" }, num(last)));
     });
     box.innerHTML = "";
     box.appendChild(svg);
-    document.getElementById("trend-legend").innerHTML = LINES.map(function (ln) {
-      return "<span><i style='background:" + ln.color + "'></i>" + esc(_(ln.label)) + "</span>";
-    }).join("") + "<span class='muted'>" + esc(d.trend_period.from) + " – " + esc(d.trend_period.to) + "</span>";
+    document.getElementById("trend-legend").innerHTML =
+      "<span><i style='background:" + BARS.color + ";height:10px'></i>" + esc(_(BARS.label)) + "</span>" +
+      LINES.map(function (ln) {
+        return "<span><i style='background:" + ln.color + "'></i>" + esc(_(ln.label)) + "</span>";
+      }).join("") + "<span class='muted'>" + esc(_("ui.trend_axis")) + " · " + esc(d.trend_period.from) + " – " +
+      esc(d.trend_period.to) + "</span>";
   }
 
   /* ---------------------------------------------------------------- status panel */

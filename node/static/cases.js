@@ -123,13 +123,12 @@
         promised = Math.max(promised, it.promised_days);
         statutory = Math.max(statutory, it.statutory_days);
         return '<span class="chip" data-code="' + esc(code) + '">' + esc(pick(it)) +
-          ' <span class="chip-meta">' + esc(it.dept_names.join(lang === "en" ? ", " : "、")) + "</span>" +
           '<button type="button" data-unselect="' + esc(code) + '" aria-label="×">×</button></span>';
       }).join("");
       var sep = lang === "en" ? " · " : " · ";
       box.innerHTML = chips + '<span class="sel-summary">' + esc(t("ui.cases.departments")) +
         (lang === "en" ? ": " : "：") + esc(deptNames().join(lang === "en" ? ", " : "、")) + sep +
-        esc(t("ui.cases.intake.promise", { n: promised, s: statutory })) + "</span>";
+        esc(t(promised === 1 ? "ui.cases.intake.promise1" : "ui.cases.intake.promise", { n: promised, s: statutory })) + "</span>";
     }
 
     function renderChecklist() {
@@ -173,9 +172,9 @@
         commitBox.hidden = true;
       } else {
         v.hidden = false; v.className = "verdict v-warn";
-        v.textContent = t("ui.cases.intake.gap_optional", { n: missing.length });
         commitBox.hidden = false;
         accept = $("commitment").checked;
+        v.textContent = t(accept ? "ui.cases.intake.gap_committed" : "ui.cases.intake.gap_optional", { n: missing.length });
       }
       $("catch-up").disabled = !$("commitment").checked;
       var btn = $("submit");
@@ -369,6 +368,8 @@
     (data.preselect || []).forEach(function (code) { if (items[code] && selected.indexOf(code) < 0) selected.push(code); });
     filter();
     render();
+    var first = listEl.querySelector(".cat-item.on");
+    if (first) listEl.scrollTop = first.closest(".cat-group").offsetTop;
   }
 
   /* -- case detail ------------------------------------------------------------------- */
