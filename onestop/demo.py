@@ -1,12 +1,32 @@
-"""``onestop demo``: a demo center on localhost with the seeded catalog, windows and logins."""
+"""``onestop demo``: a provincial hub and two centers on localhost, with the seeded catalog,
+windows, staff logins and replication running — everything in one process."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import io
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-DEMO_NODE = {"code": "370102001", "name": "济南市历下区解放路街道便民服务中心",
-             "level": "township", "parent": "370102"}
+from onestop.cli import CliError
+from onestop.cli import main as cli
+
+
+@dataclass(frozen=True)
+class DemoNode:
+    code: str
+    name: str
+    level: str
+    parent: str
+
+
+DEMO_NODES = [
+    DemoNode("370102001", "济南市历下区解放路街道便民服务中心", "township", "370102"),
+    DemoNode("370202001", "青岛市市南区八大关街道便民服务中心", "township", "370202"),
+]
 DEMO_USERS = [  # username, password, role, window, department
     ("admin", "onestop-admin", "admin", None, None),
     ("window1", "onestop-window", "window", 1, None),
@@ -20,62 +40,122 @@ DEMO_WINDOWS = [  # number, name, queues
     (3, "农林牧渔窗口", ["area:agri"]),
     (4, "市场准入窗口", ["area:market"]),
 ]
+HUB_USERS = [  # username, password, role, scope
+    ("province", "onestop-hub", "official", "37"),
+    ("jinan", "onestop-hub", "official", "3701"),
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="run a demo center on localhost with the seeded catalog")
+    p = sub.add_parser("demo", help="run a demo hub and two centers on localhost")
     p.add_argument("--data", default="demo-data", help="directory for the demo's data")
-    p.add_argument("--port", type=int, default=8080, help="port of the demo node")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080,
+                   help="port of the first center; the second gets +1, the hub +10")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.set_defaults(func=cmd_demo)
 
 
-def prepare(data: Path, port: int, host: str = "127.0.0.1") -> Path:
-    """Create the demo node once; later runs reuse it."""
-    from node import config as cfgm
-    from node import db as dbm
-    from node import users, windows
-    from onestop.cli import main
+def _run(*args: str, stdin: str | None = None) -> None:
+    old = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin + "\n")
+    try:
+        rc = cli(list(args))
+    finally:
+        sys.stdin = old
+    if rc:
+        raise CliError(f"demo setup failed at: onestop {' '.join(args)}")
 
-    node_dir = data / "node"
-    if not (node_dir / "node.toml").exists():
-        rc = main(["node", "init", "--data", str(node_dir), "--code", DEMO_NODE["code"],
-                   "--name", DEMO_NODE["name"], "--level", DEMO_NODE["level"],
-                   "--parent", DEMO_NODE["parent"], "--port", str(port), "--host", host])
-        if rc:
-            raise SystemExit(rc)
-        cfg = cfgm.load(node_dir)
-        db = dbm.connect(cfg.db_path)
-        known = {r["code"] for r in dbm.rows(db, "SELECT code FROM queues")}
+
+def prepare(data: Path, port: int, host: str = "127.0.0.1") -> tuple[Path, list[Path]]:
+    """Create the demo hub and nodes once; later runs reuse them."""
+    hub_dir = data / "hub"
+    hub_port = port + 10
+    if not (hub_dir / "hub.toml").exists():
+        _run("hub", "init", "--data", str(hub_dir), "--name", "山东省政务服务数据枢纽",
+             "--host", host, "--port", str(hub_port))
+        for username, password, role, scope in HUB_USERS:
+            _run("hub", "user", "add", "--data", str(hub_dir), "--username", username,
+                 "--role", role, "--scope", scope, stdin=password)
+    node_dirs = []
+    for i, n in enumerate(DEMO_NODES):
+        node_dir = data / n.code
+        node_dirs.append(node_dir)
+        if (node_dir / "node.toml").exists():
+            continue
+        _run("node", "init", "--data", str(node_dir), "--code", n.code, "--name", n.name,
+             "--level", n.level, "--parent", n.parent, "--host", host, "--port", str(port + i),
+             "--hub-url", f"http://{host}:{hub_port}", "--hub-pubkey", str(hub_dir / "hub.pub"),
+             "--hub-seal-pubkey", str(hub_dir / "hub-seal.pub"))
+        _run("hub", "enroll", "--data", str(hub_dir), "--code", n.code,
+             "--pubkey", str(node_dir / "node.pub"), "--name", n.name, "--level", n.level,
+             "--parent", n.parent)
         for number, name, queues in DEMO_WINDOWS:
-            qs = [q for q in queues if q == "*" or q in known] or ["*"]
-            windows.create(db, number, name, qs)
+            _run("node", "window", "add", "--data", str(node_dir), "--number", str(number),
+                 "--name", name, "--queues", ",".join(queues))
         for username, password, role, window, dept in DEMO_USERS:
-            users.add(db, username, password, role, window, dept)
-        db.conn.close()
-    return node_dir
+            extra = (["--window", str(window)] if window else []) + (
+                ["--department", dept] if dept else [])
+            _run("node", "user", "add", "--data", str(node_dir), "--username", username,
+                 "--role", role, *extra, stdin=password)
+    return hub_dir, node_dirs
+
+
+async def _serve(hub_dir: Path, node_dirs: list[Path]) -> None:
+    from aiohttp import web
+
+    from hub import config as hubcfg
+    from hub.app import create_app as create_hub
+    from node import config as nodecfg
+    from node.app import create_app as create_node
+
+    runners = []
+    hcfg = hubcfg.load(hub_dir)
+    apps = [(create_hub(hcfg), hcfg.host, hcfg.port)]
+    for d in node_dirs:
+        ncfg = nodecfg.load(d)
+        apps.append((create_node(ncfg), ncfg.host, ncfg.port))
+    try:
+        for app, host, port in apps:
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+            runners.append(runner)
+        await asyncio.Event().wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    from hub import config as hubcfg
+    from node import config as nodecfg
 
-    from node import config as cfgm
-    from node.app import create_app
-
-    node_dir = prepare(Path(args.data), args.port, args.host)
-    cfg = cfgm.load(node_dir, port=args.port, host=args.host)
-    base = f"http://{cfg.host}:{cfg.port}"
-    print(f"""
-onestop demo — {cfg.name} ({cfg.code})
-
-  kiosk    {base}/kiosk
-  window   {base}/window        (window1 / onestop-window, window2 / onestop-window)
-  display  {base}/display
-  admin    {base}/admin         (admin / onestop-admin)
-  review   {base}/inbox         (edu / onestop-review, civil / onestop-review)
-  API      {base}/api/v1/openapi.json
-
-data in {node_dir}; press Ctrl+C to stop.
-""", flush=True)
-    web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, print=None)
+    hub_dir, node_dirs = prepare(Path(args.data), args.port, args.host)
+    hcfg = hubcfg.load(hub_dir)
+    hub_url = f"http://{hcfg.host}:{hcfg.port}"
+    lines = [f"\nonestop demo — a provincial hub and {len(node_dirs)} centers\n"]
+    for d in node_dirs:
+        cfg = nodecfg.load(d)
+        base = f"http://{cfg.host}:{cfg.port}"
+        lines += [
+            f"{cfg.name} ({cfg.code})",
+            f"  kiosk    {base}/kiosk",
+            f"  window   {base}/window     window1 / onestop-window, window2 / onestop-window",
+            f"  display  {base}/display",
+            f"  admin    {base}/admin      admin / onestop-admin",
+            f"  review   {base}/inbox      edu / onestop-review, civil / onestop-review",
+            f"  sync     {base}/sync",
+            f"  API      {base}/api/v1/openapi.json",
+            "",
+        ]
+    lines += [
+        f"provincial hub {hub_url}",
+        f"  dashboard {hub_url}/dash     province / onestop-hub (all), jinan / onestop-hub (济南市)",
+        "",
+        f"data in {args.data}; press Ctrl+C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(hub_dir, node_dirs))
     return 0
