@@ -238,7 +238,7 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
         for host in ("hub01", "c370102001", "c370102002"):
             root = tmp_path / "hosts" / host
             assert (root / "opt/onestop/venv/bin/onestop").exists()
-            assert (root / "opt/onestop/wheels" / wheels[0].name).exists()
+            assert (root / "opt/onestop/share" / wheels[0].name).exists()
         node_dir = tmp_path / "hosts/c370102001/srv/onestop/node"
         assert (node_dir / "node.key").exists() and (node_dir / "hub.pub").exists()
         assert 'hub_url = "http://127.0.0.1:' in (node_dir / "node.toml").read_text()
