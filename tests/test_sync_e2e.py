@@ -489,7 +489,7 @@ def test_township_syncs_through_its_county_relay(
     # The township holds the hub's own receipts, relayed unchanged, and knows its route.
     st = wait_for(
         lambda: (s := sync_state(town))["hub_ack_seq"] == len(node_hashes(town)) and s,
-        10,
+        40,
         "the township's position",
     )
     assert st["via_relay"] == COUNTY and st["last_error"] is None
