@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from typing import Any
 
 from aiohttp import web
-from aiohttp_session import Session, get_session, new_session
 
 from hub import tree as treem
 from hub import users
 from hub.keys import CONFIG, DB
+from onestop import sessions
 from onestop.errors import Forbidden, Unauthorized
 
-SAFE = ("GET", "HEAD", "OPTIONS")
 COOKIE = "onestop_hub_session"
 
 
@@ -34,66 +32,30 @@ async def login(request: web.Request, username: str, password: str) -> tuple[dic
     user = users.authenticate(request.app[DB], username, password)
     if user is None:
         raise Unauthorized("wrong username or password", field="password")
-    session = await new_session(request)
-    session["user"] = user["username"]
-    session["csrf"] = secrets.token_urlsafe(24)
-    session.max_age = request.app[CONFIG].session_max_age
-    return user, session["csrf"]
+    csrf = await sessions.start(request, user["username"], request.app[CONFIG].session_max_age)
+    return user, csrf
 
 
 async def logout(request: web.Request) -> None:
-    (await get_session(request)).invalidate()
+    await sessions.end(request)
 
 
 async def current_user(request: web.Request) -> dict[str, Any] | None:
-    session = await get_session(request)
-    name = session.get("user")
-    if not name:
-        return None
-    user = users.get(request.app[DB], name)
-    if user is None or user["disabled"]:
-        return None
-    return user
+    name = await sessions.username(request)
+    user = users.get(request.app[DB], name) if name else None
+    return None if user is None or user["disabled"] else user
 
 
-async def csrf_token(request: web.Request) -> str:
-    session = await get_session(request)
-    token = session.get("csrf")
-    if not token:
-        token = secrets.token_urlsafe(24)
-        session["csrf"] = token
-    return str(token)
-
-
-async def _check_csrf(request: web.Request, session: Session) -> None:
-    if request.method in SAFE:
-        return
-    sent = request.headers.get("X-CSRF-Token", "")
-    if not sent and request.content_type in (
-        "application/x-www-form-urlencoded", "multipart/form-data"
-    ):  # fmt: skip
-        sent = str((await request.post()).get("csrf_token", ""))
-    want = str(session.get("csrf", ""))
-    if not want or not hmac.compare_digest(sent, want):
-        raise Forbidden(
-            "missing or wrong CSRF token: send the token from login as the X-CSRF-Token header",
-            field="csrf_token",
-        )
+csrf_token = sessions.csrf_token
 
 
 async def require(request: web.Request, *roles: str, code: str | None = None) -> dict[str, Any]:
     """The logged-in user, if they hold one of ``roles`` (any when none given) and, when
     ``code`` is given, that division is in their scope."""
-    user = await current_user(request)
-    if user is None:
-        if request.path.startswith("/api/"):
-            raise Unauthorized("login required: POST /api/v1/login", field="session")
-        raise web.HTTPFound(f"/login?next={request.path_qs}")
-    if roles and user["role"] not in roles:
-        raise Forbidden(f"role {user['role']} may not do this (needs {' or '.join(roles)})")
+    db = request.app[DB]
+    user = await sessions.require(request, lambda name: users.get(db, name), roles)
     if code is not None:
         check_scope(user, code)
-    await _check_csrf(request, await get_session(request))
     return user
 
 

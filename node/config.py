@@ -11,16 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onestop.config import ConfigError
+
 LEVELS = ("province", "city", "county", "township")
 LANGS = ("zh", "en")
-
-
-class ConfigError(ValueError):
-    """A setting is wrong; ``field`` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 @dataclass(frozen=True)
