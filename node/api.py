@@ -88,6 +88,9 @@ async def display_state(request: web.Request) -> web.Response:
 
 
 def board_state(app: web.Application) -> dict[str, Any]:
+    """Every window with its current ticket, and the last calls: the display's full state
+    (sent to a new display client, and after window actions at most every 200 ms: see
+    :class:`node.display.Board`)."""
     db, cfg = app[DB], app[CONFIG]
     out = []
     for w in windows.all_windows(db):
@@ -206,7 +209,7 @@ def _announce(app: web.Application, t: dict[str, Any], wid: int, kind: str) -> N
         "speech_zh": announce_zh(t["ticket_no"], w["number"]),
         "speech_en": announce_en(t["ticket_no"], w["number"]),
     })
-    app[BOARD].publish(board_state(app))
+    app[BOARD].publish_state()
 
 
 async def call_next(request: web.Request) -> web.Response:
@@ -232,7 +235,7 @@ async def _simple(request: web.Request, action: str) -> web.Response:
     app = request.app
     fn = {"finish": windows.finish, "no-show": windows.no_show, "suspend": windows.suspend}[action]
     t = fn(app[DB], wid, user["username"], app[CLOCK])
-    app[BOARD].publish(board_state(app))
+    app[BOARD].publish_state()
     return web.json_response({"ticket": tickets.public(t)})
 
 
@@ -273,7 +276,7 @@ async def transfer(request: web.Request) -> web.Response:
         raise Invalid("queue must be a queue code", field="queue")
     t = windows.transfer(request.app[DB], wid, user["username"], queue=queue,
                          to_window=to_window, now=request.app[CLOCK])
-    request.app[BOARD].publish(board_state(request.app))
+    request.app[BOARD].publish_state()
     return web.json_response({"ticket": tickets.public(t)})
 
 
@@ -282,7 +285,7 @@ async def set_window_status(request: web.Request) -> web.Response:
     action = request.path.rstrip("/").rsplit("/", 1)[1]
     status = {"pause": "paused", "open": "open", "close": "closed"}[action]
     w = windows.set_status(request.app[DB], wid, status, user["username"], request.app[CLOCK])
-    request.app[BOARD].publish(board_state(request.app))
+    request.app[BOARD].publish_state()
     return web.json_response({"window": w})
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
+from typing import Any
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -11,6 +13,7 @@ from aiohttp import web
 from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from node import db as dbm
 from node import pii as piim
 from node.clock import Now, system_now
 from node.config import NodeConfig
@@ -26,7 +29,7 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=20 * 1024**2)
     app[CONFIG] = config
     app[CLOCK] = now
-    app[BOARD] = Board()
+    app[BOARD] = Board(state=functools.partial(_board_state, app))
     from sync.signer import open_node_db
 
     db = open_node_db(config)
@@ -49,7 +52,19 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     return app
 
 
+def _board_state(app: web.Application) -> dict[str, Any]:
+    from node.api import board_state
+
+    return board_state(app)
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    yield
-    app[BOARD].close_all()
-    app[DB].conn.close()
+    # WAL checkpoints (copy + fsync) on a thread of their own, not inside a request's COMMIT.
+    checkpointer = dbm.Checkpointer(app[DB], app[CONFIG].db_path)
+    checkpointer.start()
+    try:
+        yield
+    finally:
+        app[BOARD].close_all()
+        checkpointer.stop()
+        app[DB].conn.close()

@@ -39,7 +39,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.item": {"zh": "事项", "en": "Item"},
     "ui.cases.state": {"zh": "办件状态", "en": "Status"},
     "ui.cases.applicant": {"zh": "申请人", "en": "Applicant"},
-    "ui.cases.id_masked": {"zh": "身份证号", "en": "ID number"},
     "ui.cases.phone_masked": {"zh": "手机号", "en": "Mobile"},
     "ui.cases.departments": {"zh": "审查部门", "en": "Reviewing departments"},
     "ui.cases.department": {"zh": "部门", "en": "Department"},
@@ -47,12 +46,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.promised": {"zh": "承诺办结", "en": "Promised by"},
     "ui.cases.statutory": {"zh": "法定时限", "en": "Statutory limit"},
     "ui.cases.deadline": {"zh": "办理时限", "en": "Deadline"},
-    "ui.cases.days_left": {"zh": "剩余时限", "en": "Time left"},
     "ui.cases.visits": {"zh": "跑动次数", "en": "Visits"},
     "ui.cases.visits_n": {"zh": "{n} 次", "en": "{n}"},
     "ui.cases.created": {"zh": "收件时间", "en": "Opened"},
-    "ui.cases.created_by": {"zh": "收件人", "en": "Opened by"},
-    "ui.cases.none": {"zh": "—", "en": "—"},
     "ui.cases.workdays": {"zh": "{n} 个工作日", "en": "{n} working days"},
     "ui.cases.left_n": {"zh": "剩 {n} 个工作日", "en": "{n} working days left"},
     "ui.cases.due_today": {"zh": "今日到期", "en": "Due today"},
@@ -156,7 +152,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.intake.catalog": {"zh": "选择办理事项", "en": "Choose service items"},
     "ui.cases.intake.search": {"zh": "按事项名称或编码搜索", "en": "Search by name or code"},
     "ui.cases.intake.no_match": {"zh": "没有匹配的事项", "en": "No matching item"},
-    "ui.cases.intake.selected": {"zh": "已选事项", "en": "Selected items"},
     "ui.cases.intake.none_selected": {
         "zh": "请在左侧勾选一个或多个办理事项",
         "en": "Tick one or more service items on the left",
@@ -255,7 +250,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "时限按工作日计算：剩余不超过 {n} 个工作日为预警（黄），超过承诺日期为超期（红）。",
         "en": "Working days: yellow when {n} or fewer remain, red after the promised date.",
     },
-    "ui.cases.inbox.total": {"zh": "待处理", "en": "Open"},
     # detail
     "ui.cases.detail.tasks": {"zh": "并联审查", "en": "Parallel review"},
     "ui.cases.detail.materials": {"zh": "申请材料", "en": "Materials"},
@@ -282,7 +276,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Reject case {no}? The other departments' reviews stop.",
     },
     "ui.cases.detail.decided_ok": {"zh": "审查意见已提交", "en": "Decision recorded"},
-    "ui.cases.detail.wait_dept": {"zh": "等待 {dept} 审查", "en": "Waiting for {dept}"},
     "ui.cases.detail.not_yours": {
         "zh": "由{dept}审核人员作出审查意见",
         "en": "Only reviewers of {dept} decide here",
@@ -316,7 +309,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.detail.bring_submit": {"zh": "登记补交材料", "en": "Record the materials"},
     "ui.cases.detail.identity": {"zh": "核验完整身份信息", "en": "Show full identity"},
     "ui.cases.detail.identity_note": {"zh": "查看将记入办件日志", "en": "Viewing is logged"},
-    "ui.cases.detail.outcome": {"zh": "办理结果", "en": "Outcome"},
     "ui.cases.detail.reject_reason": {"zh": "不予许可理由", "en": "Reason for rejection"},
     "ui.cases.detail.rongque": {
         "zh": "容缺受理，补交期限 {date}",
@@ -325,11 +317,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.cases.detail.handover_done": {"zh": "{how}（{at}）", "en": "{how} ({at})"},
     "ui.cases.detail.nothing": {"zh": "当前无需窗口操作", "en": "Nothing to do at the window"},
     "ui.cases.detail.tl_empty": {"zh": "暂无记录", "en": "No events"},
-    "ui.cases.detail.lead_dept": {"zh": "主办部门", "en": "Lead department"},
-    "ui.cases.detail.status_url": {
-        "zh": "群众可凭办件编码和手机号后四位在 /status 查询进度",
-        "en": "Applicants follow the case at /status with the number and phone digits",
-    },
     # overview
     "ui.cases.ov.title": {"zh": "办件总览", "en": "Case overview"},
     "ui.cases.ov.total": {"zh": "办件总数", "en": "Cases"},

@@ -84,22 +84,29 @@ def call_next(
             raise Conflict(
                 f"window {w['number']} is still serving {busy['ticket_no']}: finish it, "
                 "mark it no-show or suspend it first", field="window")
-        params: dict[str, Any] = {"window": window_id, "day": today}
-        if "*" in w["queues"]:
-            queue_filter = "1"
-        else:
-            names = [f"q{i}" for i in range(len(w["queues"]))]
-            params.update(zip(names, w["queues"], strict=True))
-            queue_filter = "queue IN ({})".format(",".join(":" + n for n in names))
+        # Tickets transferred to this window first (index tickets_targeted: a handful),
+        # then the line in call order (index tickets_line: the first match ends the scan).
         row = conn.execute(
-            f"""SELECT id FROM tickets
-                 WHERE state = 'waiting' AND service_date = :day
-                   AND (target_window = :window
-                        OR (target_window IS NULL AND {queue_filter}))
-                 ORDER BY (target_window IS NOT NULL) DESC, priority DESC, order_at, id
-                 LIMIT 1""",
-            params,
+            """SELECT id FROM tickets
+                WHERE target_window = ? AND +state = 'waiting' AND +service_date = ?
+                ORDER BY priority DESC, order_at, id LIMIT 1""",
+            [window_id, today],
         ).fetchone()
+        if row is None:
+            params: dict[str, Any] = {"day": today}
+            if "*" in w["queues"]:
+                queue_filter = ""
+            else:
+                names = [f"q{i}" for i in range(len(w["queues"]))]
+                params.update(zip(names, w["queues"], strict=True))
+                queue_filter = "AND queue IN ({})".format(",".join(":" + n for n in names))
+            row = conn.execute(
+                f"""SELECT id FROM tickets
+                     WHERE state = 'waiting' AND service_date = :day
+                       AND target_window IS NULL {queue_filter}
+                     ORDER BY priority DESC, order_at, id LIMIT 1""",
+                params,
+            ).fetchone()
         if row is None:
             return None
         ticket_id = row[0]
@@ -248,10 +255,19 @@ def last_calls(db: sqlite_utils.Database, cfg: NodeConfig, limit: int = 10,
                now: Now = system_now) -> list[dict[str, Any]]:
     """Latest calls and recalls today, newest first, for the display board."""
     today = local_date(now(), cfg.timezone).isoformat()
+    # Calls of today's tickets all come after the first of them was issued: scan the log
+    # backwards by seq down to there (``+e.entity`` keeps SQLite off the entity index, which
+    # would read every ticket event in the history and sort them).
+    first = db.execute("SELECT MIN(id) FROM tickets WHERE service_date = ?", [today]).fetchone()
+    if first is None or first[0] is None:
+        return []
+    lo = db.execute("SELECT MIN(seq) FROM events WHERE entity = 'ticket' AND entity_id = ?",
+                    [str(first[0])]).fetchone()[0] or 0
     return dbm.rows(db, """
         SELECT t.ticket_no, w.number AS window, w.name AS window_name, e.at, e.kind
           FROM events e JOIN tickets t ON t.id = CAST(e.entity_id AS INTEGER)
           JOIN windows w ON w.number = json_extract(e.body, '$.window')
-         WHERE e.entity = 'ticket' AND e.kind IN ('ticket.called', 'ticket.recalled')
+         WHERE e.seq >= ? AND +e.entity = 'ticket'
+           AND e.kind IN ('ticket.called', 'ticket.recalled')
            AND t.service_date = ?
-         ORDER BY e.seq DESC LIMIT ?""", [today, limit])
+         ORDER BY e.seq DESC LIMIT ?""", [lo, today, limit])

@@ -69,6 +69,10 @@
 
   showFlash();
 
+  /* The inbox's department select applies at once. */
+  var deptSelect = $("dept-select");
+  if (deptSelect) deptSelect.addEventListener("change", function () { deptSelect.form.submit(); });
+
   /* -- intake ------------------------------------------------------------------------ */
   function intake() {
     var items = data.items || {};
