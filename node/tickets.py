@@ -154,9 +154,11 @@ def anonymous(ticket: dict[str, Any]) -> dict[str, Any]:
     return {k: ticket[k] for k in keep}
 
 
+# ``+service_date``: walk the queue's own waiting tickets (index tickets_waiting), not the
+# whole day's line.
 _AHEAD_SQL = """
 SELECT COUNT(*) FROM tickets
- WHERE state = 'waiting' AND queue = :queue AND service_date = :date AND id != :id
+ WHERE state = 'waiting' AND queue = :queue AND +service_date = :date AND id != :id
    AND COALESCE(target_window, 0) = COALESCE(:target, 0)
    AND (priority > :priority
         OR (priority = :priority AND (order_at < :order_at

@@ -232,7 +232,7 @@ def _safe_next(value: str | None) -> str | None:
 
 
 def _home_for(user: dict[str, Any]) -> str:
-    return {"window": "/window", "admin": "/admin"}.get(user["role"], "/")
+    return {"window": "/window", "admin": "/admin", "reviewer": "/inbox"}.get(user["role"], "/")
 
 
 async def login_page(request: web.Request, *, error: str | None = None, status: int = 200,

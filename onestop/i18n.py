@@ -194,6 +194,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "ui.win.phone": {"zh": "手机号", "en": "Mobile"},
     "ui.win.called_at": {"zh": "叫号时间", "en": "Called at"},
     "ui.win.recalls": {"zh": "重呼次数", "en": "Recalls"},
+    "ui.win.intake": {"zh": "收件受理 ›", "en": "Open a case ›"},
     "ui.win.priority": {"zh": "优先", "en": "Priority"},
     "ui.win.priority.elderly": {"zh": "老年人优先", "en": "Elderly priority"},
     "ui.win.priority.appointment": {"zh": "预约优先", "en": "Appointment"},

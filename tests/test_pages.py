@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from node.keys import CONFIG
 from onestop.i18n import STRINGS
 from tests.conftest import ADMIN, CLERK, PHONE, login, make_id
 
@@ -110,6 +111,18 @@ async def test_login_redirects_by_role(client: Any) -> None:
     assert (await client.get("/admin")).status == 403
 
 
+async def test_reviewers_land_on_their_inbox(client: Any) -> None:
+    from tests.conftest import run_cli
+
+    assert run_cli("node", "user", "add", "--data", str(client.app[CONFIG].data_dir),
+                   "--username", "rev1", "--role", "reviewer", "--department", "edu",
+                   stdin="review-pass-1\n") == 0
+    token = await csrf_of(client)
+    r = await client.post("/login", data={"username": "rev1", "password": "review-pass-1",
+                                          "csrf_token": token}, allow_redirects=False)
+    assert r.headers["Location"] == "/inbox"
+
+
 async def test_login_rejects_missing_or_wrong_csrf(client: Any) -> None:
     await csrf_of(client)
     r = await client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1]},
@@ -171,6 +184,8 @@ async def test_window_page_shows_current_ticket(client: Any) -> None:
     assert id_number[:6] + "********" + id_number[-4:] in html  # masked ID
     assert "138****8000" in html  # masked phone
     assert "省教育厅" in html
+    called = (await r.json())["ticket"]
+    assert f'href="/cases/new?ticket={called["id"]}"' in html  # straight on to intake
 
     html = await (await client.get("/window/1", params={"lang": "en"})).text()
     assert "Call next" in html and "Provincial Department of Education" in html

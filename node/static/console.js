@@ -46,6 +46,7 @@
       $("current-phone").textContent = current.phone_masked || "";
       $("current-called").textContent = current.called_at ? OS.timeIn(new Date(current.called_at), data.tz) : "";
       $("current-recalls").textContent = String(current.recalls || 0) + " / " + data.recall_limit;
+      $("intake-link").href = "/cases/new?ticket=" + encodeURIComponent(current.id);
       var prio = $("current-prio");
       prio.hidden = !current.priority;
       prio.textContent = t("ui.win.priority." + (current.priority_reason || "staff"));
