@@ -8,7 +8,15 @@ shares the node's event loop or CPU accounting:
   earlier ones did, and its latency counts from that scheduled instant (so a stalled server
   is not hidden by a waiting client);
 - saturation: ``sat_concurrency`` closed-loop clients issue tickets back to back;
-- all the while ``windows`` window clerks call-next / finish in a loop.
+- all the while ``windows`` window clerks call-next / finish in a loop, serving each citizen
+  for a random 50-200 ms between the two (:data:`SERVICE_S`): a real window serves a
+  citizen for minutes, so this is a compressed service time, several hundred times a real
+  window's pace but not a tight loop; ``ONESTOP_BENCH_WINDOW_SERVICE=0`` (or ``loadgen
+  --service 0``) is the no-pause stress mode, ``=0.1`` a fixed pause, ``=0.05-0.2`` a range;
+- and ``displays`` display boards (one, as in a real hall) hold the server-sent event stream
+  open and fetch ``GET /api/v1/queues`` at most every 400 ms after a ``queues`` or ``state``
+  message, as ``node/static/display.js`` does (a throttle here, not its debounce: never
+  fewer fetches than the page).
 
 Start-up is the time from process start until ``GET /api/v1/queues`` answers; memory is the
 node's ``VmHWM`` (peak resident) and ``VmRSS`` from ``/proc/PID/status`` after the load.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -47,6 +56,36 @@ NODE_CODE = "370102001"
 PASSWORD = "bench-pass-2026"
 P99_TARGET_MS = 20.0
 RSS_TARGET_MB = 120.0
+SERVICE_S = (0.05, 0.2)  # a window's pause between call-next and finish: uniform in range
+SERVICE_ENV = "ONESTOP_BENCH_WINDOW_SERVICE"
+DISPLAYS = 1  # display boards on the SSE stream
+
+
+def parse_service(text: str) -> tuple[float, float]:
+    """``"0.05-0.2"`` (a range), ``"0.1"`` (fixed) or ``"0"`` (no pause), in seconds."""
+    lo, sep, hi = text.strip().partition("-")
+    a = float(lo)
+    b = float(hi) if sep else a
+    if a < 0 or b < a:
+        raise ValueError(f"window service time {text!r}: want SECONDS or MIN-MAX, MIN <= MAX")
+    return a, b
+
+
+def service_range(opts: Options) -> tuple[float, float]:
+    """The windows' service pause: ``opts.window_service_s`` when set (> 0), else the
+    environment's ``ONESTOP_BENCH_WINDOW_SERVICE``, else :data:`SERVICE_S`."""
+    if opts.window_service_s > 0:
+        return opts.window_service_s, opts.window_service_s
+    env = os.environ.get(SERVICE_ENV, "").strip()
+    return parse_service(env) if env else SERVICE_S
+
+
+def _service_text(r: tuple[float, float]) -> str:
+    if r[1] <= 0:
+        return "no pause (stress mode)"
+    if r[0] == r[1]:
+        return f"serving each ticket {r[0] * 1000:.0f} ms"
+    return f"serving each ticket {r[0] * 1000:.0f}-{r[1] * 1000:.0f} ms"
 
 
 def setup_node(data: Path, windows: int) -> None:
@@ -181,7 +220,9 @@ def _loadgen(url: str, opts: Options) -> dict[str, Any]:
         "--windows",
         str(opts.windows),
         "--service",
-        str(opts.window_service_s),
+        "{}-{}".format(*service_range(opts)),
+        "--displays",
+        str(DISPLAYS),
     ]
     p = subprocess.run(
         argv,
@@ -201,24 +242,27 @@ def _rows(
     opts: Options, r: dict[str, Any], starts: list[float], idle: dict[str, int], mem: dict[str, int]
 ) -> list[Row]:
     fixed, sat, win = r["fixed"], r["saturation"], r["windows"]
+    disp = r.get("displays") or {}
     p99 = fixed["p99_ms"]
     hwm_mb = mem.get("VmHWM", 0) / 1024
+    service = _service_text(service_range(opts))
     rate_note = (
         f"open loop {opts.rate:.0f} req/s for {opts.duration:.0f} s, {opts.windows} "
-        f"windows calling; sent {fixed['sent']}, errors {fixed['errors']}, "
-        f"late sends {fixed['late_sends']}"
+        f"windows calling ({service}), {disp.get('clients', 0)} display(s) on the stream; "
+        f"sent {fixed['sent']}, errors {fixed['errors']}, late sends {fixed['late_sends']}"
     )
     ok = fixed["errors"] == 0 and sat["errors"] == 0
-    bound = ""
+    la = r.get("loadavg") or []
+    load = f"load average {'/'.join(f'{x:.1f}' for x in la)} on {os.cpu_count()} cores at the end"
     if p99 >= P99_TARGET_MS:
-        la = r.get("loadavg") or []
         bound = (
             f"bound by CPU: one issue costs {r['issue_cpu_ms']:.1f} ms in-process, the node "
-            f"is one Python process, and {opts.windows} windows loop call-next/finish "
-            f"({win['ops_per_s']:.0f}/s, each a signed write and a board update); "
-            f"load average {'/'.join(f'{x:.1f}' for x in la)} on "
-            f"{os.cpu_count()} cores at the end (other work on the machine)"
+            f"is one Python process, and {opts.windows} windows call-next/finish "
+            f"({win['ops_per_s']:.0f}/s, each two signed writes); {load} (other work on the "
+            "machine)"
         )
+    else:
+        bound = f"max {fixed['max_ms']:.1f} ms; {load}"
     rows = [
         Row("node", "ticket issue p50 @ fixed rate", fixed["p50_ms"], "ms", note=rate_note),
         Row(
@@ -245,10 +289,12 @@ def _rows(
             "window call-next+finish (during load)",
             win["ops_per_s"],
             "ops/s",
-            note=f"{opts.windows} windows; call-next p50 {win['call_p50_ms']:.1f} ms, "
-            f"p99 {win['call_p99_ms']:.1f} ms; {win['called']} tickets served, "
-            f"errors {win['errors']}",
-            extra={"windows": win},
+            note=f"{opts.windows} windows, {service}; call-next p50 "
+            f"{win['call_p50_ms']:.1f} ms, p99 {win['call_p99_ms']:.1f} ms; "
+            f"{win['called']} tickets served, errors {win['errors']}; display: "
+            f"{disp.get('messages', 0)} messages, {disp.get('fetches', 0)} queue fetches "
+            f"(p99 {disp.get('fetch_p99_ms', float('nan')):.1f} ms)",
+            extra={"windows": win, "displays": disp},
         ),
         Row(
             "node",
@@ -390,10 +436,15 @@ async def _closed_loop(iss: _Issuer, concurrency: int, duration: float) -> dict[
 
 
 async def _window_clerk(
-    url: str, number: int, stop: asyncio.Event, stats: dict[str, Any], service_s: float
+    url: str,
+    number: int,
+    stop: asyncio.Event,
+    stats: dict[str, Any],
+    service: tuple[float, float],
 ) -> None:
     import aiohttp
 
+    rng = random.Random(number)
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
     async with aiohttp.ClientSession(cookie_jar=jar) as s:
         async with s.post(
@@ -419,8 +470,9 @@ async def _window_clerk(
                 await asyncio.sleep(0.02)  # nobody waiting
                 continue
             stats["called"] += 1
-            if service_s:
-                await asyncio.sleep(service_s)  # serving the citizen
+            pause = rng.uniform(*service)
+            if pause > 0:
+                await asyncio.sleep(pause)  # serving the citizen
             async with s.post(base + "/finish", headers=headers) as r:
                 await r.read()
                 if r.status != 200:
@@ -428,9 +480,54 @@ async def _window_clerk(
             stats["ops"] += 1
 
 
+async def _display(url: str, stop: asyncio.Event, stats: dict[str, Any]) -> None:
+    """A display board: the SSE stream, and the waiting counts fetched after a change."""
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    fetch: asyncio.Task[None] | None = None
+
+    async def fetch_queues(s: aiohttp.ClientSession) -> None:
+        await asyncio.sleep(0.4)
+        t = loop.time()
+        async with s.get(url + "/api/v1/queues") as r:
+            await r.read()
+            if r.status != 200:
+                stats["errors"] += 1
+                return
+        stats["fetch_ms"].append((loop.time() - t) * 1000)
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+        async with s.get(url + "/api/v1/display/stream") as r:
+            stats["clients"] += 1
+            reader = asyncio.ensure_future(r.content.readline())
+            halt = asyncio.ensure_future(stop.wait())
+            while True:
+                await asyncio.wait({reader, halt}, return_when=asyncio.FIRST_COMPLETED)
+                if halt.done() or not reader.done():
+                    reader.cancel()
+                    break
+                line = reader.result()
+                if not line:
+                    break  # the server closed the stream
+                if line.startswith(b"event:"):
+                    kind = line[6:].strip().decode()
+                    stats["messages"] += 1
+                    stats["by_type"][kind] = stats["by_type"].get(kind, 0) + 1
+                    if kind in ("queues", "state") and (fetch is None or fetch.done()):
+                        fetch = asyncio.ensure_future(fetch_queues(s))
+                reader = asyncio.ensure_future(r.content.readline())
+        if fetch is not None:
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetch
+
+
 async def _loadgen_main(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
 
+    service = parse_service(args.service)
     # Window ids equal window numbers here: the windows were created 1..n on a fresh node.
     conn = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -440,26 +537,45 @@ async def _loadgen_main(args: argparse.Namespace) -> dict[str, Any]:
         iss = _Issuer(args.url, s, queues)
         stop = asyncio.Event()
         stats: dict[str, Any] = {"ops": 0, "called": 0, "errors": 0, "call_ms": []}
+        dstats: dict[str, Any] = {
+            "clients": 0,
+            "messages": 0,
+            "by_type": {},
+            "errors": 0,
+            "fetch_ms": [],
+        }
+        displays = [
+            asyncio.create_task(_display(args.url, stop, dstats)) for _ in range(args.displays)
+        ]
         clerks = [
-            asyncio.create_task(_window_clerk(args.url, i, stop, stats, args.service))
+            asyncio.create_task(_window_clerk(args.url, i, stop, stats, service))
             for i in range(1, args.windows + 1)
         ]
         await _open_loop(iss, args.rate, 1.0)  # warm-up, not counted
         stats.update(ops=0, called=0, call_ms=[])
+        dstats.update(messages=0, by_type={}, fetch_ms=[])
         t0 = time.perf_counter()
         fixed = await _open_loop(iss, args.rate, args.duration)
         sat = await _closed_loop(iss, args.sat_concurrency, args.sat_duration)
         elapsed = time.perf_counter() - t0
         stop.set()
-        await asyncio.gather(*clerks)
+        await asyncio.gather(*clerks, *displays)
     calls = stats.pop("call_ms")
     win = dict(
         stats,
         ops_per_s=stats["ops"] / elapsed,
         call_p50_ms=percentile(calls, 50),
         call_p99_ms=percentile(calls, 99),
+        service_s=list(service),
     )
-    return {"fixed": fixed, "saturation": sat, "windows": win}
+    fetches = dstats.pop("fetch_ms")
+    disp = dict(
+        dstats,
+        fetches=len(fetches),
+        fetch_p50_ms=percentile(fetches, 50),
+        fetch_p99_ms=percentile(fetches, 99),
+    )
+    return {"fixed": fixed, "saturation": sat, "windows": win, "displays": disp}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -474,9 +590,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--windows", type=int, default=4)
     g.add_argument(
         "--service",
-        type=float,
-        default=0.0,
-        help="seconds a window serves a ticket between call-next and finish",
+        default="{}-{}".format(*SERVICE_S),
+        help="seconds a window serves a ticket between call-next and finish: MIN-MAX "
+        "(uniform), SECONDS, or 0 for the no-pause stress mode (default %(default)s)",
+    )
+    g.add_argument(
+        "--displays", type=int, default=DISPLAYS, help="display boards on the SSE stream"
     )
     args = p.parse_args(argv)
     result = asyncio.run(_loadgen_main(args))

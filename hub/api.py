@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import zlib
 from typing import Any
 
 import sqlite_utils
@@ -16,7 +14,7 @@ from hub import ingest as ingestm
 from hub import tree as treem
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from node.clock import iso
-from onestop.errors import ApiError, Forbidden, Invalid, NotFound
+from onestop.errors import Forbidden, Invalid, NotFound
 
 NODE_FIELDS = (
     "code", "name", "level", "parent", "status", "key_id", "enrolled_at", "revoked_at",
@@ -57,33 +55,22 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return value
 
 
-def _gunzip(raw: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(raw, limit + 1)
-    except zlib.error as exc:
-        raise Invalid(f"request body is not valid gzip: {exc}", field="body") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise ApiError(f"decompressed body exceeds {limit} bytes", status=413, code="too_large")
-    return out
-
-
 # -- ingest ------------------------------------------------------------------------------------
 
 
 async def ingest(request: web.Request) -> web.Response:
     app = request.app
     cfg = app[CONFIG]
+    worker = app[WORKER]
     raw = await request.read()  # aiohttp undoes Content-Encoding: gzip
-    if raw[:2] == b"\x1f\x8b":  # gzip without the header
-        raw = _gunzip(raw, cfg.max_body_mb * 1024**2)
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", field="body") from None
-    envelope = ingestm.parse_envelope(data, cfg.max_batch_records)
+    # JSON parsing (and gunzip of a body sent without the header) on the parser thread.
+    envelope = await worker.parse(
+        ingestm.parse_push, raw, cfg.max_body_mb * 1024**2, cfg.max_batch_records
+    )
+    del raw
     now = app[CLOCK]()
     authenticated = None
+    signatures = None
     if any(h in request.headers for h in (auth.H_NODE, auth.H_TIME, auth.H_SIG)):
         db = app[DB]
         authenticated = auth.verify_request(
@@ -91,10 +78,17 @@ async def ingest(request: web.Request) -> web.Response:
             cfg.request_max_skew_seconds,
             announced=lambda node: ingestm.announced_keys(db, envelope, node),
         )  # fmt: skip
-    body = await app[WORKER].run(
-        ingestm.ingest_envelope, app[IDENTITY], envelope, authenticated=authenticated,
-        now=iso(now),
-    )  # fmt: skip
+        # A signed push from an enrolled node: check its records' signatures on the pool
+        # while it waits for (and goes through) the ingest thread.
+        signatures = worker.check_signatures(ingestm.signature_items(db, envelope))
+    try:
+        body = await worker.run(
+            ingestm.ingest_envelope, app[IDENTITY], envelope, authenticated=authenticated,
+            now=iso(now), signatures=signatures,
+        )  # fmt: skip
+    finally:
+        if signatures is not None:
+            signatures.cancel()
     return web.json_response(body)
 
 

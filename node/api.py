@@ -35,6 +35,7 @@ def _int(value: Any, field: str) -> int:
 
 # -- public (kiosk, display, status) ---------------------------------------------------------
 
+
 async def list_queues(request: web.Request) -> web.Response:
     app = request.app
     return web.json_response({"queues": tickets.queue_overview(app[DB], app[CONFIG], app[CLOCK])})
@@ -46,11 +47,13 @@ async def catalog(request: web.Request) -> web.Response:
     for it in items:
         it["departments"] = json.loads(it["departments"])
         it["materials"] = json.loads(it["materials"])
-    return web.json_response({
-        "departments": dbm.rows(db, "SELECT * FROM departments ORDER BY sort, code"),
-        "areas": dbm.rows(db, "SELECT * FROM areas ORDER BY sort, code"),
-        "items": items,
-    })
+    return web.json_response(
+        {
+            "departments": dbm.rows(db, "SELECT * FROM departments ORDER BY sort, code"),
+            "areas": dbm.rows(db, "SELECT * FROM areas ORDER BY sort, code"),
+            "items": items,
+        }
+    )
 
 
 async def create_ticket(request: web.Request) -> web.Response:
@@ -59,19 +62,22 @@ async def create_ticket(request: web.Request) -> web.Response:
     issued = tickets.issue(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     t = issued.ticket
     app[BOARD].publish({"type": "queues"})
-    return web.json_response({
-        "ticket_no": t["ticket_no"],
-        "token": t["token"],
-        "queue": t["queue"],
-        "waiting_ahead": issued.waiting_ahead,
-        "estimated_wait_minutes": issued.estimated_wait_minutes,
-        "priority": t["priority"],
-        "priority_reason": t["priority_reason"],
-        "service_date": t["service_date"],
-        "created_at": t["created_at"],
-        "status_url": f"/s/{t['token']}",
-        "print_url": f"/t/{t['token']}/print",
-    }, status=201)
+    return web.json_response(
+        {
+            "ticket_no": t["ticket_no"],
+            "token": t["token"],
+            "queue": t["queue"],
+            "waiting_ahead": issued.waiting_ahead,
+            "estimated_wait_minutes": issued.estimated_wait_minutes,
+            "priority": t["priority"],
+            "priority_reason": t["priority_reason"],
+            "service_date": t["service_date"],
+            "created_at": t["created_at"],
+            "status_url": f"/s/{t['token']}",
+            "print_url": f"/t/{t['token']}/print",
+        },
+        status=201,
+    )
 
 
 async def ticket_status(request: web.Request) -> web.Response:
@@ -95,10 +101,19 @@ def board_state(app: web.Application) -> dict[str, Any]:
     out = []
     for w in windows.all_windows(db):
         cur = windows.current(db, w["id"])
-        out.append({"number": w["number"], "name": w["name"], "status": w["status"],
-                    "ticket_no": cur["ticket_no"] if cur else None})
-    return {"type": "state", "windows": out,
-            "last_calls": windows.last_calls(db, cfg, 10, app[CLOCK])}
+        out.append(
+            {
+                "number": w["number"],
+                "name": w["name"],
+                "status": w["status"],
+                "ticket_no": cur["ticket_no"] if cur else None,
+            }
+        )
+    return {
+        "type": "state",
+        "windows": out,
+        "last_calls": windows.last_calls(db, cfg, 10, app[CLOCK]),
+    }
 
 
 async def display_stream(request: web.Request) -> web.StreamResponse:
@@ -106,6 +121,7 @@ async def display_stream(request: web.Request) -> web.StreamResponse:
 
 
 # -- staff ------------------------------------------------------------------------------------
+
 
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
@@ -138,8 +154,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     params: list[Any] = [day]
     if state:
         if state not in tickets.TICKET_STATES:
-            raise Invalid(f"state must be one of {', '.join(tickets.TICKET_STATES)}",
-                          field="state")
+            raise Invalid(f"state must be one of {', '.join(tickets.TICKET_STATES)}", field="state")
         sql += " AND state = ?"
         params.append(state)
     sql += " ORDER BY priority DESC, order_at, id"
@@ -152,8 +167,13 @@ async def set_priority(request: web.Request) -> web.Response:
     data = await json_body(request)
     if not isinstance(data.get("priority"), bool):
         raise Invalid("priority must be true or false", field="priority")
-    t = tickets.set_priority(request.app[DB], _int(request.match_info["id"], "id"),
-                             data["priority"], user["username"], request.app[CLOCK])
+    t = tickets.set_priority(
+        request.app[DB],
+        _int(request.match_info["id"], "id"),
+        data["priority"],
+        user["username"],
+        request.app[CLOCK],
+    )
     request.app[BOARD].publish({"type": "queues"})
     return web.json_response({"ticket": tickets.public(t)})
 
@@ -174,7 +194,7 @@ async def create_window(request: web.Request) -> web.Response:
     data = await json_body(request)
     queues = data.get("queues")
     if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-        raise Invalid("queues must be a list of queue codes, or [\"*\"]", field="queues")
+        raise Invalid('queues must be a list of queue codes, or ["*"]', field="queues")
     name = data.get("name")
     number = _int(data.get("number"), "number")
     w = windows.create(request.app[DB], number, str(name or f"{number}号窗口"), queues)
@@ -203,12 +223,18 @@ async def _window_user(request: web.Request) -> tuple[dict[str, Any], int]:
 
 def _announce(app: web.Application, t: dict[str, Any], wid: int, kind: str) -> None:
     w = windows.get(app[DB], wid)
-    app[BOARD].publish({
-        "type": "call", "kind": kind, "ticket_no": t["ticket_no"], "window": w["number"],
-        "window_name": w["name"], "at": t["called_at"],
-        "speech_zh": announce_zh(t["ticket_no"], w["number"]),
-        "speech_en": announce_en(t["ticket_no"], w["number"]),
-    })
+    app[BOARD].publish(
+        {
+            "type": "call",
+            "kind": kind,
+            "ticket_no": t["ticket_no"],
+            "window": w["number"],
+            "window_name": w["name"],
+            "at": t["called_at"],
+            "speech_zh": announce_zh(t["ticket_no"], w["number"]),
+            "speech_en": announce_en(t["ticket_no"], w["number"]),
+        }
+    )
     app[BOARD].publish_state()
 
 
@@ -255,8 +281,9 @@ async def resume(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     data = await json_body(request)
     app = request.app
-    t = windows.resume(app[DB], wid, _int(data.get("ticket_id"), "ticket_id"),
-                       user["username"], app[CLOCK])
+    t = windows.resume(
+        app[DB], wid, _int(data.get("ticket_id"), "ticket_id"), user["username"], app[CLOCK]
+    )
     _announce(app, t, wid, "call")
     return web.json_response({"ticket": tickets.public(t)})
 
@@ -274,8 +301,14 @@ async def transfer(request: web.Request) -> web.Response:
     queue = data.get("queue")
     if queue is not None and not isinstance(queue, str):
         raise Invalid("queue must be a queue code", field="queue")
-    t = windows.transfer(request.app[DB], wid, user["username"], queue=queue,
-                         to_window=to_window, now=request.app[CLOCK])
+    t = windows.transfer(
+        request.app[DB],
+        wid,
+        user["username"],
+        queue=queue,
+        to_window=to_window,
+        now=request.app[CLOCK],
+    )
     request.app[BOARD].publish_state()
     return web.json_response({"ticket": tickets.public(t)})
 
@@ -296,9 +329,14 @@ async def create_user(request: web.Request) -> web.Response:
         if not isinstance(data.get(f), str):
             raise Invalid(f"{f} is required", field=f)
     window = data.get("window")
-    u = users.add(request.app[DB], data["username"], data["password"], data["role"],
-                  _int(window, "window") if window is not None else None,
-                  data.get("department"))
+    u = users.add(
+        request.app[DB],
+        data["username"],
+        data["password"],
+        data["role"],
+        _int(window, "window") if window is not None else None,
+        data.get("department"),
+    )
     return web.json_response({"user": u}, status=201)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -35,12 +35,22 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     db = open_node_db(config)
     app[DB] = db
     app[PII] = piim.load(config.data_dir)
-    setup_session(app, EncryptedCookieStorage(
-        app[PII].session_key, cookie_name="onestop_session", httponly=True, samesite="Strict",
-        max_age=config.session_max_age))
+    setup_session(
+        app,
+        EncryptedCookieStorage(
+            app[PII].session_key,
+            cookie_name="onestop_session",
+            httponly=True,
+            samesite="Strict",
+            max_age=config.session_max_age,
+        ),
+    )
     env = aiohttp_jinja2.setup(
-        app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-        context_processors=[aiohttp_jinja2.request_processor])
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        context_processors=[aiohttp_jinja2.request_processor],
+    )
     from node import views
 
     views.setup_jinja(env)

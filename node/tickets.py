@@ -16,7 +16,7 @@ import sqlite_utils
 
 from node import db as dbm
 from node import events
-from node.clock import Now, iso, local_date, parse, system_now
+from node.clock import Now, iso, local_date, system_now
 from node.config import NodeConfig
 from node.pii import Pii
 from onestop import identity
@@ -25,9 +25,21 @@ from onestop.i18n import t as tr
 
 TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show")
 PUBLIC_FIELDS = (
-    "id", "token", "ticket_no", "queue", "service_date", "state", "priority",
-    "priority_reason", "item_code", "window_id", "target_window", "created_at", "called_at",
-    "finished_at", "recalls",
+    "id",
+    "token",
+    "ticket_no",
+    "queue",
+    "service_date",
+    "state",
+    "priority",
+    "priority_reason",
+    "item_code",
+    "window_id",
+    "target_window",
+    "created_at",
+    "called_at",
+    "finished_at",
+    "recalls",
 )
 
 
@@ -103,18 +115,41 @@ def issue(
                  priority_reason, state, order_at, created_at, lang)
                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'waiting', ?, ?, ?)""",
             [
-                secrets.token_urlsafe(12), service_date, queue["code"], queue["code"], seq,
+                secrets.token_urlsafe(12),
+                service_date,
+                queue["code"],
+                queue["code"],
+                seq,
                 ticket_no,
-                item_code, pii.encrypt(id_number), pii.keyed_hash(id_number),
-                identity.mask_id(id_number), pii.encrypt(phone), identity.mask_phone(phone),
-                priority, reason, at, at, lang,
+                item_code,
+                pii.encrypt(id_number),
+                pii.keyed_hash(id_number),
+                identity.mask_id(id_number),
+                pii.encrypt(phone),
+                identity.mask_phone(phone),
+                priority,
+                reason,
+                at,
+                at,
+                lang,
             ],
         )
         ticket_id = int(cur.lastrowid or 0)
-        events.append(conn, "ticket.issued", "ticket", ticket_id, {
-            "ticket_no": ticket_no, "queue": queue["code"], "service_date": service_date,
-            "item": item_code, "priority": priority, "priority_reason": reason,
-        }, at=at)
+        events.append(
+            conn,
+            "ticket.issued",
+            "ticket",
+            ticket_id,
+            {
+                "ticket_no": ticket_no,
+                "queue": queue["code"],
+                "service_date": service_date,
+                "item": item_code,
+                "priority": priority,
+                "priority_reason": reason,
+            },
+            at=at,
+        )
     ticket = get(db, ticket_id)
     ahead = waiting_ahead(db, ticket)
     return Issued(ticket, ahead, estimate_minutes(db, cfg, ticket["queue"], ahead, service_date))
@@ -169,11 +204,19 @@ SELECT COUNT(*) FROM tickets
 def waiting_ahead(db: sqlite_utils.Database, ticket: dict[str, Any]) -> int:
     if ticket["state"] != "waiting":
         return 0
-    return int(db.execute(_AHEAD_SQL, {
-        "queue": ticket["queue"], "date": ticket["service_date"], "id": ticket["id"],
-        "target": ticket["target_window"], "priority": ticket["priority"],
-        "order_at": ticket["order_at"],
-    }).fetchone()[0])
+    return int(
+        db.execute(
+            _AHEAD_SQL,
+            {
+                "queue": ticket["queue"],
+                "date": ticket["service_date"],
+                "id": ticket["id"],
+                "target": ticket["target_window"],
+                "priority": ticket["priority"],
+                "order_at": ticket["order_at"],
+            },
+        ).fetchone()[0]
+    )
 
 
 _AVG_SERVICE_SQL = """
@@ -197,8 +240,10 @@ def average_service_minutes(
 
 def open_window_queues(db: sqlite_utils.Database) -> list[list[str]]:
     """The queue lists of the open windows (``["*"]`` for a 综合窗口)."""
-    return [json.loads(r[0]) for r in
-            db.execute("SELECT queues FROM windows WHERE status = 'open'").fetchall()]
+    return [
+        json.loads(r[0])
+        for r in db.execute("SELECT queues FROM windows WHERE status = 'open'").fetchall()
+    ]
 
 
 def _serving(window_queues: list[list[str]], queue: str) -> int:
@@ -210,7 +255,11 @@ def serving_windows(db: sqlite_utils.Database, queue: str) -> int:
 
 
 def estimate_minutes(
-    db: sqlite_utils.Database, cfg: NodeConfig, queue: str, ahead: int, service_date: str,
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    queue: str,
+    ahead: int,
+    service_date: str,
     window_queues: list[list[str]] | None = None,
 ) -> int:
     if ahead <= 0:  # nobody ahead: no wait, whatever the service time
@@ -228,13 +277,26 @@ def set_priority(
     with dbm.tx(db) as conn:
         t = get(db, ticket_id)
         if t["state"] not in ("waiting", "suspended"):
-            raise Conflict(f"ticket {t['ticket_no']} is {t['state']}; only a waiting ticket can change priority")
+            raise Conflict(
+                f"ticket {t['ticket_no']} is {t['state']}; only a waiting ticket can change priority"
+            )
         reason = "staff" if priority else None
-        conn.execute("UPDATE tickets SET priority = ?, priority_reason = ? WHERE id = ?",
-                     [1 if priority else 0, reason, ticket_id])
-        events.append(conn, "ticket.priority_set", "ticket", ticket_id, {
-            "ticket_no": t["ticket_no"], "priority": 1 if priority else 0, "by": actor,
-        }, at=iso(now()))
+        conn.execute(
+            "UPDATE tickets SET priority = ?, priority_reason = ? WHERE id = ?",
+            [1 if priority else 0, reason, ticket_id],
+        )
+        events.append(
+            conn,
+            "ticket.priority_set",
+            "ticket",
+            ticket_id,
+            {
+                "ticket_no": t["ticket_no"],
+                "priority": 1 if priority else 0,
+                "by": actor,
+            },
+            at=iso(now()),
+        )
     return get(db, ticket_id)
 
 
@@ -243,16 +305,29 @@ def queue_overview(
 ) -> list[dict[str, Any]]:
     """Every open queue with its waiting count and estimated wait, for kiosk and admin."""
     today = local_date(now(), cfg.timezone).isoformat()
-    counts = dict(db.execute("""SELECT queue, COUNT(*) FROM tickets INDEXED BY tickets_line
-        WHERE state = 'waiting' AND service_date = ? GROUP BY queue""", [today]).fetchall())
+    counts = dict(
+        db.execute(
+            """SELECT queue, COUNT(*) FROM tickets INDEXED BY tickets_line
+        WHERE state = 'waiting' AND service_date = ? GROUP BY queue""",
+            [today],
+        ).fetchall()
+    )
     window_queues = open_window_queues(db)
     out = []
     for q in dbm.rows(db, "SELECT * FROM queues WHERE active = 1 ORDER BY kind DESC, sort, code"):
         n = counts.get(q["code"], 0)
-        out.append({
-            "code": q["code"], "kind": q["kind"], "ref": q["ref"], "prefix": q["prefix"],
-            "name_zh": q["name_zh"], "name_en": q["name_en"], "waiting": n,
-            "estimated_wait_minutes": estimate_minutes(db, cfg, q["code"], n, today,
-                                                       window_queues),
-        })
+        out.append(
+            {
+                "code": q["code"],
+                "kind": q["kind"],
+                "ref": q["ref"],
+                "prefix": q["prefix"],
+                "name_zh": q["name_zh"],
+                "name_en": q["name_en"],
+                "waiting": n,
+                "estimated_wait_minutes": estimate_minutes(
+                    db, cfg, q["code"], n, today, window_queues
+                ),
+            }
+        )
     return out

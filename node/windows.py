@@ -21,9 +21,7 @@ from node.config import NodeConfig
 from onestop.errors import Conflict, Invalid, NotFound
 
 
-def create(
-    db: sqlite_utils.Database, number: int, name: str, queues: list[str]
-) -> dict[str, Any]:
+def create(db: sqlite_utils.Database, number: int, name: str, queues: list[str]) -> dict[str, Any]:
     if number < 1:
         raise Invalid("window number must be 1 or more", field="number")
     if not queues:
@@ -35,11 +33,18 @@ def create(
     with dbm.tx(db) as conn:
         if conn.execute("SELECT 1 FROM windows WHERE number = ?", [number]).fetchone():
             raise Conflict(f"window {number} already exists", field="number")
-        cur = conn.execute("INSERT INTO windows (number, name, queues) VALUES (?, ?, ?)",
-                           [number, name, json.dumps(queues)])
+        cur = conn.execute(
+            "INSERT INTO windows (number, name, queues) VALUES (?, ?, ?)",
+            [number, name, json.dumps(queues)],
+        )
         wid = int(cur.lastrowid or 0)
-        events.append(conn, "window.created", "window", wid,
-                      {"number": number, "name": name, "queues": queues})
+        events.append(
+            conn,
+            "window.created",
+            "window",
+            wid,
+            {"number": number, "name": name, "queues": queues},
+        )
     return get(db, wid)
 
 
@@ -59,17 +64,24 @@ def all_windows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 
 def current(db: sqlite_utils.Database, window_id: int) -> dict[str, Any] | None:
-    return dbm.one(db, "SELECT * FROM tickets WHERE window_id = ? AND state = 'called'",
-                   [window_id])
+    return dbm.one(
+        db, "SELECT * FROM tickets WHERE window_id = ? AND state = 'called'", [window_id]
+    )
 
 
 def suspended(db: sqlite_utils.Database, window_id: int) -> list[dict[str, Any]]:
-    return dbm.rows(db, "SELECT * FROM tickets WHERE window_id = ? AND state = 'suspended' "
-                        "ORDER BY called_at", [window_id])
+    return dbm.rows(
+        db,
+        "SELECT * FROM tickets WHERE window_id = ? AND state = 'suspended' ORDER BY called_at",
+        [window_id],
+    )
 
 
 def call_next(
-    db: sqlite_utils.Database, cfg: NodeConfig, window_id: int, actor: str,
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    window_id: int,
+    actor: str,
     now: Now = system_now,
 ) -> dict[str, Any] | None:
     """Hand the next ticket to this window; None when nobody is waiting."""
@@ -83,7 +95,9 @@ def call_next(
         if busy:
             raise Conflict(
                 f"window {w['number']} is still serving {busy['ticket_no']}: finish it, "
-                "mark it no-show or suspend it first", field="window")
+                "mark it no-show or suspend it first",
+                field="window",
+            )
         # Tickets transferred to this window first (index tickets_targeted: a handful),
         # then the line in call order (index tickets_line: the first match ends the scan).
         row = conn.execute(
@@ -116,15 +130,27 @@ def call_next(
             [window_id, iso(t), ticket_id],
         )
         ticket = tk.get(db, ticket_id)
-        events.append(conn, "ticket.called", "ticket", ticket_id, {
-            "ticket_no": ticket["ticket_no"], "queue": ticket["queue"], "window": w["number"],
-            "by": actor,
-        }, at=iso(t))
+        events.append(
+            conn,
+            "ticket.called",
+            "ticket",
+            ticket_id,
+            {
+                "ticket_no": ticket["ticket_no"],
+                "queue": ticket["queue"],
+                "window": w["number"],
+                "by": actor,
+            },
+            at=iso(t),
+        )
     return ticket
 
 
 def _act(
-    db: sqlite_utils.Database, window_id: int, ticket_id: int | None, allowed: tuple[str, ...],
+    db: sqlite_utils.Database,
+    window_id: int,
+    ticket_id: int | None,
+    allowed: tuple[str, ...],
     action: str,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     w = get(db, window_id)
@@ -142,7 +168,10 @@ def _act(
 
 
 def recall(
-    db: sqlite_utils.Database, cfg: NodeConfig, window_id: int, actor: str,
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    window_id: int,
+    actor: str,
     now: Now = system_now,
 ) -> dict[str, Any]:
     with dbm.tx(db) as conn:
@@ -150,79 +179,131 @@ def recall(
         if t["recalls"] >= cfg.recall_limit:
             raise Conflict(
                 f"ticket {t['ticket_no']} was already recalled {t['recalls']} times "
-                f"(limit {cfg.recall_limit}); mark it no-show", field="recalls")
+                f"(limit {cfg.recall_limit}); mark it no-show",
+                field="recalls",
+            )
         conn.execute("UPDATE tickets SET recalls = recalls + 1 WHERE id = ?", [t["id"]])
-        events.append(conn, "ticket.recalled", "ticket", t["id"], {
-            "ticket_no": t["ticket_no"], "window": w["number"], "recalls": t["recalls"] + 1,
-            "by": actor}, at=iso(now()))
+        events.append(
+            conn,
+            "ticket.recalled",
+            "ticket",
+            t["id"],
+            {
+                "ticket_no": t["ticket_no"],
+                "window": w["number"],
+                "recalls": t["recalls"] + 1,
+                "by": actor,
+            },
+            at=iso(now()),
+        )
     return tk.get(db, t["id"])
 
 
 def _finish_state(
-    db: sqlite_utils.Database, window_id: int, state: str, kind: str, actor: str, now: Now,
+    db: sqlite_utils.Database,
+    window_id: int,
+    state: str,
+    kind: str,
+    actor: str,
+    now: Now,
 ) -> dict[str, Any]:
     with dbm.tx(db) as conn:
         w, t = _act(db, window_id, None, ("called",), kind.split(".")[1].replace("_", "-"))
         at = iso(now())
-        conn.execute("UPDATE tickets SET state = ?, finished_at = ? WHERE id = ?",
-                     [state, at, t["id"]])
-        events.append(conn, kind, "ticket", t["id"], {
-            "ticket_no": t["ticket_no"], "queue": t["queue"], "window": w["number"],
-            "by": actor}, at=at)
+        conn.execute(
+            "UPDATE tickets SET state = ?, finished_at = ? WHERE id = ?", [state, at, t["id"]]
+        )
+        events.append(
+            conn,
+            kind,
+            "ticket",
+            t["id"],
+            {"ticket_no": t["ticket_no"], "queue": t["queue"], "window": w["number"], "by": actor},
+            at=at,
+        )
     return tk.get(db, t["id"])
 
 
-def finish(db: sqlite_utils.Database, window_id: int, actor: str,
-           now: Now = system_now) -> dict[str, Any]:
+def finish(
+    db: sqlite_utils.Database, window_id: int, actor: str, now: Now = system_now
+) -> dict[str, Any]:
     return _finish_state(db, window_id, "done", "ticket.finished", actor, now)
 
 
-def no_show(db: sqlite_utils.Database, window_id: int, actor: str,
-            now: Now = system_now) -> dict[str, Any]:
+def no_show(
+    db: sqlite_utils.Database, window_id: int, actor: str, now: Now = system_now
+) -> dict[str, Any]:
     return _finish_state(db, window_id, "no_show", "ticket.no_show", actor, now)
 
 
-def suspend(db: sqlite_utils.Database, window_id: int, actor: str,
-            now: Now = system_now) -> dict[str, Any]:
+def suspend(
+    db: sqlite_utils.Database, window_id: int, actor: str, now: Now = system_now
+) -> dict[str, Any]:
     """Put the current ticket aside (挂起), e.g. while the citizen fetches a document."""
     with dbm.tx(db) as conn:
         w, t = _act(db, window_id, None, ("called",), "suspend")
         conn.execute("UPDATE tickets SET state = 'suspended' WHERE id = ?", [t["id"]])
-        events.append(conn, "ticket.suspended", "ticket", t["id"], {
-            "ticket_no": t["ticket_no"], "window": w["number"], "by": actor}, at=iso(now()))
+        events.append(
+            conn,
+            "ticket.suspended",
+            "ticket",
+            t["id"],
+            {"ticket_no": t["ticket_no"], "window": w["number"], "by": actor},
+            at=iso(now()),
+        )
     return tk.get(db, t["id"])
 
 
-def resume(db: sqlite_utils.Database, window_id: int, ticket_id: int, actor: str,
-           now: Now = system_now) -> dict[str, Any]:
+def resume(
+    db: sqlite_utils.Database, window_id: int, ticket_id: int, actor: str, now: Now = system_now
+) -> dict[str, Any]:
     with dbm.tx(db) as conn:
         w, t = _act(db, window_id, ticket_id, ("suspended",), "resume")
         busy = current(db, window_id)
         if busy:
-            raise Conflict(f"window {w['number']} is serving {busy['ticket_no']}; "
-                           "finish or suspend it before resuming another")
+            raise Conflict(
+                f"window {w['number']} is serving {busy['ticket_no']}; "
+                "finish or suspend it before resuming another"
+            )
         conn.execute("UPDATE tickets SET state = 'called' WHERE id = ?", [t["id"]])
-        events.append(conn, "ticket.resumed", "ticket", t["id"], {
-            "ticket_no": t["ticket_no"], "window": w["number"], "by": actor}, at=iso(now()))
+        events.append(
+            conn,
+            "ticket.resumed",
+            "ticket",
+            t["id"],
+            {"ticket_no": t["ticket_no"], "window": w["number"], "by": actor},
+            at=iso(now()),
+        )
     return tk.get(db, t["id"])
 
 
 def transfer(
-    db: sqlite_utils.Database, window_id: int, actor: str, *, queue: str | None = None,
-    to_window: int | None = None, now: Now = system_now,
+    db: sqlite_utils.Database,
+    window_id: int,
+    actor: str,
+    *,
+    queue: str | None = None,
+    to_window: int | None = None,
+    now: Now = system_now,
 ) -> dict[str, Any]:
     """Send the current ticket to another queue or window; it keeps its place and priority."""
     if (queue is None) == (to_window is None):
         raise Invalid("give exactly one of queue or window to transfer to", field="queue")
     with dbm.tx(db) as conn:
         w, t = _act(db, window_id, None, ("called",), "transfer")
-        body: dict[str, Any] = {"ticket_no": t["ticket_no"], "from_window": w["number"],
-                                "by": actor}
+        body: dict[str, Any] = {
+            "ticket_no": t["ticket_no"],
+            "from_window": w["number"],
+            "by": actor,
+        }
         if queue is not None:
             if tk.get_queue(db, queue) is None:
                 raise Invalid(f"no open queue with code {queue!r}", field="queue")
-            conn.execute("UPDATE tickets SET state = 'waiting', queue = ?, window_id = NULL, "
-                         "target_window = NULL, called_at = NULL WHERE id = ?", [queue, t["id"]])
+            conn.execute(
+                "UPDATE tickets SET state = 'waiting', queue = ?, window_id = NULL, "
+                "target_window = NULL, called_at = NULL WHERE id = ?",
+                [queue, t["id"]],
+            )
             body["to_queue"] = queue
         else:
             assert to_window is not None
@@ -231,28 +312,39 @@ def transfer(
                 raise Invalid(f"no window with id {to_window}", field="window")
             if to_window == window_id:
                 raise Invalid("cannot transfer a ticket to its own window", field="window")
-            conn.execute("UPDATE tickets SET state = 'waiting', window_id = NULL, "
-                         "target_window = ?, called_at = NULL WHERE id = ?", [to_window, t["id"]])
+            conn.execute(
+                "UPDATE tickets SET state = 'waiting', window_id = NULL, "
+                "target_window = ?, called_at = NULL WHERE id = ?",
+                [to_window, t["id"]],
+            )
             body["to_window"] = target["number"]
         events.append(conn, "ticket.transferred", "ticket", t["id"], body, at=iso(now()))
     return tk.get(db, t["id"])
 
 
-def set_status(db: sqlite_utils.Database, window_id: int, status: str, actor: str,
-               now: Now = system_now) -> dict[str, Any]:
+def set_status(
+    db: sqlite_utils.Database, window_id: int, status: str, actor: str, now: Now = system_now
+) -> dict[str, Any]:
     """Pause (暂停服务) or reopen a window."""
     if status not in ("open", "paused", "closed"):
         raise Invalid("status must be open, paused or closed", field="status")
     with dbm.tx(db) as conn:
         w = get(db, window_id)
         conn.execute("UPDATE windows SET status = ? WHERE id = ?", [status, window_id])
-        events.append(conn, f"window.{status}", "window", window_id,
-                      {"number": w["number"], "by": actor}, at=iso(now()))
+        events.append(
+            conn,
+            f"window.{status}",
+            "window",
+            window_id,
+            {"number": w["number"], "by": actor},
+            at=iso(now()),
+        )
     return get(db, window_id)
 
 
-def last_calls(db: sqlite_utils.Database, cfg: NodeConfig, limit: int = 10,
-               now: Now = system_now) -> list[dict[str, Any]]:
+def last_calls(
+    db: sqlite_utils.Database, cfg: NodeConfig, limit: int = 10, now: Now = system_now
+) -> list[dict[str, Any]]:
     """Latest calls and recalls today, newest first, for the display board."""
     today = local_date(now(), cfg.timezone).isoformat()
     # Calls of today's tickets all come after the first of them was issued: scan the log
@@ -261,13 +353,21 @@ def last_calls(db: sqlite_utils.Database, cfg: NodeConfig, limit: int = 10,
     first = db.execute("SELECT MIN(id) FROM tickets WHERE service_date = ?", [today]).fetchone()
     if first is None or first[0] is None:
         return []
-    lo = db.execute("SELECT MIN(seq) FROM events WHERE entity = 'ticket' AND entity_id = ?",
-                    [str(first[0])]).fetchone()[0] or 0
-    return dbm.rows(db, """
+    lo = (
+        db.execute(
+            "SELECT MIN(seq) FROM events WHERE entity = 'ticket' AND entity_id = ?", [str(first[0])]
+        ).fetchone()[0]
+        or 0
+    )
+    return dbm.rows(
+        db,
+        """
         SELECT t.ticket_no, w.number AS window, w.name AS window_name, e.at, e.kind
           FROM events e JOIN tickets t ON t.id = CAST(e.entity_id AS INTEGER)
           JOIN windows w ON w.number = json_extract(e.body, '$.window')
          WHERE e.seq >= ? AND +e.entity = 'ticket'
            AND e.kind IN ('ticket.called', 'ticket.recalled')
            AND t.service_date = ?
-         ORDER BY e.seq DESC LIMIT ?""", [lo, today, limit])
+         ORDER BY e.seq DESC LIMIT ?""",
+        [lo, today, limit],
+    )

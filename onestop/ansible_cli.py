@@ -92,8 +92,9 @@ def build(
         hub_vars["ansible_host"] = f"{hub_host}.{domain}"
     children: dict[str, Any] = {
         "hub": {"hosts": {hub_host: hub_vars}},
-        "nodes": {"children": {lvl: {"hosts": level_groups[lvl]} for lvl in LEVELS
-                               if level_groups[lvl]}},
+        "nodes": {
+            "children": {lvl: {"hosts": level_groups[lvl]} for lvl in LEVELS if level_groups[lvl]}
+        },
     }
     for gname in sorted(cities):
         g = cities[gname]
@@ -179,17 +180,34 @@ def render(inv: dict[str, Any], source: str) -> str:
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--under", action="append", default=[], metavar="CODE",
-                   help="only this division and everything under it (repeatable), e.g. 3701")
-    p.add_argument("--level", action="append", default=[], choices=LEVELS,
-                   help="only centers of this level (repeatable)")
+    p.add_argument(
+        "--under",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="only this division and everything under it (repeatable), e.g. 3701",
+    )
+    p.add_argument(
+        "--level",
+        action="append",
+        default=[],
+        choices=LEVELS,
+        help="only centers of this level (repeatable)",
+    )
     p.add_argument("--hub-host", default="hub01", help="inventory name of the hub host (hub01)")
     p.add_argument("--hub-url", default="", help="URL nodes push to (sets onestop_hub_url)")
-    p.add_argument("--domain", default="",
-                   help="set ansible_host to <host>.<domain>, e.g. c370102001.zwfw.example")
+    p.add_argument(
+        "--domain",
+        default="",
+        help="set ansible_host to <host>.<domain>, e.g. c370102001.zwfw.example",
+    )
     p.add_argument("--divisions", default="", help="division CSV (default: the shipped data)")
-    p.add_argument("--format", choices=("yaml", "json"), default="yaml",
-                   help="yaml (inventory file) or json (dynamic inventory --list shape)")
+    p.add_argument(
+        "--format",
+        choices=("yaml", "json"),
+        default="yaml",
+        help="yaml (inventory file) or json (dynamic inventory --list shape)",
+    )
     p.add_argument("--output", "-o", default="-", help="file to write (default stdout)")
 
 
@@ -208,8 +226,14 @@ def _generate(args: argparse.Namespace) -> str:
         raise CliError(f"--hub-host: not a host name: {args.hub_host!r}")
     try:
         rows = divisions.load(args.divisions or None)
-        inv = build(rows, under=args.under, levels=args.level, hub_host=args.hub_host,
-                    hub_url=args.hub_url, domain=args.domain)
+        inv = build(
+            rows,
+            under=args.under,
+            levels=args.level,
+            hub_host=args.hub_host,
+            hub_url=args.hub_url,
+            domain=args.domain,
+        )
     except divisions.DivisionError as exc:
         raise CliError(str(exc)) from None
     if args.format == "json":
@@ -238,8 +262,11 @@ def generate_main(argv: Sequence[str] | None = None) -> int:
         description="Ansible inventory of every onestop service center, from the division data.",
     )
     _add_options(p)
-    p.add_argument("--list", action="store_true",
-                   help="dynamic inventory mode: JSON of everything (options from ONESTOP_* env)")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="dynamic inventory mode: JSON of everything (options from ONESTOP_* env)",
+    )
     p.add_argument("--host", default=None, help="dynamic inventory mode: vars of one host")
     args = p.parse_args(argv)
     if args.list or args.host is not None:

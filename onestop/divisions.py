@@ -98,7 +98,9 @@ def validate(rows: Iterable[dict[str, Any]], schema: Path | None = None) -> list
         if p is None:
             raise DivisionError(f"{row['code']}: parent {parent} does not exist")
         if LEVELS.index(p["level"]) != LEVELS.index(row["level"]) - 1:
-            raise DivisionError(f"{row['code']} ({row['level']}): parent {parent} is a {p['level']}")
+            raise DivisionError(
+                f"{row['code']} ({row['level']}): parent {parent} is a {p['level']}"
+            )
         if not row["code"].startswith(parent):
             raise DivisionError(f"{row['code']}: code does not start with its parent's {parent}")
     return out

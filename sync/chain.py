@@ -19,14 +19,23 @@ record must be signed with the new key, and the old key is no longer accepted.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from sync.canonical import b64decode, b64encode, canonical, is_sha256_hex, sha256_hex
+from sync.canonical import (
+    INT_MAX,
+    b64decode,
+    b64encode,
+    canonical,
+    encode_str,
+    is_sha256_hex,
+    sha256_hex,
+)
 from sync.errors import (
     BAD_HASH,
     BAD_SHAPE,
@@ -51,6 +60,7 @@ __all__ = [
     "ChainVerifier",
     "KeySource",
     "RecordError",
+    "SignatureResults",
     "check_shape",
     "make_record",
     "parse_rotation",
@@ -58,6 +68,7 @@ __all__ = [
     "rotation_body",
     "verify_chain",
     "verify_record",
+    "verify_signatures",
 ]
 
 GENESIS = "0" * 64
@@ -73,8 +84,55 @@ KeySource = (
 )
 
 
+EVENT_KEYSET = frozenset(EVENT_KEYS)
+
+# Signature checks done ahead of the chain walk (in parallel, by :func:`verify_signatures`):
+# ``(public key, sig as sent (base64), hash hex) -> True/False``, or None when that signature
+# was not checked ahead (it is then verified on the spot).
+SignatureResults = Callable[[Ed25519PublicKey, str, str], bool | None]
+
+
+def _tail(node: str, prev: str, seq: int) -> bytes:
+    """``,"node":…,"prev":…,"seq":…}``: what follows ``"event"`` in a record's canonical JSON."""
+    return (
+        ',"node":' + encode_str(node) + ',"prev":' + encode_str(prev) + ',"seq":' + str(seq) + "}"
+    ).encode("utf-8")
+
+
+def record_bytes(
+    node: str, seq: int, prev: str, event: Mapping[str, Any]
+) -> tuple[bytes, bytes | None]:
+    """The RFC 8785 canonical JSON of ``{"node", "seq", "prev", "event"}`` (what a record's
+    hash is taken of) and, as a by-product, the canonical JSON of ``event["body"]`` (None when
+    not produced).  The body is canonicalised once and the rest, fixed ASCII keys in JCS order
+    around JSON strings and an integer, is put around it; anything unusual (not exactly the
+    five event fields as strings and a body, an integer beyond JSON's, text that is not UTF-8)
+    is left to :func:`sync.canonical.canonical` of the whole, raising as it does."""
+    if (
+        type(event) is dict
+        and event.keys() == EVENT_KEYSET
+        and type(node) is str
+        and type(prev) is str
+        and type(seq) is int
+        and -INT_MAX <= seq <= INT_MAX
+    ):
+        at, kind, entity, eid = event["at"], event["kind"], event["entity"], event["entity_id"]
+        if type(at) is str and type(kind) is str and type(entity) is str and type(eid) is str:
+            try:
+                body = canonical(event["body"])
+                head = ('{"event":{"at":' + encode_str(at) + ',"body":').encode("utf-8")
+                mid = (
+                    ',"entity":' + encode_str(entity) + ',"entity_id":' + encode_str(eid)
+                    + ',"kind":' + encode_str(kind) + "}"
+                ).encode("utf-8")  # fmt: skip
+                return head + body + mid + _tail(node, prev, seq), body
+            except ValueError:  # not canonical JSON (or not UTF-8): the general path says why
+                pass
+    return canonical({"node": node, "seq": seq, "prev": prev, "event": event}), None
+
+
 def record_hash(node: str, seq: int, prev: str, event: Mapping[str, Any]) -> str:
-    return sha256_hex(canonical({"node": node, "seq": seq, "prev": prev, "event": event}))
+    return sha256_hex(record_bytes(node, seq, prev, event)[0])
 
 
 def rotation_body(new_public_key: Ed25519PublicKey) -> dict[str, str]:
@@ -98,7 +156,8 @@ def parse_rotation(event: Mapping[str, Any], seq: int | None = None) -> Ed25519P
     return new
 
 
-def _event_fields(event: Mapping[str, Any], seq: int) -> dict[str, Any]:
+def _event_fields(event: Mapping[str, Any], seq: int) -> tuple[dict[str, Any], bytes]:
+    """The event's five fields as a receiver parses them back, and their canonical JSON."""
     missing = [k for k in EVENT_KEYS if k not in event]
     if missing:
         raise RecordError(BAD_SHAPE, f"event lacks {', '.join(missing)}", seq)
@@ -110,12 +169,13 @@ def _event_fields(event: Mapping[str, Any], seq: int) -> dict[str, Any]:
     if not isinstance(ev["body"], Mapping):
         raise RecordError(BAD_SHAPE, "event body must be a JSON object", seq)
     try:  # normalise to exactly what a receiver parses back from JSON
-        normalised: dict[str, Any] = json.loads(canonical(ev))
+        raw = canonical(ev)
+        normalised: dict[str, Any] = json.loads(raw)
     except ValueError as e:
         raise RecordError(
             BAD_SHAPE, f"event is not representable as canonical JSON: {e}", seq
         ) from None
-    return normalised
+    return normalised, raw
 
 
 def make_record(
@@ -129,11 +189,20 @@ def make_record(
         raise RecordError(BAD_SHAPE, "node code must be a non-empty string", seq)
     if not is_sha256_hex(prev_hash):
         raise RecordError(BAD_SHAPE, "prev hash must be 64 lowercase hex characters", seq)
-    ev = _event_fields(event, seq)
+    ev, raw = _event_fields(event, seq)
     if ev["kind"] == ROTATION_KIND:
         parse_rotation(ev, seq)
-    h = record_hash(node_code, seq, prev_hash, ev)
-    sig = private_key.sign(RECORD_SIG_CONTEXT + bytes.fromhex(h))
+    # The normalised event's canonical JSON is ``raw`` again (canonical JSON parses back to
+    # itself), so the record's canonical JSON is ``raw`` inside the fixed frame.
+    try:
+        if type(node_code) is not str or seq > INT_MAX:
+            raise ValueError("not the plain case")
+        digest = hashlib.sha256(b'{"event":' + raw + _tail(node_code, prev_hash, seq)).digest()
+        h = digest.hex()
+    except ValueError:  # the general path raises as before for what JSON cannot carry
+        h = record_hash(node_code, seq, prev_hash, ev)
+        digest = bytes.fromhex(h)
+    sig = private_key.sign(RECORD_SIG_CONTEXT + digest)
     return {
         "node": node_code, "seq": seq, "prev": prev_hash, "event": ev,
         "hash": h, "sig": b64encode(sig), "key_id": public_key_id(private_key.public_key()),
@@ -178,38 +247,92 @@ def verify_record(
     *,
     node: str | None = None,
     expected_seq: int | None = None,
-) -> None:
+    signatures: SignatureResults | None = None,
+) -> bytes:
     """Verify one record; raise :class:`RecordError` (checks: shape, node, hash, signature, chain).
 
     ``expected_prev`` None skips the link check; ``node``/``expected_seq`` are optional checks.
+    ``signatures`` may hold this record's signature check, done ahead (see
+    :data:`SignatureResults`).  Returns the canonical JSON of the event body, computed on the
+    way (the hub stores it).
     """
     seq = check_shape(record)
+    return _verify_shaped(record, seq, public_key, expected_prev, node, expected_seq, signatures)
+
+
+def _verify_shaped(
+    record: Mapping[str, Any],
+    seq: int,
+    public_key: Ed25519PublicKey,
+    expected_prev: str | None,
+    node: str | None,
+    expected_seq: int | None,
+    signatures: SignatureResults | None,
+    kid: str | None = None,
+) -> bytes:
+    """:func:`verify_record` of a record :func:`check_shape` passed (``kid``: the key's id)."""
     if node is not None and record["node"] != node:
         raise RecordError(
             WRONG_NODE, f"record is from node {record['node']!r}, expected {node!r}", seq
         )
+    event = record["event"]
     try:
-        h = record_hash(record["node"], seq, record["prev"], record["event"])
+        raw, body = record_bytes(record["node"], seq, record["prev"], event)
+        if body is None:
+            body = canonical(event["body"])
     except ValueError as e:
         raise RecordError(BAD_SHAPE, f"record is not canonical JSON: {e}", seq) from None
+    digest = hashlib.sha256(raw).digest()
+    h = digest.hex()
     if h != record["hash"]:
         raise RecordError(BAD_HASH, "content does not match its hash (record altered)", seq)
-    kid = public_key_id(public_key)
+    kid = kid or public_key_id(public_key)
     if record["key_id"] != kid:
         raise RecordError(
             BAD_SIGNATURE, f"signed with key {record['key_id']}, expected key {kid}", seq
         )
-    try:
-        sig = b64decode(record["sig"])
-        public_key.verify(sig, RECORD_SIG_CONTEXT + bytes.fromhex(h))
-    except (ValueError, InvalidSignature):
-        raise RecordError(BAD_SIGNATURE, f"signature does not verify with key {kid}", seq) from None
+    ok = signatures(public_key, record["sig"], h) if signatures is not None else None
+    if ok is None:
+        try:
+            public_key.verify(b64decode(record["sig"]), RECORD_SIG_CONTEXT + digest)
+            ok = True
+        except (ValueError, InvalidSignature):
+            ok = False
+    if not ok:
+        raise RecordError(BAD_SIGNATURE, f"signature does not verify with key {kid}", seq)
     if expected_prev is not None and record["prev"] != expected_prev:
         raise RecordError(BROKEN_CHAIN, "prev does not match the preceding record's hash", seq)
     if expected_seq is not None and seq != expected_seq:
         raise RecordError(BROKEN_CHAIN, f"expected seq {expected_seq}", seq)
-    if record["event"]["kind"] == ROTATION_KIND:
-        parse_rotation(record["event"], seq)
+    if event["kind"] == ROTATION_KIND:
+        parse_rotation(event, seq)
+    return body
+
+
+def verify_signatures(items: Sequence[tuple[bytes, str, str]]) -> list[bool]:
+    """Check record signatures ``(raw Ed25519 public key, sig base64, hash hex)``: does each
+    ``sig`` verify over ``RECORD_SIG_CONTEXT + hash`` with the key?  The Ed25519 work of
+    :func:`verify_record`, for a process pool (``cryptography`` keeps the GIL while it
+    verifies); a malformed key, signature or hash is False."""
+    keys: dict[bytes, Ed25519PublicKey | None] = {}
+    out: list[bool] = []
+    for raw_key, sig, h in items:
+        key = keys.get(raw_key, False)
+        if key is False:
+            try:
+                key = Ed25519PublicKey.from_public_bytes(raw_key)
+            except ValueError:
+                key = None
+            keys[raw_key] = key
+        if key is None:
+            out.append(False)
+            continue
+        try:
+            key.verify(b64decode(sig), RECORD_SIG_CONTEXT + bytes.fromhex(h))
+            out.append(True)
+        except (ValueError, TypeError, InvalidSignature):
+            out.append(False)
+    return out
 
 
 @dataclass(frozen=True)
@@ -233,6 +356,9 @@ class ChainVerifier:
         self.key = keys if isinstance(keys, Ed25519PublicKey) else None
         # (tree size from which the key is current, key); sizes count records, i.e. seq.
         self.history: list[tuple[int, Ed25519PublicKey]] = [(seq, self.key)] if self.key else []
+        # Signature checks done ahead, if any (see SignatureResults).
+        self.signatures: SignatureResults | None = None
+        self._kid: tuple[Ed25519PublicKey, str] | None = None  # (key, its id): computed once
 
     def lookup(self, key_id: str) -> Ed25519PublicKey | None:
         """Resolve a key id through the trusted key source (start of chain only)."""
@@ -243,13 +369,19 @@ class ChainVerifier:
             return keys.get(key_id)
         return keys(key_id)
 
-    def check(self, record: Mapping[str, Any]) -> None:
-        """Verify the next record and advance, or raise :class:`RecordError` and stay put."""
+    def check(self, record: Mapping[str, Any]) -> bytes:
+        """Verify the next record and advance, or raise :class:`RecordError` and stay put.
+
+        Returns the canonical JSON of the record's event body (see :func:`verify_record`)."""
         seq = check_shape(record)
         key = self.key or self.lookup(record["key_id"])
         if key is None:
             raise RecordError(BAD_SIGNATURE, f"unknown key {record['key_id']}", seq)
-        verify_record(record, key, self.head, node=self.node, expected_seq=self.seq + 1)
+        if self._kid is None or self._kid[0] is not key:
+            self._kid = (key, public_key_id(key))
+        body = _verify_shaped(
+            record, seq, key, self.head, self.node, self.seq + 1, self.signatures, self._kid[1]
+        )
         if self.key is None:
             self.key = key
             self.history.append((self.seq, key))
@@ -257,6 +389,7 @@ class ChainVerifier:
         if record["event"]["kind"] == ROTATION_KIND:
             self.key = parse_rotation(record["event"], seq)
             self.history.append((seq, self.key))
+        return body
 
     def skip(self, record: object) -> None:
         """Move past a record that failed :meth:`check`, so later records can still be judged."""

@@ -608,7 +608,8 @@ def init_hook(cfg: Any, db: sqlite_utils.Database, args: argparse.Namespace) -> 
             load_public(Path(hub_pub))
         except KeyFileError as exc:
             raise SignerError(f"--hub-pubkey: {exc}") from None
-        shutil.copyfile(hub_pub, data / HUB_PUB)
+        if Path(hub_pub).resolve() != (data / HUB_PUB).resolve():
+            shutil.copyfile(hub_pub, data / HUB_PUB)
         print(f"hub key: {data / HUB_PUB}")
     seal_pub = getattr(args, "hub_seal_pubkey", "") or ""
     if seal_pub:
@@ -616,7 +617,8 @@ def init_hook(cfg: Any, db: sqlite_utils.Database, args: argparse.Namespace) -> 
             load_seal_public(Path(seal_pub))
         except ValueError as exc:
             raise SignerError(f"--hub-seal-pubkey: {exc}") from None
-        shutil.copyfile(seal_pub, data / HUB_SEAL_PUB)
+        if Path(seal_pub).resolve() != (data / HUB_SEAL_PUB).resolve():
+            shutil.copyfile(seal_pub, data / HUB_SEAL_PUB)
         print(f"hub sealing key: {data / HUB_SEAL_PUB}")
     attach(db, cfg.code, key, data)
 

@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ANSIBLE = ROOT / "ansible"
 BIN = Path(sys.executable).parent
 # PLAY RECAP lines: host -> (ok, changed, unreachable, failed)
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-                   re.M)
+RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
 
 
 # ---- inventory ---------------------------------------------------------------------------
@@ -46,8 +47,12 @@ def test_divisions_load_and_tree() -> None:
     rows = divisions.load()
     assert len(rows) == 2021
     levels = [r["level"] for r in rows]
-    assert (levels.count("province"), levels.count("city"), levels.count("county"),
-            levels.count("township")) == (1, 16, 151, 1853)
+    assert (
+        levels.count("province"),
+        levels.count("city"),
+        levels.count("county"),
+        levels.count("township"),
+    ) == (1, 16, 151, 1853)
     assert [r["code"] for r in divisions.children("37")][:2] == ["3701", "3702"]
     jinan = divisions.subtree("3701")
     assert jinan[0]["name"] == "济南市" and all(r["code"].startswith("3701") for r in jinan)
@@ -57,23 +62,41 @@ def test_divisions_load_and_tree() -> None:
 
 def test_divisions_schema_rejects_bad_rows(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("code,name,level,parent_code\n37,山东省,province,\n3701,济南市,county,37\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "code,name,level,parent_code\n37,山东省,province,\n3701,济南市,county,37\n",
+        encoding="utf-8",
+    )
     with pytest.raises(divisions.DivisionError, match="3701"):
         divisions.load(bad)
     orphan = tmp_path / "orphan.csv"
-    orphan.write_text("code,name,level,parent_code\n37,山东省,province,\n3799,X,city,38\n",
-                      encoding="utf-8")
+    orphan.write_text(
+        "code,name,level,parent_code\n37,山东省,province,\n3799,X,city,38\n", encoding="utf-8"
+    )
     with pytest.raises(divisions.DivisionError, match="parent 38"):
         divisions.load(orphan)
 
 
 def test_inventory_groups_hosts_and_vars(tmp_path: Path) -> None:
     out = tmp_path / "hosts.yml"
-    assert run_cli("ansible", "inventory", "--under", "3701", "--hub-url",
-                   "https://hub.example:8090", "-o", str(out)) == 0
-    done = subprocess.run([BIN / "ansible-inventory", "-i", str(out), "--list"],
-                          capture_output=True, text=True, env=_env(tmp_path))
+    assert (
+        run_cli(
+            "ansible",
+            "inventory",
+            "--under",
+            "3701",
+            "--hub-url",
+            "https://hub.example:8090",
+            "-o",
+            str(out),
+        )
+        == 0
+    )
+    done = subprocess.run(
+        [BIN / "ansible-inventory", "-i", str(out), "--list"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     inv = json.loads(done.stdout)
     jinan = divisions.subtree("3701")
@@ -88,15 +111,26 @@ def test_inventory_groups_hosts_and_vars(tmp_path: Path) -> None:
     assert "c3701" in inv["city"]["hosts"] and "c37" not in hosts
     assert "county_370102" in inv["city_3701"]["children"]
     assert set(inv["county_370102"]["hosts"]) == {
-        "c370102", *(f"c{r['code']}" for r in divisions.children("370102"))}
+        "c370102",
+        *(f"c{r['code']}" for r in divisions.children("370102")),
+    }
     assert set(inv["nodes"]["children"]) == {"city", "county", "township"}
 
 
 def test_inventory_script_is_a_dynamic_inventory(tmp_path: Path) -> None:
     env = dict(_env(tmp_path), ONESTOP_INVENTORY_UNDER="370102", ONESTOP_HUB_URL="http://h:1")
-    done = subprocess.run([BIN / "ansible-inventory", "-i",
-                           str(ANSIBLE / "inventory" / "generate.py"), "--graph", "county_370102"],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [
+            BIN / "ansible-inventory",
+            "-i",
+            str(ANSIBLE / "inventory" / "generate.py"),
+            "--graph",
+            "county_370102",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert "c370102001" in done.stdout and "c370103" not in done.stdout
     full = ansible_cli.build(divisions.load())
@@ -109,11 +143,17 @@ def test_inventory_script_is_a_dynamic_inventory(tmp_path: Path) -> None:
 
 
 def test_yamllint_and_ansible_lint_are_clean(tmp_path: Path) -> None:
-    y = subprocess.run([BIN / "yamllint", "-s", "ansible", ".yamllint"], cwd=ROOT,
-                       capture_output=True, text=True)
+    y = subprocess.run(
+        [BIN / "yamllint", "-s", "ansible", ".yamllint"], cwd=ROOT, capture_output=True, text=True
+    )
     assert y.returncode == 0, y.stdout + y.stderr
-    a = subprocess.run([BIN / "ansible-lint", "--nocolor", "ansible"], cwd=ROOT,
-                       capture_output=True, text=True, env=_env(tmp_path))
+    a = subprocess.run(
+        [BIN / "ansible-lint", "--nocolor", "ansible"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+    )
     assert a.returncode == 0, a.stdout[-4000:] + a.stderr[-4000:]
     assert "production" in a.stdout + a.stderr
 
@@ -123,10 +163,17 @@ def test_yamllint_and_ansible_lint_are_clean(tmp_path: Path) -> None:
 
 def _env(tmp: Path) -> dict[str, str]:
     home = tmp / ".ansible"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"), ANSIBLE_HOME=str(home),
-               ANSIBLE_LOCAL_TEMP=str(home / "tmp"), ANSIBLE_REMOTE_TEMP=str(home / "tmp"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_PIPELINING="True", PYTHONUNBUFFERED="1",
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ANSIBLE / "ansible.cfg"),
+        ANSIBLE_HOME=str(home),
+        ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
+        ANSIBLE_REMOTE_TEMP=str(home / "tmp"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PIPELINING="True",
+        PYTHONUNBUFFERED="1",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     env.pop("ONESTOP_LITESTREAM", None)
     return env
 
@@ -138,8 +185,9 @@ def _snapshot_sources(dst: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, dst / name)
     for pkg in [*conf["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"], "data/divisions"]:
-        shutil.copytree(ROOT / pkg, dst / pkg,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            ROOT / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     return dst
 
 
@@ -149,46 +197,65 @@ def _inventory(tmp: Path, hub_port: int, ports: dict[str, int], src: Path) -> Pa
     for code, port in ports.items():
         r = rows[code]
         nodes[f"c{code}"] = {
-            "onestop_node_code": code, "onestop_node_name": r["name"],
-            "onestop_node_level": r["level"], "onestop_node_parent": r["parent_code"],
+            "onestop_node_code": code,
+            "onestop_node_name": r["name"],
+            "onestop_node_level": r["level"],
+            "onestop_node_parent": r["parent_code"],
             "onestop_root": str(tmp / "hosts" / f"c{code}"),
-            "onestop_node_host": "127.0.0.1", "onestop_node_port": port,
+            "onestop_node_host": "127.0.0.1",
+            "onestop_node_port": port,
         }
-    inv = {"all": {
-        "vars": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
-            "onestop_service_manager": "none",
-            "onestop_create_user": False,
-            "onestop_venv_python": sys.executable,
-            "onestop_venv_extra_site_dirs": site.getsitepackages(),
-            "onestop_pip_no_deps": True,
-            "onestop_source_dir": str(src),
-            "onestop_wheel_cache": str(tmp / "wheels"),
-            "onestop_hub_url": f"http://127.0.0.1:{hub_port}",
-            "litestream_binary": str(BIN / "litestream"),
-        },
-        "children": {
-            "hub": {"hosts": {"hub01": {
-                "onestop_root": str(tmp / "hosts" / "hub01"),
-                "onestop_hub_host": "127.0.0.1", "onestop_hub_port": hub_port}}},
-            "nodes": {"children": {"township": {"hosts": nodes}}},
-        },
-    }}
+    inv = {
+        "all": {
+            "vars": {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable,
+                "onestop_service_manager": "none",
+                "onestop_create_user": False,
+                "onestop_venv_python": sys.executable,
+                "onestop_venv_extra_site_dirs": site.getsitepackages(),
+                "onestop_pip_no_deps": True,
+                "onestop_source_dir": str(src),
+                "onestop_wheel_cache": str(tmp / "wheels"),
+                "onestop_hub_url": f"http://127.0.0.1:{hub_port}",
+                "litestream_binary": str(BIN / "litestream"),
+            },
+            "children": {
+                "hub": {
+                    "hosts": {
+                        "hub01": {
+                            "onestop_root": str(tmp / "hosts" / "hub01"),
+                            "onestop_hub_host": "127.0.0.1",
+                            "onestop_hub_port": hub_port,
+                        }
+                    }
+                },
+                "nodes": {"children": {"township": {"hosts": nodes}}},
+            },
+        }
+    }
     path = tmp / "hosts.yml"
     path.write_text(json.dumps(inv, ensure_ascii=False, indent=1), encoding="utf-8")
     return path
 
 
-def _playbook(tmp: Path, inventory: Path, *extra: str, name: str) -> dict[str, tuple[int, ...]]:
+def _playbook(
+    tmp: Path, inventory: Path, *extra: str, name: str, playbook: str = "site.yml", ok: bool = True
+) -> dict[str, tuple[int, ...]]:
     log = tmp / f"{name}.log"
-    done = subprocess.run([BIN / "ansible-playbook", "-i", str(inventory),
-                           str(ANSIBLE / "site.yml"), *extra],
-                          cwd=ANSIBLE, capture_output=True, text=True, env=_env(tmp), timeout=400)
+    done = subprocess.run(
+        [BIN / "ansible-playbook", "-i", str(inventory), str(ANSIBLE / playbook), *extra],
+        cwd=ANSIBLE,
+        capture_output=True,
+        text=True,
+        env=_env(tmp),
+        timeout=400,
+    )
     log.write_text(done.stdout + done.stderr)
-    assert done.returncode == 0, (done.stdout[-6000:] + done.stderr[-3000:])
+    assert (done.returncode == 0) == ok, done.stdout[-6000:] + done.stderr[-3000:]
     recap = {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(done.stdout)}
-    assert set(recap) == {"hub01", "c370102001", "c370102002"}, done.stdout[-3000:]
+    if ok:
+        assert set(recap) == {"hub01", "c370102001", "c370102002"}, done.stdout[-3000:]
     return recap
 
 
@@ -260,8 +327,9 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
             now = ack("370102001")
         if now <= before:  # the node's background push did not run: push by hand
             venv = tmp_path / "hosts/c370102001/opt/onestop/venv/bin/onestop"
-            done = subprocess.run([venv, "sync", "push", "--data", str(node_dir)],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [venv, "sync", "push", "--data", str(node_dir)], capture_output=True, text=True
+            )
             assert done.returncode == 0, done.stdout + done.stderr
             now = ack("370102001")
         assert now > before > 0, (ticket, before, now)
@@ -277,6 +345,28 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
         assert all(r[1] == 0 and r[3] == 0 for r in second.values()), second
         check = _playbook(tmp_path, inventory, "--check", "--diff", name="check")
         assert all(r[1] == 0 and r[3] == 0 for r in check.values()), check
+
+        # upgrade.yml goes through the nodes one canary first: when the canary fails its
+        # health check the rollout stops, and the next batch is never touched.
+        bad = json.loads(inventory.read_text())
+        canary = bad["all"]["children"]["nodes"]["children"]["township"]["hosts"]["c370102001"]
+        canary.update(
+            onestop_node_check_host="127.0.0.2",
+            onestop_node_health_retries=1,
+            onestop_node_health_delay=0,
+        )
+        (tmp_path / "bad.yml").write_text(json.dumps(bad, ensure_ascii=False))
+        up = _playbook(
+            tmp_path,
+            tmp_path / "bad.yml",
+            "--limit",
+            "nodes",
+            name="upgrade",
+            playbook="upgrade.yml",
+            ok=False,
+        )
+        assert up["c370102001"][3] == 1, up
+        assert "c370102002" not in up, up
         assert _get(hub_url + "/api/v1/health")
     finally:
         _stop_services(tmp_path)

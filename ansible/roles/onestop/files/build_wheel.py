@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -25,7 +26,8 @@ def fingerprint(src: Path) -> str:
     files = [src / "pyproject.toml", src / "README.md"]
     for pkg in packages:
         files += sorted(
-            p for p in (src / pkg).rglob("*")
+            p
+            for p in (src / pkg).rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
         )
     h = hashlib.sha256()
@@ -54,8 +56,21 @@ def main() -> int:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{fp}-", dir=cache))
         try:
-            cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
-                   "--disable-pip-version-check", "-w", str(tmp), str(src)]
+            # With the build backend at hand, build offline; else pip fetches it.
+            offline = importlib.util.find_spec("hatchling") is not None
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                *(["--no-build-isolation"] if offline else []),
+                "--no-deps",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-w",
+                str(tmp),
+                str(src),
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 sys.stderr.write(done.stdout + done.stderr)
@@ -69,8 +84,17 @@ def main() -> int:
         sys.stderr.write(f"expected one onestop wheel in {out}, found {len(wheels)}\n")
         return 1
     wheel = wheels[0]
-    print(json.dumps({"changed": changed, "path": str(wheel), "name": wheel.name,
-                      "sha256": sha256(wheel), "fingerprint": fp}))
+    print(
+        json.dumps(
+            {
+                "changed": changed,
+                "path": str(wheel),
+                "name": wheel.name,
+                "sha256": sha256(wheel),
+                "fingerprint": fp,
+            }
+        )
+    )
     return 0
 
 
