@@ -225,10 +225,10 @@ class Checkpointer:
     the server's event loop, and every request queued behind it waits.  While this runs, a
     second connection checkpoints on its own thread (``PASSIVE``: never blocks a writer or a
     reader; the GIL is released while SQLite works) after every ``every_commits`` commits
-    through :func:`tx`, or ``max_interval`` seconds after the last checkpoint if anything
-    was committed, so the copying and the fsyncs leave the event loop.  (Each finished
-    checkpoint makes the next write start the WAL over, which fsyncs the WAL header once:
-    hence not a checkpoint every moment.)
+    through :func:`tx` (about the pages of SQLite's 1,000-page default), and at least every
+    ``max_interval`` seconds (a no-op when nothing was written), so the copying and the
+    fsyncs leave the event loop.  (Each finished checkpoint makes the next write start the
+    WAL over, which fsyncs the WAL header once: hence not a checkpoint every moment.)
 
     A passive checkpoint cannot finish while the server keeps writing, and the WAL only
     starts over after one that finished; so the serving connection keeps SQLite's automatic
@@ -285,9 +285,9 @@ class Checkpointer:
             conn.execute("PRAGMA synchronous=NORMAL")
             seen, last = _commits.n, time.monotonic()
             while not self._stop.wait(self.poll):
-                new = _commits.n - seen
-                if new < self.every_commits and not (
-                    new and time.monotonic() - last >= self.max_interval
+                if (
+                    _commits.n - seen < self.every_commits
+                    and time.monotonic() - last < self.max_interval
                 ):
                     continue
                 seen, last = _commits.n, time.monotonic()
@@ -296,9 +296,9 @@ class Checkpointer:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        # A second pass right away copies only what was written during the first, so it
-        # often finishes between two writes.
-        for _ in range(2):
+        # Each further pass copies only what was written during the one before (little, so
+        # quickly): one of them usually finishes between two writes.
+        for _ in range(5):
             try:
                 busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:

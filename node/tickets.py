@@ -219,8 +219,9 @@ def waiting_ahead(db: sqlite_utils.Database, ticket: dict[str, Any]) -> int:
     )
 
 
+# Whole milliseconds (the stamps' precision), so the mean is exact, not julianday's float.
 _AVG_SERVICE_SQL = """
-SELECT AVG((julianday(finished_at) - julianday(called_at)) * 86400.0) FROM (
+SELECT AVG(ROUND((julianday(finished_at) - julianday(called_at)) * 86400000.0)) FROM (
     SELECT called_at, finished_at FROM tickets
      WHERE queue = ? AND service_date = ? AND state = 'done' AND called_at IS NOT NULL
      ORDER BY finished_at DESC LIMIT 20)
@@ -232,10 +233,10 @@ def average_service_minutes(
 ) -> float:
     """Mean service time of the queue's last 20 finished tickets today (index
     ``tickets_done``: 20 rows read, however long the history)."""
-    secs = db.execute(_AVG_SERVICE_SQL, [queue, service_date]).fetchone()[0]
-    if secs is None:
+    ms = db.execute(_AVG_SERVICE_SQL, [queue, service_date]).fetchone()[0]
+    if ms is None:
         return cfg.default_service_minutes
-    return max(1.0, float(secs) / 60)
+    return max(1.0, float(ms) / 1000 / 60)
 
 
 def open_window_queues(db: sqlite_utils.Database) -> list[list[str]]:
