@@ -90,13 +90,17 @@ def call_next(
     with dbm.tx(db) as conn:
         w = get(db, window_id)
         if w["status"] != "open":
-            raise Conflict(f"window {w['number']} is {w['status']}; resume it before calling")
+            raise Conflict(
+                f"window {w['number']} is {w['status']}; resume it before calling",
+                zh=f"{w['number']}号窗口已暂停服务，请先恢复服务再叫号",
+            )
         busy = current(db, window_id)
         if busy:
             raise Conflict(
                 f"window {w['number']} is still serving {busy['ticket_no']}: finish it, "
                 "mark it no-show or suspend it first",
                 field="window",
+                zh=f"{w['number']}号窗口正在办理 {busy['ticket_no']}，请先办结、弃号或挂起",
             )
         # Tickets transferred to this window first (index tickets_targeted: a handful),
         # then the line in call order (index tickets_line: the first match ends the scan).
@@ -157,13 +161,22 @@ def _act(
     if ticket_id is None:
         t = current(db, window_id)
         if t is None:
-            raise Conflict(f"window {w['number']} has no called ticket to {action}")
+            raise Conflict(
+                f"window {w['number']} has no called ticket to {action}",
+                zh=f"{w['number']}号窗口当前没有正在办理的号票",
+            )
     else:
         t = tk.get(db, ticket_id)
         if t["window_id"] != window_id:
-            raise Conflict(f"ticket {t['ticket_no']} is not at window {w['number']}")
+            raise Conflict(
+                f"ticket {t['ticket_no']} is not at window {w['number']}",
+                zh=f"{t['ticket_no']} 号不在{w['number']}号窗口",
+            )
     if t["state"] not in allowed:
-        raise Conflict(f"cannot {action} ticket {t['ticket_no']}: it is {t['state']}")
+        raise Conflict(
+            f"cannot {action} ticket {t['ticket_no']}: it is {t['state']}",
+            zh=f"{t['ticket_no']} 号当前状态不允许此操作",
+        )
     return w, t
 
 
@@ -181,6 +194,7 @@ def recall(
                 f"ticket {t['ticket_no']} was already recalled {t['recalls']} times "
                 f"(limit {cfg.recall_limit}); mark it no-show",
                 field="recalls",
+                zh=f"{t['ticket_no']} 号已重呼 {t['recalls']} 次（上限 {cfg.recall_limit} 次），请作弃号处理",
             )
         conn.execute("UPDATE tickets SET recalls = recalls + 1 WHERE id = ?", [t["id"]])
         events.append(
@@ -263,7 +277,8 @@ def resume(
         if busy:
             raise Conflict(
                 f"window {w['number']} is serving {busy['ticket_no']}; "
-                "finish or suspend it before resuming another"
+                "finish or suspend it before resuming another",
+                zh=f"{w['number']}号窗口正在办理 {busy['ticket_no']}，请先办结或挂起再恢复其他号票",
             )
         conn.execute("UPDATE tickets SET state = 'called' WHERE id = ?", [t["id"]])
         events.append(

@@ -37,9 +37,11 @@ class ApiError(Exception):
         status: int | None = None,
         code: str | None = None,
         errors: list[dict[str, str]] | None = None,
+        zh: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.zh = zh  # the message in Chinese, for clients that ask for zh
         self.field = field
         self.hint = hint
         if status is not None:
@@ -107,9 +109,21 @@ def error_body(
     }
 
 
-def error_response(exc: ApiError) -> web.Response:
+def prefers_zh(request: web.Request) -> bool:
+    """Whether the client asked for Chinese (``?lang=zh``, the ``lang`` cookie, or
+    ``Accept-Language``); API messages are English otherwise."""
+    lang = request.query.get("lang") or request.cookies.get("lang")
+    if lang:
+        return lang == "zh"
+    return request.headers.get("Accept-Language", "").lower().startswith("zh")
+
+
+def error_response(exc: ApiError, request: web.Request | None = None) -> web.Response:
+    message = exc.message
+    if exc.zh and request is not None and prefers_zh(request):
+        message = exc.zh
     return web.json_response(
-        error_body(exc.status, exc.code, exc.message, field=exc.field, hint=exc.hint,
+        error_body(exc.status, exc.code, message, field=exc.field, hint=exc.hint,
                    errors=exc.errors),
         status=exc.status,
     )
@@ -145,8 +159,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         if wants_json(request):
-            return error_response(exc)
-        return _html_error(request, exc.status, exc.message, exc.hint)
+            return error_response(exc, request)
+        message = exc.zh if exc.zh and prefers_zh(request) else exc.message
+        return _html_error(request, exc.status, message, exc.hint)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

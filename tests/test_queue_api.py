@@ -327,3 +327,13 @@ def test_id_numbers_encrypted_at_rest(node_config: Any) -> None:
     assert idn.encode() not in raw and PHONE.encode() not in raw
     row = dbm.one(db, "SELECT * FROM tickets")
     assert row and p.decrypt(row["id_enc"]) == idn and row["id_masked"] == idn[:6] + "********" + idn[-4:]
+
+
+async def test_window_conflicts_speak_the_clients_language(client: Any) -> None:
+    h = await login(client)
+    await take(client)
+    await call(client, 1, h)
+    r = await call(client, 1, {**h, "Accept-Language": "zh-CN,zh;q=0.9"})
+    assert r.status == 409 and "正在办理" in (await r.json())["message"]
+    r = await call(client, 1, {**h, "Accept-Language": "en-GB"})
+    assert "still serving" in (await r.json())["message"]

@@ -23,7 +23,8 @@
 
   /* fetch JSON; resolves {ok, status, body} and never throws for HTTP errors. */
   function api(method, url, body, csrf) {
-    var headers = { "Accept": "application/json" };
+    var headers = { "Accept": "application/json",
+                    "Accept-Language": document.documentElement.lang || "zh-CN" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (csrf) headers["X-CSRF-Token"] = csrf;
     return fetch(url, {
