@@ -32,8 +32,9 @@ _encode = json.JSONEncoder(
 encode_str = json.encoder.encode_basestring  # a JSON string literal, as _encode writes it
 
 
-def _plain(obj: Any) -> bool:
-    """True when ``obj`` holds only what the C encoder writes in RFC 8785 form."""
+def is_plain(obj: Any) -> bool:
+    """True when ``obj`` holds only what the C encoder writes in RFC 8785 form: str, bool,
+    None, int within +/-``INT_MAX``, list, dict with BMP-only str keys (exact types)."""
     t = type(obj)
     if t is str or t is bool or obj is None:
         return True
@@ -77,7 +78,7 @@ def canonical(obj: Any) -> bytes:
     Raises ``ValueError`` (``rfc8785.CanonicalizationError``) for values JSON cannot carry
     exactly: non-string keys, NaN/infinity, integers beyond +/-2**53.
     """
-    if _plain(obj):
+    if is_plain(obj):
         try:
             return _encode(obj).encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: rfc8785 raises its own error

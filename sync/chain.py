@@ -33,6 +33,7 @@ from sync.canonical import (
     b64encode,
     canonical,
     encode_str,
+    is_plain,
     is_sha256_hex,
     sha256_hex,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "rotation_body",
     "verify_chain",
     "verify_record",
+    "serve_signatures",
     "verify_signatures",
 ]
 
@@ -192,21 +194,35 @@ def make_record(
     ev, raw = _event_fields(event, seq)
     if ev["kind"] == ROTATION_KIND:
         parse_rotation(ev, seq)
-    # The normalised event's canonical JSON is ``raw`` again (canonical JSON parses back to
-    # itself), so the record's canonical JSON is ``raw`` inside the fixed frame.
+    # When the parsed-back body holds only strings, safe integers, booleans, null, lists and
+    # objects, its canonical JSON is ``raw`` again, so the record's is ``raw`` in the fixed
+    # frame.  Otherwise (floats: 1e20 comes back as an integer JSON cannot carry exactly, ...)
+    # the general path hashes the parsed-back event, raising as it always did.
     try:
-        if type(node_code) is not str or seq > INT_MAX:
+        if type(node_code) is not str or seq > INT_MAX or not is_plain(ev["body"]):
             raise ValueError("not the plain case")
         digest = hashlib.sha256(b'{"event":' + raw + _tail(node_code, prev_hash, seq)).digest()
         h = digest.hex()
-    except ValueError:  # the general path raises as before for what JSON cannot carry
+    except ValueError:
         h = record_hash(node_code, seq, prev_hash, ev)
         digest = bytes.fromhex(h)
     sig = private_key.sign(RECORD_SIG_CONTEXT + digest)
     return {
         "node": node_code, "seq": seq, "prev": prev_hash, "event": ev,
-        "hash": h, "sig": b64encode(sig), "key_id": public_key_id(private_key.public_key()),
+        "hash": h, "sig": b64encode(sig), "key_id": _signing_key_id(private_key),
     }  # fmt: skip
+
+
+_last_signing_key: tuple[Ed25519PrivateKey, str] | None = None
+
+
+def _signing_key_id(private_key: Ed25519PrivateKey) -> str:
+    """``public_key_id`` of the key's public half (the last key's id is kept)."""
+    global _last_signing_key
+    last = _last_signing_key
+    if last is None or last[0] is not private_key:
+        last = _last_signing_key = (private_key, public_key_id(private_key.public_key()))
+    return last[1]
 
 
 def check_shape(record: object) -> int:
@@ -216,7 +232,7 @@ def check_shape(record: object) -> int:
     seq = record.get("seq")
     if type(seq) is not int or seq < 1:
         raise RecordError(BAD_SHAPE, f"seq must be a positive integer, got {seq!r}")
-    if set(record) != RECORD_KEYS:
+    if record.keys() != RECORD_KEYS:
         missing, extra = sorted(RECORD_KEYS - set(record)), sorted(set(record) - RECORD_KEYS)
         raise RecordError(
             BAD_SHAPE, f"record fields wrong: missing {missing}, unexpected {extra}", seq
@@ -228,7 +244,7 @@ def check_shape(record: object) -> int:
         if not is_sha256_hex(record[k]):
             raise RecordError(BAD_SHAPE, f"{k} must be 64 lowercase hex characters", seq)
     ev = record["event"]
-    if not isinstance(ev, Mapping) or set(ev) != set(EVENT_KEYS):
+    if not isinstance(ev, Mapping) or ev.keys() != EVENT_KEYSET:
         raise RecordError(
             BAD_SHAPE, f"event must be an object with exactly {list(EVENT_KEYS)}", seq
         )
@@ -317,13 +333,12 @@ def verify_signatures(items: Sequence[tuple[bytes, str, str]]) -> list[bool]:
     keys: dict[bytes, Ed25519PublicKey | None] = {}
     out: list[bool] = []
     for raw_key, sig, h in items:
-        key = keys.get(raw_key, False)
-        if key is False:
+        if raw_key not in keys:
             try:
-                key = Ed25519PublicKey.from_public_bytes(raw_key)
+                keys[raw_key] = Ed25519PublicKey.from_public_bytes(raw_key)
             except ValueError:
-                key = None
-            keys[raw_key] = key
+                keys[raw_key] = None
+        key = keys[raw_key]
         if key is None:
             out.append(False)
             continue
@@ -333,6 +348,21 @@ def verify_signatures(items: Sequence[tuple[bytes, str, str]]) -> list[bool]:
         except (ValueError, TypeError, InvalidSignature):
             out.append(False)
     return out
+
+
+def serve_signatures(conn: Any) -> None:
+    """A signature-checking process (``hub.worker``): answer each ``(job, items)`` received
+    on ``conn`` (a ``multiprocessing`` connection) with ``(job, results)``, one byte per item
+    (1: verifies, see :func:`verify_signatures`), until the parent closes it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
+    while True:
+        try:
+            job, items = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send((job, bytes(verify_signatures(items))))
 
 
 @dataclass(frozen=True)
@@ -369,11 +399,12 @@ class ChainVerifier:
             return keys.get(key_id)
         return keys(key_id)
 
-    def check(self, record: Mapping[str, Any]) -> bytes:
+    def check(self, record: Mapping[str, Any], *, shape_checked: bool = False) -> bytes:
         """Verify the next record and advance, or raise :class:`RecordError` and stay put.
 
-        Returns the canonical JSON of the record's event body (see :func:`verify_record`)."""
-        seq = check_shape(record)
+        Returns the canonical JSON of the record's event body (see :func:`verify_record`).
+        ``shape_checked``: the caller's :func:`check_shape` just passed (not done again)."""
+        seq = record["seq"] if shape_checked else check_shape(record)
         key = self.key or self.lookup(record["key_id"])
         if key is None:
             raise RecordError(BAD_SIGNATURE, f"unknown key {record['key_id']}", seq)

@@ -39,7 +39,13 @@ from sync.chain import GENESIS
 
 log = logging.getLogger("onestop.sync")
 
-BATCH_SIZE = 500
+# Records per batch: fewer round trips (each also signs, sends and checks a checkpoint and a
+# receipt) and a longer batch for the hub to spread its signature checks over; 1,000 records
+# are about 1.2 MB of JSON, 0.25 MB gzipped (bench/README.md).
+BATCH_SIZE = 1000
+# gzip level 4: 4% more bytes than level 6 (247 vs 237 B per case record) for 30% less CPU
+# (12 vs 17 us per record); level 1 saves another 3.5 us for 13% more bytes.
+GZIP_LEVEL = 4
 MAX_RECORDS_PER_REQUEST = 2000
 DEBOUNCE_SECONDS = 0.3
 BACKOFF_MAX_ENV = "ONESTOP_SYNC_BACKOFF_MAX"
@@ -143,6 +149,11 @@ def store_receipt(
     return None
 
 
+def encode_body(payload: Any) -> bytes:
+    """A request body: JSON (UTF-8, not ASCII-escaped), gzip at :data:`GZIP_LEVEL`."""
+    return gzip.compress(json.dumps(payload, ensure_ascii=False).encode(), GZIP_LEVEL)
+
+
 def backlog(db: sqlite_utils.Database) -> int:
     from sync import relay
 
@@ -204,7 +215,9 @@ class PushClient:
         hdrs.update(headers or {})
         data = None
         if payload is not None:
-            data = gzip.compress(json.dumps(payload, ensure_ascii=False).encode(), 6)
+            # Off the event loop: a batch is ~1 MB of JSON to encode and compress, and the node
+            # server keeps answering its windows meanwhile (zlib lets go of the GIL).
+            data = await asyncio.to_thread(encode_body, payload)
             hdrs.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
         try:
             async with self._http().request(

@@ -26,7 +26,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +75,17 @@ class Signer:
     key: Ed25519PrivateKey
     data_dir: Path | None = None
     conn: Conn | None = None  # only for in-memory databases (keyed by connection)
+    # (key, its id): asked on every event written, computed once per key.
+    _kid: tuple[Ed25519PrivateKey, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def key_id(self) -> str:
-        return public_key_id(self.key.public_key())
+        cached = self._kid
+        if cached is None or cached[0] is not self.key:
+            cached = self._kid = (self.key, public_key_id(self.key.public_key()))
+        return cached[1]
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -93,11 +100,22 @@ def _conn(db: DbLike) -> Conn:
     return db.conn if isinstance(db, sqlite_utils.Database) else db
 
 
+_realpaths: dict[str, Path] = {}  # database path as SQLite names it -> its real path
+
+
 def database_file(db: DbLike) -> Path | None:
     """The main database file of a connection (None for an in-memory database)."""
     for row in _conn(db).execute("PRAGMA database_list").fetchall():
         if row[1] == "main":
-            return Path(os.path.realpath(row[2])) if row[2] else None
+            if not row[2]:
+                return None
+            # Resolving symlinks costs a few system calls; this runs on every event written.
+            real = _realpaths.get(row[2])
+            if real is None:
+                if len(_realpaths) >= 256:
+                    _realpaths.clear()
+                real = _realpaths[row[2]] = Path(os.path.realpath(row[2]))
+            return real
     return None
 
 
