@@ -36,8 +36,8 @@ def _bound_note(rows: list[Row]) -> str:
     s = f"bound by per-record verification: sync.chain.verify_record {vr:,.0f}/s on one core"
     if ed:
         s += (
-            f" (Ed25519 alone {ed:,.0f}/s; the rest is RFC 8785 canonical JSON and "
-            "hashing in pure Python)"
+            f" (Ed25519 alone {ed:,.0f}/s; the rest is canonical JSON, hashing and the "
+            "chain walk in Python; extra cores verify signatures in worker processes)"
         )
     return s
 
