@@ -15,11 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import db as hubdb
 from hub import tree as treem
 from hub import users
 from hub.keys import CONFIG, DB
 from onestop import sessions
 from onestop.errors import Forbidden, Unauthorized
+from onestop.passwords import verify_off_loop
 
 COOKIE = "onestop_hub_session"
 
@@ -29,8 +31,11 @@ def session_key(link_key: bytes) -> bytes:
 
 
 async def login(request: web.Request, username: str, password: str) -> tuple[dict[str, Any], str]:
-    user = users.authenticate(request.app[DB], username, password)
-    if user is None:
+    db = request.app[DB]
+    row = hubdb.one(db, "SELECT password_hash FROM users WHERE username = ? AND disabled = 0",
+                    [username])
+    user = users.get(db, username)
+    if not await verify_off_loop(password, row["password_hash"] if row else None) or not user:
         raise Unauthorized("wrong username or password", field="password")
     csrf = await sessions.start(request, user["username"], request.app[CONFIG].session_max_age)
     return user, csrf

@@ -16,7 +16,7 @@ import sqlite_utils
 import hub.tree as treem
 from hub import db as hubdb
 from onestop.errors import Conflict, Invalid
-from onestop.passwords import check_strength, hash_password, verify_password
+from onestop.passwords import check_strength, hash_password
 
 ROLES = ("admin", "official")
 PUBLIC = "username, role, scope, disabled, created_at"
@@ -49,16 +49,6 @@ def add(db: sqlite_utils.Database, username: str, password: str, role: str,
 
 def get(db: sqlite_utils.Database, username: str) -> dict[str, Any] | None:
     return hubdb.one(db, f"SELECT {PUBLIC} FROM users WHERE username = ?", [username])
-
-
-def authenticate(db: sqlite_utils.Database, username: str, password: str) -> dict[str, Any] | None:
-    row = hubdb.one(db, "SELECT * FROM users WHERE username = ? AND disabled = 0", [username])
-    if row is None:
-        verify_password(password, hash_password("x" * 8))  # same time as a real check
-        return None
-    if not verify_password(password, row["password_hash"]):
-        return None
-    return get(db, username)
 
 
 def all_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:

@@ -11,15 +11,20 @@ from typing import Any
 
 from aiohttp import web
 
+from node import db as dbm
 from node import users
 from node.keys import CONFIG, DB
 from onestop import sessions
 from onestop.errors import Unauthorized
+from onestop.passwords import verify_off_loop
 
 
 async def login(request: web.Request, username: str, password: str) -> tuple[dict[str, Any], str]:
-    user = users.authenticate(request.app[DB], username, password)
-    if user is None:
+    db = request.app[DB]
+    row = dbm.one(db, "SELECT password_hash FROM users WHERE username = ? AND disabled = 0",
+                  [username])
+    user = users.get(db, username)
+    if not await verify_off_loop(password, row["password_hash"] if row else None) or not user:
         raise Unauthorized("wrong username or password", field="password")
     csrf = await sessions.start(request, user["username"], request.app[CONFIG].session_max_age)
     return user, csrf

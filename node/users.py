@@ -9,7 +9,7 @@ import sqlite_utils
 from node import db as dbm
 from node.clock import iso, system_now
 from onestop.errors import Conflict, Invalid
-from onestop.passwords import check_strength, hash_password, verify_password
+from onestop.passwords import check_strength, hash_password
 
 ROLES = ("admin", "window", "reviewer")
 
@@ -51,17 +51,6 @@ def get(db: sqlite_utils.Database, username: str) -> dict[str, Any] | None:
     u = dbm.one(db, "SELECT username, role, window_id, department, disabled FROM users "
                     "WHERE username = ?", [username])
     return u
-
-
-def authenticate(db: sqlite_utils.Database, username: str, password: str) -> dict[str, Any] | None:
-    row = dbm.one(db, "SELECT * FROM users WHERE username = ? AND disabled = 0", [username])
-    if row is None:
-        # Spend the same time as a real check so usernames can't be probed by timing.
-        verify_password(password, hash_password("x" * 8))
-        return None
-    if not verify_password(password, row["password_hash"]):
-        return None
-    return get(db, username)
 
 
 def all_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -35,3 +37,16 @@ def check_strength(password: str) -> str | None:
     if len(password) < 8:
         return "password must have at least 8 characters"
     return None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("x" * 8)
+
+
+async def verify_off_loop(password: str, stored: str | None) -> bool:
+    """:func:`verify_password` on a worker thread, so a login (tens of milliseconds of scrypt)
+    never stalls the event loop; with no stored hash it spends the same time and says no, so
+    usernames can't be probed by timing."""
+    ok = await asyncio.to_thread(verify_password, password, stored or _dummy_hash())
+    return ok and stored is not None

@@ -337,3 +337,21 @@ async def test_window_conflicts_speak_the_clients_language(client: Any) -> None:
     assert r.status == 409 and "正在办理" in (await r.json())["message"]
     r = await call(client, 1, {**h, "Accept-Language": "en-GB"})
     assert "still serving" in (await r.json())["message"]
+
+
+async def test_a_login_does_not_stall_the_kiosk(client: Any) -> None:
+    """scrypt runs off the event loop: a kiosk request sent during a login finishes first."""
+    done: list[str] = []
+
+    async def log_in() -> None:
+        r = await client.post("/api/v1/login", json={"username": "admin", "password": "admin-pass-1"})
+        assert r.status == 200
+        done.append("login")
+
+    async def kiosk() -> None:
+        await asyncio.sleep(0.005)  # the login's hashing has started
+        assert (await client.get("/api/v1/queues")).status == 200
+        done.append("kiosk")
+
+    await asyncio.gather(log_in(), kiosk())
+    assert done == ["kiosk", "login"]
