@@ -15,13 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import db as hubdb
 from hub import tree as treem
 from hub import users
 from hub.keys import CONFIG, DB
 from onestop import sessions
-from onestop.errors import Forbidden, Unauthorized
-from onestop.passwords import verify_off_loop
+from onestop.errors import Forbidden
 
 COOKIE = "onestop_hub_session"
 
@@ -32,13 +30,8 @@ def session_key(link_key: bytes) -> bytes:
 
 async def login(request: web.Request, username: str, password: str) -> tuple[dict[str, Any], str]:
     db = request.app[DB]
-    row = hubdb.one(db, "SELECT password_hash FROM users WHERE username = ? AND disabled = 0",
-                    [username])
-    user = users.get(db, username)
-    if not await verify_off_loop(password, row["password_hash"] if row else None) or not user:
-        raise Unauthorized("wrong username or password", field="password")
-    csrf = await sessions.start(request, user["username"], request.app[CONFIG].session_max_age)
-    return user, csrf
+    return await sessions.login(request, db, lambda name: users.get(db, name), username,
+                                password, request.app[CONFIG].session_max_age)
 
 
 async def logout(request: web.Request) -> None:
@@ -46,9 +39,8 @@ async def logout(request: web.Request) -> None:
 
 
 async def current_user(request: web.Request) -> dict[str, Any] | None:
-    name = await sessions.username(request)
-    user = users.get(request.app[DB], name) if name else None
-    return None if user is None or user["disabled"] else user
+    db = request.app[DB]
+    return await sessions.current_user(request, lambda name: users.get(db, name))
 
 
 csrf_token = sessions.csrf_token

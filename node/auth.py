@@ -11,23 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
-from node import db as dbm
 from node import users
 from node.keys import CONFIG, DB
 from onestop import sessions
-from onestop.errors import Unauthorized
-from onestop.passwords import verify_off_loop
 
 
 async def login(request: web.Request, username: str, password: str) -> tuple[dict[str, Any], str]:
     db = request.app[DB]
-    row = dbm.one(db, "SELECT password_hash FROM users WHERE username = ? AND disabled = 0",
-                  [username])
-    user = users.get(db, username)
-    if not await verify_off_loop(password, row["password_hash"] if row else None) or not user:
-        raise Unauthorized("wrong username or password", field="password")
-    csrf = await sessions.start(request, user["username"], request.app[CONFIG].session_max_age)
-    return user, csrf
+    return await sessions.login(request, db, lambda name: users.get(db, name), username,
+                                password, request.app[CONFIG].session_max_age)
 
 
 async def logout(request: web.Request) -> None:
@@ -35,9 +27,8 @@ async def logout(request: web.Request) -> None:
 
 
 async def current_user(request: web.Request) -> dict[str, Any] | None:
-    name = await sessions.username(request)
-    user = users.get(request.app[DB], name) if name else None
-    return None if user is None or user["disabled"] else user
+    db = request.app[DB]
+    return await sessions.current_user(request, lambda name: users.get(db, name))
 
 
 csrf_token = sessions.csrf_token

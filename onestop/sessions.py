@@ -12,12 +12,37 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+import sqlite_utils
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from onestop.errors import Forbidden, Unauthorized
+from onestop.passwords import verify_off_loop
+
+UserLookup = Callable[[str], dict[str, Any] | None]
 
 SAFE = ("GET", "HEAD", "OPTIONS")
+
+
+async def login(
+    request: web.Request, db: sqlite_utils.Database, lookup: UserLookup, name: str,
+    password: str, max_age: int,
+) -> tuple[dict[str, Any], str]:
+    """Check a password against the ``users`` table (scrypt off the event loop) and start a
+    session; returns the user and the session's CSRF token."""
+    row = db.execute(
+        "SELECT password_hash FROM users WHERE username = ? AND disabled = 0", [name]
+    ).fetchone()
+    user = lookup(name)
+    if not await verify_off_loop(password, row[0] if row else None) or not user:
+        raise Unauthorized("wrong username or password", field="password")
+    return user, await start(request, user["username"], max_age)
+
+
+async def current_user(request: web.Request, lookup: UserLookup) -> dict[str, Any] | None:
+    name = await username(request)
+    user = lookup(name) if name else None
+    return None if user is None or user.get("disabled") else user
 
 
 async def start(request: web.Request, username: str, max_age: int) -> str:
@@ -65,16 +90,15 @@ async def check_csrf(request: web.Request) -> None:
 
 async def require(
     request: web.Request,
-    lookup: Callable[[str], dict[str, Any] | None],
+    lookup: UserLookup,
     roles: tuple[str, ...],
 ) -> dict[str, Any]:
     """The logged-in, enabled user holding one of ``roles`` (any when empty); checks CSRF.
 
     API paths answer 401/403 in the one error shape; pages redirect to ``/login``.
     """
-    name = await username(request)
-    user = lookup(name) if name else None
-    if user is None or user.get("disabled"):
+    user = await current_user(request, lookup)
+    if user is None:
         if request.path.startswith("/api/"):
             raise Unauthorized("login required: POST /api/v1/login", field="session")
         raise web.HTTPFound(f"/login?next={request.path_qs}")
