@@ -259,7 +259,10 @@ def test_intake_review_and_approval(browser: Any, live_node: LiveServer, tmp_pat
     assert p.locator("#case-state").get_attribute("data-state") == "accepted"  # civil pending
     stale.click('form.decide[data-department="edu"] [data-decision="approve"]')
     msg = stale.locator("#msg")
-    msg.wait_for(state="visible")
+    # The message area still shows the earlier "reason needed": wait for the server's answer.
+    stale.wait_for_function(
+        "document.getElementById('msg').textContent.includes('already decided')"
+    )
     assert "当前状态不允许此操作" in msg.inner_text() and "already decided" in msg.inner_text()
 
     # -- civil affairs approves: the case is approved ------------------------------------
