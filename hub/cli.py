@@ -17,7 +17,7 @@ import sqlite_utils
 
 from hub import config as cfgm
 from hub import db as hubdb
-from onestop.cli import CliError
+from onestop.cli import CliError, read_password
 
 LEVELS = ("province", "city", "county", "township")
 CODE_LENGTHS = (2, 4, 6, 9, 12)
@@ -292,24 +292,13 @@ def cmd_catalog_publish(args: argparse.Namespace) -> int:
 # -- users, rollups ----------------------------------------------------------------------------------
 
 
-def _read_password(prompt: str = "password: ") -> str:
-    import getpass
-
-    if sys.stdin.isatty():
-        pw = getpass.getpass(prompt)
-        if pw != getpass.getpass("again: "):
-            raise CliError("the passwords differ")
-        return pw
-    return sys.stdin.readline().rstrip("\n")
-
-
 def cmd_user_add(args: argparse.Namespace) -> int:
     from hub import users
     from onestop.divisions import DivisionError
     from onestop.errors import ApiError
 
     _, db = open_hub(args.data)
-    password = _read_password()
+    password = read_password()
     try:
         user = users.add(db, args.username, password, args.role, args.scope)
     except ApiError as exc:

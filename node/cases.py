@@ -41,7 +41,6 @@ from node.config import NodeConfig
 from node.pii import Pii
 from onestop import identity
 from onestop.errors import Conflict, Forbidden, Invalid, NotFound, invalid_fields
-from onestop.i18n import t as tr
 
 CASE_NO_RE = re.compile(r"^(\d{2,12})-(\d{8})-(\d{4,})$")
 #: Item kinds that are cases of their own and never share a case with other kinds.
@@ -1695,26 +1694,6 @@ def overview(db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now) 
 # --------------------------------------------------------------------------- pre-applications
 
 
-def _identity(
-    data: dict[str, Any], today: dt.date, errors: dict[str, str], default_lang: str = "zh"
-) -> tuple[str, str, str]:
-    lang = data.get("lang") or default_lang
-    if lang not in ("zh", "en"):
-        errors["lang"] = "lang must be zh or en"
-        lang = "en"
-    try:
-        id_number = identity.validate_id_number(str(data.get("id_number") or ""), today)
-    except identity.FieldError as exc:
-        errors["id_number"] = tr(exc.message_key, lang)
-        id_number = ""
-    try:
-        phone = identity.validate_phone(str(data.get("phone") or ""))
-    except identity.FieldError as exc:
-        errors["phone"] = tr(exc.message_key, lang)
-        phone = ""
-    return id_number, phone, lang
-
-
 def preapply(
     db: sqlite_utils.Database,
     cfg: NodeConfig,
@@ -1726,7 +1705,7 @@ def preapply(
     t = now()
     today = local_date(t, cfg.timezone)
     errors: dict[str, str] = {}
-    id_number, phone, lang = _identity(data, today, errors, cfg.default_lang)
+    id_number, phone, lang = identity.person_fields(data, today, errors, cfg.default_lang)
     items = _validate_items(db, _code_list(data, "items", errors), errors)
     provided = _code_list(data, "materials", errors)
     provided = _validate_materials(provided or [], items, "materials", errors)
@@ -1913,7 +1892,7 @@ def book(
         bad = _slot_error(cfg, day, slot, now)
         if bad:
             errors["slot"] = bad
-    id_number, phone, lang = _identity(data, today, errors, cfg.default_lang)
+    id_number, phone, lang = identity.person_fields(data, today, errors, cfg.default_lang)
     if errors:
         raise invalid_fields(errors)
     assert day is not None and isinstance(slot, str)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from pathlib import Path
 
 import sqlite_utils
@@ -12,7 +10,7 @@ import sqlite_utils
 from node import config as cfgm
 from node import db as dbm
 from node import pii as piim
-from onestop.cli import CliError
+from onestop.cli import CliError, read_password
 from onestop.errors import ApiError
 
 
@@ -131,15 +129,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"onestop node {cfg.code} serving on http://{cfg.host}:{cfg.port}/", flush=True)
     web.run_app(app, host=cfg.host, port=cfg.port, print=None)
     return 0
-
-
-def read_password(prompt: str = "password: ") -> str:
-    if sys.stdin.isatty():
-        pw = getpass.getpass(prompt)
-        if pw != getpass.getpass("again: "):
-            raise CliError("the passwords differ")
-        return pw
-    return sys.stdin.readline().rstrip("\n")
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:

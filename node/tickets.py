@@ -21,7 +21,6 @@ from node.config import NodeConfig
 from node.pii import Pii
 from onestop import identity
 from onestop.errors import Conflict, NotFound, invalid_fields
-from onestop.i18n import t as tr
 
 TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show")
 PUBLIC_FIELDS = (
@@ -78,20 +77,7 @@ def issue(
             errors["item"] = f"item {item_code} is not handled by queue {queue_code}"
     t = now()
     today = local_date(t, cfg.timezone)
-    lang = data.get("lang") or cfg.default_lang
-    if lang not in ("zh", "en"):
-        errors["lang"] = "lang must be zh or en"
-        lang = "en"
-    try:
-        id_number = identity.validate_id_number(str(data.get("id_number") or ""), today)
-    except identity.FieldError as exc:
-        errors["id_number"] = tr(exc.message_key, lang)
-        id_number = ""
-    try:
-        phone = identity.validate_phone(str(data.get("phone") or ""))
-    except identity.FieldError as exc:
-        errors["phone"] = tr(exc.message_key, lang)
-        phone = ""
+    id_number, phone, lang = identity.person_fields(data, today, errors, cfg.default_lang)
     if errors:
         raise invalid_fields(errors)
     assert queue is not None

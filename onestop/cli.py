@@ -45,6 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
 
 
+def read_password(prompt: str = "password: ") -> str:
+    """A new password: prompted twice on a terminal, else one line of stdin."""
+    import getpass
+
+    if sys.stdin.isatty():
+        pw = getpass.getpass(prompt)
+        if pw != getpass.getpass("again: "):
+            raise CliError("the passwords differ")
+        return pw
+    return sys.stdin.readline().rstrip("\n")
+
+
 class CliError(Exception):
     """A command failed in a way the user can fix; ``hint`` is the next command to run."""
 

@@ -8,6 +8,7 @@ personal information: everything outside intake shows :func:`mask_id`.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import phonenumbers
 from stdnum import exceptions as stdnum_exc
@@ -98,3 +99,30 @@ def mask_phone(phone: str) -> str:
     if len(phone) < 7:
         return "*" * len(phone)
     return phone[:3] + "****" + phone[-4:]
+
+
+def person_fields(
+    data: dict[str, Any], today: dt.date, errors: dict[str, str], default_lang: str = "zh"
+) -> tuple[str, str, str]:
+    """Check a citizen's ``id_number`` and ``phone`` (and ``lang``) from a request body.
+
+    Returns ``(id_number, phone, lang)``; each bad field adds its message, in the request's
+    language, to ``errors`` and comes back empty.
+    """
+    from onestop.i18n import t
+
+    lang = data.get("lang") or default_lang
+    if lang not in ("zh", "en"):
+        errors["lang"] = "lang must be zh or en"
+        lang = "en"
+    try:
+        id_number = validate_id_number(str(data.get("id_number") or ""), today)
+    except FieldError as exc:
+        errors["id_number"] = t(exc.message_key, lang)
+        id_number = ""
+    try:
+        phone = validate_phone(str(data.get("phone") or ""))
+    except FieldError as exc:
+        errors["phone"] = t(exc.message_key, lang)
+        phone = ""
+    return id_number, phone, str(lang)
