@@ -28,6 +28,7 @@ from tests.test_hub_support import (
     hub_public,
     push,
     push_ok,
+    signed,
     ticket_body,
 )
 
@@ -391,8 +392,6 @@ async def test_event_schemas(hub_client: Any, hub_dir: Path, monkeypatch: Any) -
 
 
 async def test_records_back_for_restore(hub_client: Any, hub_dir: Path) -> None:
-    from hub.auth import sign_request
-
     log, other = NodeLog(TOWNSHIP), NodeLog(TOWNSHIP2)
     log.extend(7)
     enroll(hub_dir, log)
@@ -402,19 +401,19 @@ async def test_records_back_for_restore(hub_client: Any, hub_dir: Path) -> None:
     r = await hub_client.get(path)
     assert r.status == 401
     check_error_shape(await r.json(), 401)
-    r = await hub_client.get(path, headers=sign_request(other.key, TOWNSHIP2, "GET", path))
+    r = await hub_client.get(path, headers=signed(other.key, TOWNSHIP2, "GET", path))
     assert r.status == 403
-    r = await hub_client.get(path, headers=sign_request(log.key, TOWNSHIP, "GET", path))
+    r = await hub_client.get(path, headers=signed(log.key, TOWNSHIP, "GET", path))
     assert r.status == 200, await r.text()
     page = await r.json()
     assert page["records"] == log.records[2:5] and page["more"] is True
     assert page["ack_seq"] == 7 and page["checkpoint"]["tree_size"] == 7
     path = f"/api/v1/nodes/{TOWNSHIP}/records?after=5"
-    r = await hub_client.get(path, headers=sign_request(log.key, TOWNSHIP, "GET", path))
+    r = await hub_client.get(path, headers=signed(log.key, TOWNSHIP, "GET", path))
     page = await r.json()
     assert page["records"] == log.records[5:] and page["more"] is False
     bad = f"/api/v1/nodes/{TOWNSHIP}/records?after=x"
-    r = await hub_client.get(bad, headers=sign_request(log.key, TOWNSHIP, "GET", bad))
+    r = await hub_client.get(bad, headers=signed(log.key, TOWNSHIP, "GET", bad))
     assert r.status == 422 and (await r.json())["field"] == "after"
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 from pathlib import Path
@@ -22,6 +23,9 @@ from sync.merkle import MerkleTree, record_leaf
 from tests.conftest import run_cli
 
 AT = "2026-11-29T10:00:00.000Z"
+# The hub under test lives on this instant (its clock seam), whatever day the suite runs on:
+# the dashboards' default period, deadlines and request signature times all follow it.
+HUB_NOW = dt.datetime(2026, 11, 29, 10, 5, tzinfo=dt.UTC)
 TOWNSHIP = "370102001"
 TOWNSHIP2 = "370102002"
 COUNTY = "370102"
@@ -109,6 +113,11 @@ def enroll(hub_dir: Path, log: NodeLog, **extra: str) -> None:
     assert run_cli(*args) == 0
 
 
+def signed(key: Ed25519PrivateKey, node: str, method: str, target: str) -> dict[str, str]:
+    """Request signature headers timed on the pinned hub clock."""
+    return sign_request(key, node, method, target, HUB_NOW)
+
+
 def hub_public(hub_dir: Path) -> Any:
     return load_public(hub_dir / "hub.pub")
 
@@ -133,8 +142,7 @@ async def push(
         data = gzip.compress(data)
         headers["Content-Encoding"] = "gzip"
     if signer is not None:
-        headers.update(sign_request(key or signer.key, sign_as or signer.code, "POST",
-                                    "/api/v1/ingest"))  # fmt: skip
+        headers.update(signed(key or signer.key, sign_as or signer.code, "POST", "/api/v1/ingest"))
     return await client.post("/api/v1/ingest", data=data, headers=headers)
 
 
@@ -167,7 +175,7 @@ async def hub_client(aiohttp_client: Any, hub_dir: Path) -> Any:
     from hub.app import create_app
 
     add_hub_user(hub_dir, *HUB_ADMIN, "admin", "37")
-    client = await aiohttp_client(create_app(hubcfg.load(hub_dir)))
+    client = await aiohttp_client(create_app(hubcfg.load(hub_dir), now=lambda: HUB_NOW))
     r = await client.post("/api/v1/login", json={"username": HUB_ADMIN[0],
                                                  "password": HUB_ADMIN[1]})  # fmt: skip
     assert r.status == 200, await r.text()
