@@ -18,6 +18,7 @@ demo: $(BIN)/onestop
 	$(BIN)/onestop demo --data $(DEMO_DIR)
 
 lint: $(BIN)/onestop
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check onestop node hub sync tests bench
 	$(BIN)/mypy
@@ -32,6 +33,7 @@ deps:
 lint-fast: $(BIN)/onestop
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test-now: $(BIN)/onestop deps
 	$(BIN)/pytest -q $(PYTEST_ARGS)

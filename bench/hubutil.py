@@ -53,7 +53,7 @@ def enroll(hub_dir: Path, code: str, pubkey: Path, name: str = "") -> None:
 def signed_headers(key: Any, node: str, method: str, target: str) -> dict[str, str]:
     """``X-Onestop-Node/-Time/-Sig`` over ``b"onestop-request-v1\\n" + METHOD + TARGET + TIME``."""
     try:
-        from hub.auth import sign_request
+        from sync.requests import sign_request
 
         return sign_request(key, node, method, target)
     except ImportError:  # pragma: no cover - hub.auth is the reference; same bytes here

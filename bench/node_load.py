@@ -186,7 +186,7 @@ def issue_cpu_ms(data: Path, n: int) -> float:
     from node import config as cfgm
     from node import pii as piim
     from node import tickets
-    from sync.signer import open_node_db
+    from node.signer import open_node_db
 
     cfg = cfgm.load(data)
     db = open_node_db(cfg)

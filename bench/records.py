@@ -48,7 +48,7 @@ LEVELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: 
 @lru_cache(maxsize=1)
 def catalog_items() -> list[dict[str, Any]]:
     """Items of the shipped catalog (code, names, departments, materials, promised days)."""
-    from node import catalog
+    from schemas import catalog
 
     data = json.loads(catalog.seed_path().read_text(encoding="utf-8"))
     items = [it for it in data["items"] if it.get("materials")]

@@ -4,9 +4,9 @@
    ``onestop hub enroll`` with the node's ``node.pub``;
 2. N case events (600-800 byte bodies, :mod:`bench.records`) written into the node's database
    through the node's own signing path (:func:`node.events.append` with the signer attached
-   by :func:`sync.signer.open_node_db`: signed and chained in the write transaction);
+   by :func:`node.signer.open_node_db`: signed and chained in the write transaction);
 3. ``onestop hub serve`` in its own process; the node's real push client
-   (:class:`sync.push.PushClient`, what ``onestop sync push`` and the node server run)
+   (:class:`node.replication.client.PushClient`, what ``onestop sync push`` and the node server run)
    pushes the whole log (full catch-up), then 1,000 more events (incremental);
 4. the hub verifies every record (hash, signature, chain, checkpoint) before storing it;
    the run checks the hub's position and stored count equal the node's log.
@@ -59,7 +59,7 @@ class _Counter:
 def _client(cfg: Any, db: Any, counter: _Counter) -> Any:
     import aiohttp
 
-    from sync.push import PushClient
+    from node.replication.client import PushClient
 
     class CountingPushClient(PushClient):
         """The real push client; its HTTP session also counts request body bytes."""
@@ -104,7 +104,7 @@ def _hub_count(hub_db: Path, code: str) -> int:
 def run(opts: Options) -> list[Row]:
     from bench.common import run_cli_inprocess
     from node import config as cfgm
-    from sync import signer as signerm
+    from node import signer as signerm
 
     n, inc = opts.n, opts.incremental
     with workdir(opts, "replication") as tmp:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from onestop.cli import main
+from hub import cli
+from onestop import commands
 
 if __name__ == "__main__":
-    sys.exit(main(["hub", "serve", *sys.argv[1:]]))
+    sys.exit(commands.run(commands.build_parser([cli]), ["hub", "serve", *sys.argv[1:]]))

@@ -13,8 +13,9 @@ from hub import db as hubdb
 from hub import ingest as ingestm
 from hub import tree as treem
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
-from node.clock import iso
+from onestop.clock import iso
 from onestop.errors import Forbidden, Invalid, NotFound
+from sync.requests import H_NODE, H_SIG, H_TIME
 
 NODE_FIELDS = (
     "code", "name", "level", "parent", "status", "key_id", "enrolled_at", "revoked_at",
@@ -71,7 +72,7 @@ async def ingest(request: web.Request) -> web.Response:
     now = app[CLOCK]()
     authenticated = None
     signatures = None
-    if any(h in request.headers for h in (auth.H_NODE, auth.H_TIME, auth.H_SIG)):
+    if any(h in request.headers for h in (H_NODE, H_TIME, H_SIG)):
         db = app[DB]
         authenticated = auth.verify_request(
             db, request.headers, request.method, request.raw_path, now,

@@ -18,7 +18,7 @@ from hub.config import HubConfig
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from hub.routes import setup_routes
 from hub.worker import IngestWorker
-from node.clock import Now, system_now
+from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 
 TEMPLATES = Path(__file__).parent / "templates"

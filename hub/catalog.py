@@ -2,57 +2,27 @@
 
 A version document is ``{"version", "published_at", "catalog", "key_id", "sig"}``; ``sig`` is
 the hub's Ed25519 signature over ``b"onestop-catalog-v1\\n" + canonical({version,
-published_at, catalog})``.  Versions are ``YYYY.MM.DD-N`` (the hub's local date, N counting
-from 1 that day).  Nodes check a document with :func:`verify_catalog`.
+published_at, catalog})`` (:mod:`sync.catalog`).  Versions are ``YYYY.MM.DD-N`` (the hub's
+local date, N counting from 1 that day).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
-from cryptography.exceptions import InvalidSignature
 
 from hub import db as hubdb
-from sync.canonical import b64decode, b64encode, canonical, sha256_hex
-from sync.keys import Ed25519PrivateKey, Ed25519PublicKey, public_key_id
-
-CATALOG_SIG_CONTEXT = b"onestop-catalog-v1\n"
-DOC_KEYS = frozenset({"version", "published_at", "catalog", "key_id", "sig"})
-
-
-class CatalogSignatureError(ValueError):
-    """A catalog version document is malformed or not signed by the expected hub key."""
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def sign_catalog(
-    key: Ed25519PrivateKey, version: str, published_at: str, catalog: Mapping[str, Any]
-) -> dict[str, Any]:
-    signed = {"version": version, "published_at": published_at, "catalog": catalog}
-    sig = key.sign(CATALOG_SIG_CONTEXT + canonical(signed))
-    return {**signed, "key_id": public_key_id(key.public_key()), "sig": b64encode(sig)}
-
-
-def verify_catalog(doc: Mapping[str, Any], hub_public: Ed25519PublicKey) -> None:
-    """Raise :class:`CatalogSignatureError` unless ``doc`` is signed by ``hub_public``."""
-    if not isinstance(doc, Mapping) or set(doc) != DOC_KEYS:
-        raise CatalogSignatureError(f"a catalog version has exactly the fields {sorted(DOC_KEYS)}")
-    kid = public_key_id(hub_public)
-    if doc["key_id"] != kid:
-        raise CatalogSignatureError(f"signed by hub key {doc['key_id']}, expected {kid}")
-    signed = {k: doc[k] for k in ("version", "published_at", "catalog")}
-    try:
-        hub_public.verify(b64decode(doc["sig"]), CATALOG_SIG_CONTEXT + canonical(signed))
-    except (ValueError, InvalidSignature):
-        raise CatalogSignatureError("catalog signature does not verify") from None
+from onestop.clock import iso, system_now
+from schemas.catalog import seed_path
+from sync.canonical import canonical, sha256_hex
+from sync.catalog import sign_catalog
+from sync.keys import Ed25519PrivateKey
 
 
 def _doc(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,21 +32,45 @@ def _doc(row: Mapping[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _latest_row(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    """The newest published version (the one read of "the latest catalog")."""
+    return hubdb.one(db, "SELECT * FROM catalog_versions ORDER BY id DESC LIMIT 1")
+
+
 def latest(db: sqlite_utils.Database) -> dict[str, Any] | None:
     """The newest published version document, or None."""
-    row = hubdb.one(db, "SELECT * FROM catalog_versions ORDER BY id DESC LIMIT 1")
+    row = _latest_row(db)
     return _doc(row) if row else None
 
 
 def latest_version(db: sqlite_utils.Database) -> str | None:
-    row = hubdb.one(db, "SELECT version FROM catalog_versions ORDER BY id DESC LIMIT 1")
+    row = _latest_row(db)
     return str(row["version"]) if row else None
 
 
-def versions(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return hubdb.rows(
-        db, "SELECT version, published_at, sha256, key_id FROM catalog_versions ORDER BY id"
-    )
+def latest_id(db: sqlite_utils.Database) -> int:
+    """The id of the newest published version, 0 when none was published."""
+    row = db.execute("SELECT max(id) FROM catalog_versions").fetchone()
+    return int(row[0] or 0)
+
+
+def catalog_at(db: sqlite_utils.Database, version_id: int) -> dict[str, Any]:
+    """The catalog of published version ``version_id``; the shipped seed for 0."""
+    if not version_id:
+        return seed()
+    row = hubdb.one(db, "SELECT catalog FROM catalog_versions WHERE id = ?", [version_id])
+    return json.loads(row["catalog"]) if row else {}
+
+
+@functools.cache
+def _seed_text() -> str:
+    return seed_path().read_text("utf-8")
+
+
+def seed() -> dict[str, Any]:
+    """The catalog shipped with onestop (:func:`schemas.catalog.seed_path`)."""
+    data: dict[str, Any] = json.loads(_seed_text())
+    return data
 
 
 def publish(
@@ -92,11 +86,11 @@ def publish(
     Returns ``(document, created)``; a catalog identical to the latest version is not
     published again (``created`` is False and the latest document is returned).
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or system_now()
     text = canonical(catalog)
     digest = sha256_hex(text)
     with hubdb.tx(db):
-        last = hubdb.one(db, "SELECT * FROM catalog_versions ORDER BY id DESC LIMIT 1")
+        last = _latest_row(db)
         if last and last["sha256"] == digest:
             return _doc(last), False
         day = now.astimezone(ZoneInfo(timezone)).strftime("%Y.%m.%d")
@@ -109,7 +103,7 @@ def publish(
         n = 1
         while f"{day}-{n}" in taken:
             n += 1
-        doc = sign_catalog(key, f"{day}-{n}", _iso(now), json.loads(text))
+        doc = sign_catalog(key, f"{day}-{n}", iso(now), json.loads(text))
         db.execute(
             "INSERT INTO catalog_versions (version, published_at, catalog, sha256, key_id, sig) "
             "VALUES (?, ?, ?, ?, ?, ?)",

@@ -1,23 +1,31 @@
-"""``onestop hub ...`` (init, serve, enroll, revoke, catalog publish, user, rollups) and
-``onestop verify``.
-
-``onestop verify`` is shared with the node side: ``--data DIR`` audits a node's own log
-(:func:`sync.node_verify.verify_node`), ``--hub DIR --code CODE`` the hub's copy of one node's
-log.  Both exit 1 when anything fails to verify.
-"""
+"""``onestop hub ...``: init, serve, enroll, revoke, catalog publish, user, rollups; and the
+hub's half of ``onestop verify`` (:func:`verify_hub_copy`)."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
+import time
 from pathlib import Path
 
 import sqlite_utils
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization as ser
 
+from hub import catalog as catalogm
 from hub import config as cfgm
 from hub import db as hubdb
-from onestop.cli import CliError, read_password
+from hub import identity, rollups, users
+from hub.app import create_app
+from hub.identity import IdentityError
+from hub.ingest import verify_stored
+from onestop.clock import utcnow
+from onestop.divisions import DivisionError
+from onestop.errors import ApiError, CliError
+from onestop.passwords import read_password
+from schemas.catalog import CatalogError, load_catalog
+from sync.chain import GENESIS
+from sync.keys import KeyFileError, load_public, public_key_id, public_raw_b64
 
 LEVELS = ("province", "city", "county", "township")
 CODE_LENGTHS = (2, 4, 6, 9, 12)
@@ -89,27 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
     p.set_defaults(func=cmd_rollups_rebuild)
 
-    p = sub.add_parser(
-        "verify",
-        help="audit a signed log offline: a node's own (--data) or the hub's copy (--hub --code)",
-    )
-    p.add_argument("--data", default=None, metavar="DIR", help="a node's data directory")
-    p.add_argument("--hub", default=None, metavar="DIR", help="a hub's data directory")
-    p.add_argument("--code", default=None, help="with --hub: the node whose copy to verify")
-    p.set_defaults(func=cmd_verify)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return 2
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _check_code(code: str, option: str) -> None:
@@ -129,7 +121,6 @@ def open_hub(data: str) -> tuple[cfgm.HubConfig, sqlite_utils.Database]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from hub import identity
 
     data = Path(args.data)
     if (data / "hub.toml").exists():
@@ -150,7 +141,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     with hubdb.tx(db):
         hubdb.set_meta(db, "hub.key_id", ident.key_id)
         hubdb.set_meta(db, "hub.seal_pub", ident.seal_public_pem())
-        hubdb.set_meta(db, "hub.created_at", _iso(_now()))
+        hubdb.set_meta(db, "hub.created_at", utcnow())
     db.conn.close()
     (data / "hub.toml").write_text(cfgm.dump(cfg), encoding="utf-8")
     print(f"hub initialised in {data} (signing key id {ident.key_id})")
@@ -161,10 +152,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
 
-    from hub.app import create_app
-    from hub.identity import IdentityError
 
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
@@ -183,10 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from cryptography.hazmat.primitives import serialization as ser
 
-    from sync.chain import GENESIS
-    from sync.keys import KeyFileError, load_public, public_key_id, public_raw_b64
 
     _check_code(args.code, "--code")
     if args.parent:
@@ -198,7 +183,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     kid, raw = public_key_id(key), public_raw_b64(key)
     pem = key.public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo).decode()
     _, db = open_hub(args.data)
-    now = _iso(_now())
+    now = utcnow()
     with hubdb.tx(db):
         node = hubdb.one(db, "SELECT * FROM nodes WHERE code = ?", [args.code])
         if node is None:
@@ -238,7 +223,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     _, db = open_hub(args.data)
-    now = _iso(_now())
+    now = utcnow()
     with hubdb.tx(db):
         node = hubdb.one(db, "SELECT * FROM nodes WHERE code = ?", [args.code])
         if node is None:
@@ -263,13 +248,6 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_publish(args: argparse.Namespace) -> int:
-    from hub import catalog as catalogm
-    from hub import identity
-
-    try:
-        from node.catalog import CatalogError, load_catalog
-    except ModuleNotFoundError as exc:  # pragma: no cover - node.catalog ships with onestop
-        raise CliError(f"catalog validation is unavailable: {exc}") from None
     cfg, db = open_hub(args.data)
     try:
         data = load_catalog(Path(args.file))
@@ -293,9 +271,6 @@ def cmd_catalog_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from hub import users
-    from onestop.divisions import DivisionError
-    from onestop.errors import ApiError
 
     _, db = open_hub(args.data)
     password = read_password()
@@ -310,7 +285,6 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
-    from hub import users
 
     _, db = open_hub(args.data)
     for u in users.all_users(db):
@@ -320,9 +294,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rollups_rebuild(args: argparse.Namespace) -> int:
-    import time
 
-    from hub import rollups
 
     cfg, db = open_hub(args.data)
     t0 = time.perf_counter()
@@ -332,32 +304,10 @@ def cmd_rollups_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- verify ------------------------------------------------------------------------------------------
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    if args.data and args.hub:
-        raise CliError("give either --data DIR (a node) or --hub DIR --code CODE, not both")
-    if args.data:
-        if args.code:
-            raise CliError("--code goes with --hub", hint="onestop verify --data DIR")
-        try:
-            from sync.node_verify import verify_node
-        except ModuleNotFoundError as exc:
-            if exc.name != "sync.node_verify":
-                raise
-            raise CliError("verifying a node's own log is not available in this build") from None
-        return int(verify_node(Path(args.data)))
-    if not args.hub:
-        raise CliError("give --data DIR (a node) or --hub DIR --code CODE",
-                       hint="onestop verify --hub DIR --code 370102001")  # fmt: skip
-    if not args.code:
-        raise CliError("--hub needs --code CODE (the node whose copy to verify)")
-    return verify_hub_copy(args.hub, args.code)
+# -- verify (``onestop verify --hub DIR --code CODE``) ------------------------------------------
 
 
 def verify_hub_copy(data: str, code: str) -> int:
-    from hub.ingest import verify_stored
 
     _, db = open_hub(data)
     try:

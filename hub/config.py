@@ -6,13 +6,12 @@ database live next to ``hub.toml`` in the data directory (see the properties bel
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from onestop.config import ConfigError
+from onestop.config import ConfigError, dump_toml, load_toml
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,6 @@ class HubConfig:
     online_seconds: int = 300
     session_max_age: int = 12 * 3600
     refresh_seconds: int = 10
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # -- files in the data directory ---------------------------------------------------------
     @property
@@ -91,7 +89,6 @@ class HubConfig:
                 "refresh_seconds", f"must be between 2 and 3600, got {self.refresh_seconds}"
             )
         try:
-            from zoneinfo import ZoneInfo
 
             ZoneInfo(self.timezone)
         except Exception:
@@ -99,44 +96,11 @@ class HubConfig:
         return self
 
 
-_FIELDS = {f.name for f in dataclasses.fields(HubConfig)} - {"data_dir", "extra"}
-_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
-
-
 def load(data_dir: str | Path, **overrides: Any) -> HubConfig:
     """Read ``DIR/hub.toml`` (keys are the dataclass fields) and validate it."""
-    data_dir = Path(data_dir)
-    path = data_dir / "hub.toml"
-    if not path.exists():
-        raise ConfigError(
-            "data_dir",
-            f"{path} not found; create the hub first: onestop hub init --data {data_dir}",
-        )
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("hub.toml", f"not valid TOML: {exc}") from None
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown setting (see etc/hub.toml for all settings)")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    for f in dataclasses.fields(HubConfig):
-        if f.name in raw and f.type in _TYPES:
-            want = _TYPES[str(f.type)]
-            if not isinstance(raw[f.name], want) or isinstance(raw[f.name], bool):
-                raise ConfigError(f.name, f"must be {f.type}, got {type(raw[f.name]).__name__}")
-    return HubConfig(data_dir=data_dir, **raw).validate()
+    return load_toml(HubConfig, data_dir, "hub.toml", f"create the hub first: onestop hub init --data {data_dir}", **overrides)
 
 
 def dump(cfg: HubConfig) -> str:
     """TOML text for ``cfg`` (only the plain settings)."""
-    lines = ["# onestop hub settings; every key is described in etc/hub.toml"]
-    for f in dataclasses.fields(cfg):
-        if f.name in ("data_dir", "extra"):
-            continue
-        v = getattr(cfg, f.name)
-        if isinstance(v, str):
-            v = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines.append(f"{f.name} = {v}")
-    return "\n".join(lines) + "\n"
+    return dump_toml(cfg, "onestop hub settings; every key is described in etc/hub.toml")

@@ -15,12 +15,12 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from hub import catalog as catalogm
 from hub import db as hubdb
 from hub import rollups
 from hub.i18n import t
@@ -108,22 +108,15 @@ _label_cache: dict[str, Any] = {"id": -1, "labels": None}
 def labels(db: sqlite_utils.Database) -> dict[str, dict[str, tuple[str, str]]]:
     """Department and item names (zh, en): the shipped catalog, overlaid by the latest one
     the hub published."""
-    row = db.execute("SELECT id FROM catalog_versions ORDER BY id DESC LIMIT 1").fetchone()
-    cid = row[0] if row else 0
-    if _label_cache["id"] != cid:
-        try:
-            seed = json.loads(resources.files("node").joinpath("seed", "catalog.json")
-                              .read_text("utf-8"))  # fmt: skip
-        except (FileNotFoundError, ModuleNotFoundError, ValueError):
-            seed = {}
-        merged = _labels_of(seed)
+    cid = catalogm.latest_id(db)
+    key = (hubdb.database_file(db), cid)
+    if _label_cache["id"] != key:
+        merged = _labels_of(catalogm.seed())
         if cid:
-            doc = hubdb.one(db, "SELECT catalog FROM catalog_versions WHERE id = ?", [cid])
-            if doc:
-                pub = _labels_of(json.loads(doc["catalog"]))
-                for k in merged:
-                    merged[k].update(pub[k])
-        _label_cache.update(id=cid, labels=merged)
+            pub = _labels_of(catalogm.catalog_at(db, cid))
+            for k in merged:
+                merged[k].update(pub[k])
+        _label_cache.update(id=key, labels=merged)
     result: dict[str, dict[str, tuple[str, str]]] = _label_cache["labels"]
     return result
 

@@ -19,6 +19,7 @@ from hub import tree as treem
 from hub import users as usersm
 from hub.keys import CLOCK, CONFIG, DB
 from onestop import __version__
+from onestop.clock import iso
 from onestop.errors import Invalid, NotFound
 
 LANG_COOKIE = "lang"
@@ -145,7 +146,7 @@ def summary(c: Ctx) -> dict[str, Any]:
     return {
         "division": c.division(), "path": c.path(), "period": p.wire(),
         "today": c.today.isoformat(),
-        "generated_at": c.now.astimezone(dt.UTC).isoformat(timespec="seconds")
+        "generated_at": iso(c.now, "seconds")
         .replace("+00:00", "Z"),
         "online_seconds": c.cfg.online_seconds, "refresh_seconds": c.cfg.refresh_seconds,
         "status": status,

@@ -1,6 +1,6 @@
 """The hub's SQLite file (WAL) through sqlite-utils, with versioned migrations.
 
-Connections, transactions and row helpers are :mod:`node.db`'s (``BEGIN IMMEDIATE`` write
+Connections, transactions and row helpers are :mod:`onestop.db`'s (``BEGIN IMMEDIATE`` write
 transactions); the hub keeps its own tables and migration list here.
 
 Tables:
@@ -31,17 +31,14 @@ Tables:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
 
-from node.db import connect as _connect
-from node.db import get_meta, one, rows, set_meta, tx
+from onestop import db as coredb
+from onestop.db import Migration, connect, database_file, get_meta, one, rows, set_meta, tx
 
-__all__ = ["connect", "get_meta", "migrate", "one", "rows", "set_meta", "tx", "MIGRATIONS"]
-
-Migration = Callable[[sqlite_utils.Database], None]
+__all__ = ["connect", "database_file", "get_meta", "migrate", "one", "rows", "set_meta", "tx", "MIGRATIONS"]
 
 ALERT_KINDS = ("fork", "rollback", "rejected", "revoked_key", "unknown_node")
 
@@ -230,28 +227,9 @@ MIGRATIONS: list[tuple[str, Migration]] = [
 ]
 
 
-def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open the hub database in WAL mode with autocommit (transactions via :func:`tx`)."""
-    return _connect(path)
-
-
 def migrate(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending hub migrations in order; returns the names applied."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
-    done = {r[0] for r in db.execute("SELECT name FROM _migrations").fetchall()}
-    applied = []
-    for name, fn in MIGRATIONS:
-        if name in done:
-            continue
-        with tx(db):
-            fn(db)
-            db.execute(
-                "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", [name]
-            )
-        applied.append(name)
-    return applied
+    """Apply the hub's pending migrations; returns the names applied."""
+    return coredb.migrate(db, MIGRATIONS)
 
 
 def open_db(path: str | Path) -> sqlite_utils.Database:

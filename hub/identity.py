@@ -3,7 +3,7 @@
 Files in the data directory (created by ``onestop hub init``):
 
 - ``hub.key`` / ``hub.pub``: Ed25519 (:mod:`sync.keys`); signs receipts and catalog versions.
-- ``hub-seal.key`` / ``hub-seal.pub``: X25519 (:mod:`hub.sealing`); nodes seal ID numbers to it.
+- ``hub-seal.key`` / ``hub-seal.pub``: X25519 (:mod:`sync.sealing`); nodes seal ID numbers to it.
 - ``hub-link.key``: 32 random bytes; the HMAC key of the hub's own ID-number hashes.
 
 Every private file is mode 0600 and refused if group or others can read it.
@@ -20,13 +20,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization as ser
 
 from hub.config import HubConfig
-from hub.sealing import (
+from sync.keys import Ed25519PrivateKey, KeyFileError, generate_keypair, load_private, public_key_id
+from sync.sealing import (
+    SealError,
     X25519PrivateKey,
     generate_seal_keypair,
     load_seal_private,
     write_new_file,
 )
-from sync.keys import Ed25519PrivateKey, generate_keypair, load_private, public_key_id
 
 LINK_KEY_BYTES = 32
 
@@ -94,8 +95,6 @@ def _read_private(path: Path) -> bytes:
 
 def load(config: HubConfig) -> HubIdentity:
     """Load the hub's keys, with the safety checks of :func:`sync.keys.load_private`."""
-    from hub.sealing import SealError
-    from sync.keys import KeyFileError
 
     try:
         signing = load_private(config.key_path)

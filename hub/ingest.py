@@ -38,11 +38,11 @@ from typing import Any
 import sqlite_utils
 from jsonschema import Draft202012Validator
 
+import schemas
 from hub import db as hubdb
 from hub import rollups
 from hub.identity import HubIdentity
-from hub.receipts import make_receipt
-from hub.sealing import SealError, unseal
+from onestop.clock import utcnow
 from onestop.errors import ApiError, Forbidden, Invalid, Unauthorized
 from onestop.identity import mask_id
 from sync.canonical import b64decode, canonical
@@ -67,6 +67,8 @@ from sync.errors import (
 )
 from sync.keys import Ed25519PublicKey, load_public, public_from_raw_b64, public_key_id
 from sync.merkle import EMPTY_ROOT, MerkleTree, node_hash, record_leaf, verify_consistency
+from sync.receipts import make_receipt
+from sync.sealing import SealError, unseal
 from sync.verify import VerifyReport, verify_log
 
 # Reason codes the hub adds to those of sync/errors.py.
@@ -76,10 +78,6 @@ BAD_SCHEMA = "bad_schema"
 
 CASE_OPENED = "case.opened"
 SEALED_FIELD = "id_sealed"
-
-
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- the envelope
@@ -202,7 +200,6 @@ def event_validator(kind: str) -> Draft202012Validator | None:
     schema = json.loads(entry.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
     try:
-        import schemas
 
         registry = schemas._registry()
     except Exception:  # noqa: BLE001 - $refs to other schemas are optional
@@ -244,7 +241,7 @@ def event_problem(event: Mapping[str, Any]) -> str | None:
     if kind == CASE_OPENED and SEALED_FIELD in event["body"]:
         sealed = event["body"][SEALED_FIELD]
         if not isinstance(sealed, str) or not sealed:
-            return f"{SEALED_FIELD} must be a non-empty string (hub.sealing.seal)"
+            return f"{SEALED_FIELD} must be a non-empty string (sync.sealing.seal)"
     validator = event_validator(kind)
     if validator is None:
         return None
@@ -300,7 +297,7 @@ def _enum_check(members: list[Any]) -> _Check:
         allowed = frozenset(members)
         return lambda x: isinstance(x, str) and x in allowed
     try:
-        from jsonschema._utils import equal
+        from jsonschema._utils import equal  # optional private helper: absent, jsonschema decides
     except ImportError:  # pragma: no cover - jsonschema moved it: let jsonschema decide
         raise _Unsupported("enum") from None
     return lambda x: any(equal(m, x) for m in members)

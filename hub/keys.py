@@ -8,7 +8,7 @@ from aiohttp import web
 from hub.config import HubConfig
 from hub.identity import HubIdentity
 from hub.worker import IngestWorker
-from node.clock import Now
+from onestop.clock import Now
 
 CONFIG = web.AppKey("config", HubConfig)
 DB = web.AppKey("db", sqlite_utils.Database)  # reads on the event loop

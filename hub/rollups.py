@@ -45,15 +45,14 @@ Tables (created by migration ``002_dashboards`` in :mod:`hub.db`):
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from hub import catalog as catalogm
 from hub import db as hubdb
 
 METRICS = hubdb.ROLLUP_METRICS
@@ -99,15 +98,6 @@ def _seconds(start: str | None, end: str) -> int | None:
 # --------------------------------------------------------------------------- catalog lookups
 
 
-@functools.cache
-def _seed_items() -> dict[str, str]:
-    try:
-        text = resources.files("node").joinpath("seed", "catalog.json").read_text("utf-8")
-    except (FileNotFoundError, ModuleNotFoundError):
-        return {}
-    return _lead_departments(json.loads(text))
-
-
 def _lead_departments(catalog: Mapping[str, Any]) -> dict[str, str]:
     out = {}
     for it in catalog.get("items") or []:
@@ -121,14 +111,14 @@ _catalog_cache: dict[str, Any] = {"id": None, "items": {}}
 
 def item_departments(db: sqlite_utils.Database) -> dict[str, str]:
     """Service item code -> lead department, from the latest published catalog (else the
-    catalog the node package ships)."""
-    row = db.execute("SELECT id FROM catalog_versions ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        return _seed_items()
-    if _catalog_cache["id"] != row[0]:
-        doc = hubdb.one(db, "SELECT catalog FROM catalog_versions WHERE id = ?", [row[0]])
-        items = _lead_departments(json.loads(doc["catalog"])) if doc else {}
-        _catalog_cache.update(id=row[0], items={**_seed_items(), **items})
+    catalog onestop ships)."""
+    cid = catalogm.latest_id(db)
+    key = (hubdb.database_file(db), cid)
+    if _catalog_cache["id"] != key:
+        items = _lead_departments(catalogm.seed())
+        if cid:
+            items.update(_lead_departments(catalogm.catalog_at(db, cid)))
+        _catalog_cache.update(id=key, items=items)
     return dict(_catalog_cache["items"])
 
 

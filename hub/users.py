@@ -8,13 +8,13 @@ messages (``GET /api/v1/nodes/{code}``, ``GET /api/v1/alerts``).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import sqlite_utils
 
 import hub.tree as treem
 from hub import db as hubdb
+from onestop.clock import iso, system_now
 from onestop.errors import Conflict, Invalid
 from onestop.passwords import check_strength, hash_password
 
@@ -35,7 +35,7 @@ def add(db: sqlite_utils.Database, username: str, password: str, role: str,
     weak = check_strength(password)
     if weak:
         raise Invalid(weak, field="password")
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    now = iso(system_now(), "seconds")
     with hubdb.tx(db):
         if hubdb.one(db, "SELECT 1 AS x FROM users WHERE username = ?", [username]):
             raise Conflict(f"user {username!r} already exists", field="username")

@@ -1,10 +1,11 @@
-"""``python -m node --data DIR``: serve a node (same as ``onestop node serve``)."""
+"""``python -m node --data DIR``: serve the node (same as ``onestop node serve``)."""
 
 from __future__ import annotations
 
 import sys
 
-from onestop.cli import main
+from node import cli
+from onestop import commands
 
 if __name__ == "__main__":
-    sys.exit(main(["node", "serve", *sys.argv[1:]]))
+    sys.exit(commands.run(commands.build_parser([cli]), ["node", "serve", *sys.argv[1:]]))

@@ -9,8 +9,9 @@ from aiohttp import web
 
 from node import auth, tickets, users, windows
 from node import db as dbm
-from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.keys import BOARD, CLOCK, CONFIG, DB, OPENAPI, PII
 from node.speech import announce_en, announce_zh
+from onestop.clock import local_date
 from onestop.errors import Forbidden, Invalid
 
 
@@ -146,7 +147,6 @@ async def me(request: web.Request) -> web.Response:
 async def list_tickets(request: web.Request) -> web.Response:
     await auth.require(request, "admin", "window")
     app = request.app
-    from node.clock import local_date
 
     day = request.query.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
     state = request.query.get("state")
@@ -346,6 +346,4 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from node.openapi import spec
-
-    return web.json_response(spec())
+    return web.json_response(request.app[OPENAPI])

@@ -16,11 +16,15 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from node import db as dbm
 from node import pii as piim
-from node.clock import Now, system_now
+from node import views
+from node.api import board_state
 from node.config import NodeConfig
 from node.display import Board
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.replication.service import push_ctx
 from node.routes import setup_routes
+from node.signer import open_node_db
+from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -31,7 +35,6 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     app[CONFIG] = config
     app[CLOCK] = now
     app[BOARD] = Board(state=functools.partial(_board_state, app))
-    from sync.signer import open_node_db
 
     db = open_node_db(config)
     app[DB] = db
@@ -52,19 +55,16 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
         autoescape=True,
         context_processors=[aiohttp_jinja2.request_processor],
     )
-    from node import views
 
     views.setup_jinja(env)
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle)
-    from sync.push import push_ctx
 
     app.cleanup_ctx.append(push_ctx)  # after _lifecycle: stops before the database closes
     return app
 
 
 def _board_state(app: web.Application) -> dict[str, Any]:
-    from node.api import board_state
 
     return board_state(app)
 

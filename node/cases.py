@@ -25,21 +25,26 @@ keyed hashes only.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
+import os
 import re
 import secrets
 import sqlite3
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from node import db as dbm
-from node import events, notify, workdays
+from node import events, notify, ratings, workdays
 from node import tickets as tk
-from node.clock import Now, iso, local_date, system_now
 from node.config import NodeConfig
 from node.pii import Pii
+from node.signer import seal_for_hub
 from onestop import identity
+from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Forbidden, Invalid, NotFound, invalid_fields
 
 CASE_NO_RE = re.compile(r"^(\d{2,12})-(\d{8})-(\d{4,})$")
@@ -655,7 +660,6 @@ def _preapplication(db: sqlite_utils.Database, ref: Any) -> dict[str, Any]:
 def _sealed_id(cfg: NodeConfig, pii: Pii | None, id_enc: str) -> dict[str, str]:
     if pii is None:
         return {}
-    from sync.signer import seal_for_hub
 
     sealed = seal_for_hub(cfg, pii.decrypt(id_enc))
     return {"id_sealed": sealed} if sealed else {}
@@ -1389,8 +1393,6 @@ def attach_file(
     now: Now = system_now,
 ) -> dict[str, Any]:
     """Store a scan of a material by its SHA-256 under ``DATA/files/`` and attach it."""
-    import hashlib
-    import os
 
     if not content:
         raise Invalid("the file is empty", field="file")
@@ -1495,7 +1497,6 @@ def public_status(
 
     A wrong number and a wrong phone give the same 404, so case numbers cannot be probed.
     """
-    import hmac
 
     nope = NotFound("no case with this number and phone", field="case_no")
     row = dbm.one(db, "SELECT case_no, phone_masked FROM cases WHERE case_no = ?", [case_no])
@@ -1626,7 +1627,6 @@ def inbox(
 
 def overview(db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now) -> dict[str, Any]:
     """Counts by deadline status, the overdue list, visits and rating figures."""
-    from node import ratings
 
     today = local_date(now(), cfg.timezone)
     by_state = {s: 0 for s in STATE_NAMES}
@@ -1853,7 +1853,6 @@ def _bookable_day(cfg: NodeConfig, day: dt.date, now: Now) -> str | None:
 def _slot_error(cfg: NodeConfig, day: dt.date, slot: str, now: Now) -> str | None:
     if slot not in SLOTS:
         return f"slot must be one of {', '.join(SLOTS)}"
-    from zoneinfo import ZoneInfo
 
     local = now().astimezone(ZoneInfo(cfg.timezone))
     if day == local.date() and slot <= local.strftime("%H:%M"):

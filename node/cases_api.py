@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from html import escape
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -15,9 +16,9 @@ from node import auth, cases, notify, ratings
 from node import db as dbm
 from node.api import json_body
 from node.cases_db import TASK_STATES
-from node.clock import local_date
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.notify import NOTIFIER
+from onestop.clock import local_date
 from onestop.errors import ApiError, Forbidden, Invalid, NotFound
 
 STAFF = ("admin", "window", "reviewer")
@@ -175,7 +176,6 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 
 
 def _quote(name: str) -> str:
-    from urllib.parse import quote
 
     return quote(name, safe="")
 
@@ -526,7 +526,6 @@ async def status_form(request: web.Request) -> web.Response:
     lang = _lang(request)
     case_no = request.query.get("case_no", "").strip()
     if case_no:
-        from urllib.parse import urlencode
 
         qs = urlencode({"phone_last4": request.query.get("phone_last4", ""), "lang": lang})
         raise web.HTTPSeeOther(f"/status/{_quote(case_no)}?{qs}")

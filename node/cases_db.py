@@ -1,15 +1,13 @@
 """Tables of the case part (办件): cases, materials, review tasks, visits, pre-applications,
 appointments, the SMS outbox, ratings (好差评) and their follow-ups.
 
-Imported by :func:`node.db.migrate`, which applies the migrations registered here.  Personal
+Listed in :data:`node.db.MIGRATIONS`.  Personal
 data follows the tickets table: ``*_enc`` (Fernet), ``id_hash`` (keyed HMAC) and masks.
 """
 
 from __future__ import annotations
 
 import sqlite_utils
-
-from node import db as dbm
 
 CASE_STATES = (
     "pending_materials",  # intake found gaps; not accepted (一次性告知 issued)
@@ -151,4 +149,4 @@ def _m010_cases(db: sqlite_utils.Database) -> None:
     )
 
 
-dbm.register("010_cases", _m010_cases)
+MIGRATIONS = [("010_cases", _m010_cases)]

@@ -634,6 +634,3 @@ def _attach_op() -> dict[str, Any]:
     }
     return op
 
-
-if case_paths not in openapi.EXTRA_PATHS:
-    openapi.EXTRA_PATHS.append(case_paths)

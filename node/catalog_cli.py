@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from node import db as nodedb
-from node.catalog import CatalogError, import_catalog, load_catalog, seed_path
+from node.catalog import import_catalog
+from schemas.catalog import CatalogError, load_catalog, seed_path
 
 MAX_ERRORS_SHOWN = 20
 
@@ -31,7 +32,7 @@ def register_catalog(node_subparsers: argparse._SubParsersAction[argparse.Argume
         description=(
             "Validate the catalog FILE, then upsert its departments, areas and items into "
             "DIR/node.db in one transaction and keep one queue per area and department. "
-            f"The shipped sample catalog is {seed_path().name} in node/seed."
+            f"The shipped sample catalog is {seed_path().name} in schemas/seed."
         ),
     )
     imp.add_argument("file", metavar="FILE", help="catalog JSON file")

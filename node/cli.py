@@ -6,12 +6,18 @@ import argparse
 from pathlib import Path
 
 import sqlite_utils
+from aiohttp import web
 
+from node import catalog, catalog_cli, litestream, restore, signer, users, windows
 from node import config as cfgm
 from node import db as dbm
 from node import pii as piim
-from onestop.cli import CliError, read_password
-from onestop.errors import ApiError
+from node.app import create_app
+from node.replication import cli as replication_cli
+from node.signer import open_node_db
+from onestop.errors import ApiError, CliError
+from onestop.passwords import read_password
+from schemas.catalog import load_catalog, seed_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.add_argument("--hub-url", default="", help="provincial hub (or relay) URL")
     p.add_argument("--hub-pubkey", default="", help="hub public key file")
+    p.add_argument("--hub-seal-pubkey", default="", metavar="FILE",
+                   help="the hub's X25519 sealing key (hub-seal.pub)")
+    p.add_argument("--key-passphrase-file", default="", metavar="FILE",
+                   help="encrypt node.key with the passphrase in FILE (or set ONESTOP_KEY_PASSPHRASE)")
     p.add_argument("--no-seed", action="store_true", help="do not load the shipped catalog")
     p.set_defaults(func=cmd_init)
 
@@ -60,13 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", required=True, help="data directory of the node")
     p.set_defaults(func=cmd_window_list)
 
-    try:
-        from node.catalog_cli import register_catalog
-    except ModuleNotFoundError:
-        pass
-    else:
-        register_catalog(nsub)
-    __import__("node.restore").restore.register_restore(nsub)  # replicate, restore (litestream)
+    catalog_cli.register_catalog(nsub)
+    restore.register_restore(nsub)  # replicate, replica-config, restore (litestream)
+    replication_cli.register_node_commands(nsub)  # rotate-key, checkpoint, keygen
 
 
 def open_db(data: str) -> tuple[cfgm.NodeConfig, sqlite_utils.Database]:
@@ -74,8 +80,6 @@ def open_db(data: str) -> tuple[cfgm.NodeConfig, sqlite_utils.Database]:
         cfg = cfgm.load(data)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
-    from sync.signer import open_node_db
-
     return cfg, open_node_db(cfg)
 
 
@@ -99,12 +103,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     with dbm.tx(db):
         for k in ("code", "name", "level", "parent_code"):
             dbm.set_meta(db, f"node.{k}", getattr(cfg, k))
-    for hook in INIT_HOOKS:  # before the seed: the node key must sign its first event
-        hook(cfg, db, args)
+    # The node key before the seed: it signs the first event.
+    signer.init_keys(cfg, db, args.key_passphrase_file, args.hub_pubkey, args.hub_seal_pubkey)
+    litestream.init_config(cfg.data_dir, cfg.db_path)
     if not args.no_seed:
-        from node import catalog
-
-        counts = catalog.import_catalog(db, catalog.load_catalog(catalog.seed_path()))
+        counts = catalog.import_catalog(db, load_catalog(seed_path()))
         print(f"catalog: {counts}")
     (data / "node.toml").write_text(cfgm.dump(cfg), encoding="utf-8")
     print(f"node {cfg.code} {cfg.name} ({cfg.level}) initialised in {data}")
@@ -112,15 +115,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-# Other parts (keys, litestream) add steps to init here.
-INIT_HOOKS: list = []  # type: ignore[type-arg]
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from node.app import create_app
-
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
@@ -132,8 +127,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from node import users
-
     _, db = open_db(args.data)
     try:
         u = users.add(db, args.username, read_password(), args.role,
@@ -145,8 +138,6 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_window_add(args: argparse.Namespace) -> int:
-    from node import windows
-
     _, db = open_db(args.data)
     queues = ["*"] if args.queues.strip() == "*" else [
         q.strip() for q in args.queues.split(",") if q.strip()]
@@ -160,8 +151,6 @@ def cmd_window_add(args: argparse.Namespace) -> int:
 
 
 def cmd_window_list(args: argparse.Namespace) -> int:
-    from node import windows
-
     _, db = open_db(args.data)
     for w in windows.all_windows(db):
         print(f"{w['number']:>3}  {w['status']:<7} {w['name']}  {','.join(w['queues'])}")

@@ -5,13 +5,12 @@ Every setting is documented in ``etc/node.toml`` (a test checks that).
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from onestop.config import ConfigError
+from onestop.config import ConfigError, dump_toml, load_toml
 
 LEVELS = ("province", "city", "county", "township")
 LANGS = ("zh", "en")
@@ -36,7 +35,6 @@ class NodeConfig:
     hub_pubkey: str = ""
     session_max_age: int = 12 * 3600
     sync_interval_seconds: int = 30
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -66,7 +64,6 @@ class NodeConfig:
         if self.sync_interval_seconds < 1:
             raise ConfigError("sync_interval_seconds", "must be at least 1")
         try:
-            from zoneinfo import ZoneInfo
 
             ZoneInfo(self.timezone)
         except Exception:
@@ -74,46 +71,11 @@ class NodeConfig:
         return self
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
-_FIELDS = {f.name for f in dataclasses.fields(NodeConfig)} - {"data_dir", "extra"}
-
-
 def load(data_dir: str | Path, **overrides: Any) -> NodeConfig:
     """Read ``DIR/node.toml`` (keys are the dataclass fields) and validate it."""
-    data_dir = Path(data_dir)
-    path = data_dir / "node.toml"
-    if not path.exists():
-        raise ConfigError(
-            "data_dir",
-            f"{path} not found; create the node first: onestop node init --data {data_dir} "
-            "--code CODE --name NAME --level township",
-        )
-    with path.open("rb") as fh:
-        raw = tomllib.load(fh)
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown setting (see etc/node.toml for all settings)")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        cfg = NodeConfig(data_dir=data_dir, **raw)
-    except TypeError as exc:
-        raise ConfigError("node.toml", str(exc)) from None
-    for f in dataclasses.fields(NodeConfig):
-        if f.name in raw and f.type in ("int", "float", "str"):
-            want = _TYPES[str(f.type)]
-            if not isinstance(raw[f.name], want) or isinstance(raw[f.name], bool):
-                raise ConfigError(f.name, f"must be {f.type}, got {type(raw[f.name]).__name__}")
-    return cfg.validate()
+    return load_toml(NodeConfig, data_dir, "node.toml", f"create the node first: onestop node init --data {data_dir} --code CODE --name NAME --level township", **overrides)
 
 
 def dump(cfg: NodeConfig) -> str:
     """TOML text for ``cfg`` (only the plain settings)."""
-    lines = ["# onestop node settings; every key is described in etc/node.toml"]
-    for f in dataclasses.fields(cfg):
-        if f.name in ("data_dir", "extra"):
-            continue
-        v = getattr(cfg, f.name)
-        if isinstance(v, str):
-            v = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines.append(f"{f.name} = {v}")
-    return "\n".join(lines) + "\n"
+    return dump_toml(cfg, "onestop node settings; every key is described in etc/node.toml")

@@ -3,14 +3,13 @@
 :func:`append` must be called inside the :func:`node.db.tx` transaction that makes the state
 change, so the log and the current tables never disagree.  Each event becomes a signed record
 of :mod:`sync.chain` (``seq``, ``prev``, ``hash``, ``sig``, ``key_id``), signed with the node's
-key (:mod:`sync.signer`) before the row is inserted, in the same transaction.  A node database
+key (:mod:`node.signer`) before the row is inserted, in the same transaction.  A node database
 without a signing key refuses to write events.  Event bodies never hold a full ID number or
 phone number: only masked values, keyed hashes and numbers sealed to the hub.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import sqlite3
 from collections.abc import Callable
@@ -18,13 +17,12 @@ from typing import Any
 
 from stdnum.cn import ric
 
+from node import signer as signerm
+from onestop.clock import utcnow
+
 # Hooks run inside the same transaction after an event is written (e.g. the push client's
 # "new events" nudge).
 _after_append: list[Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = []
-
-
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # A full ID number (GB 11643-1999) or mainland mobile number standing alone in a string.
@@ -61,7 +59,6 @@ def append(
     body: dict[str, Any],
     at: str | None = None,
 ) -> int:
-    from sync import signer as signerm
 
     if not conn.in_transaction:
         raise RuntimeError("events.append must run inside node.db.tx")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlite_utils
 from aiohttp import web
 
-from node.clock import Now
 from node.config import NodeConfig
 from node.display import Board
 from node.pii import Pii
+from onestop.clock import Now
 
 CONFIG = web.AppKey("config", NodeConfig)
 DB = web.AppKey("db", sqlite_utils.Database)
 PII = web.AppKey("pii", Pii)
 BOARD = web.AppKey("board", Board)
 CLOCK: web.AppKey[Now] = web.AppKey("clock")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")  # built once by setup_routes

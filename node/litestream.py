@@ -1,6 +1,6 @@
 """Continuous replication of a node's (or the hub's) SQLite file with Litestream.
 
-``onestop node init`` writes ``DIR/litestream.yml`` (through :data:`node.cli.INIT_HOOKS`): the
+``onestop node init`` writes ``DIR/litestream.yml`` (:func:`init_config`): the
 database ``DIR/node.db`` replicated to a local directory, ``DIR/../replica`` by default, or to
 an S3-compatible bucket.  ``onestop node replicate --data DIR`` runs ``litestream replicate``
 with it in the foreground (what the systemd unit runs); ``onestop node replica-config`` writes
@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from onestop.cli import CliError
+from onestop.errors import CliError
 
 CONFIG_NAME = "litestream.yml"
 DEFAULT_SYNC_INTERVAL = "1s"
@@ -194,21 +194,11 @@ def binary() -> str:
 # ---- onestop node init hook -------------------------------------------------------------
 
 
-def init_hook(cfg: Any, db: Any, args: argparse.Namespace) -> None:
-    """Write ``DIR/litestream.yml`` for a new node (file replica beside DIR by default)."""
-    replica = getattr(args, "replica_path", "") or ""
-    path = write(cfg.data_dir, cfg.db_path, ReplicaSettings(path=replica))
-    print(f"litestream: {path} (run: onestop node replicate --data {cfg.data_dir})")
-
-
-def _register_init_hook() -> None:
-    from node import cli as node_cli
-
-    if init_hook not in node_cli.INIT_HOOKS:
-        node_cli.INIT_HOOKS.append(init_hook)
-
-
-_register_init_hook()
+def init_config(data_dir: str | Path, db_path: str | Path) -> Path:
+    """``onestop node init``: ``DIR/litestream.yml`` with a file replica beside DIR."""
+    path = write(data_dir, db_path, ReplicaSettings())
+    print(f"litestream: {path} (run: onestop node replicate --data {data_dir})")
+    return path
 
 
 # ---- onestop node replicate / replica-config ----------------------------------------------

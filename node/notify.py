@@ -23,9 +23,9 @@ from aiohttp import web
 
 from node import db as dbm
 from node import events
-from node.clock import Now, iso, system_now
 from node.pii import Pii
 from onestop import identity
+from onestop.clock import Now, iso, system_now, utcnow
 
 log = logging.getLogger("onestop.sms")
 
@@ -83,7 +83,7 @@ def queue(
     ``to_enc`` is the Fernet-encrypted number (as kept on tickets and cases) and
     ``to_masked`` its mask; the plain number is never needed here.
     """
-    at = at or events.utcnow()
+    at = at or utcnow()
     masked = to_masked
     cur = conn.execute(
         "INSERT INTO sms_outbox (to_masked, to_enc, template, text, case_id, state, attempts,"

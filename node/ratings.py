@@ -22,8 +22,8 @@ import sqlite_utils
 
 from node import db as dbm
 from node import events, notify, workdays
-from node.clock import Now, iso, local_date, parse, system_now
 from node.config import NodeConfig
+from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, Invalid, NotFound
 
 LEVELS: dict[int, tuple[str, str]] = {

@@ -24,7 +24,6 @@ Run it with the node server and ``onestop node replicate`` stopped; start both a
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import secrets
 import shutil
@@ -40,8 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from node import config as cfgm
+from node import db as dbm
 from node import litestream as lsm
-from onestop.cli import CliError
+from node import pii as piim
+from node import signer as signerm
+from node.signer import body_text
+from onestop.clock import system_now
+from onestop.errors import CliError
+from sync.chain import ChainVerifier, RecordError
+from sync.requests import sign_request
 
 PAGE = 1000
 Projector = Callable[[sqlite3.Connection, dict[str, Any], "Context"], None]
@@ -149,7 +155,7 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
             hint=f"stop the node and litestream, then: onestop node restore --data {data} "
             "--force (the old files are moved aside, not deleted)",
         )
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    stamp = system_now().strftime("%Y%m%dT%H%M%SZ")
     aside = data / f"replaced-{stamp}"
     meta = db_path.parent / f".{db_path.name}-litestream"
     for p in [*present, meta]:
@@ -181,8 +187,6 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
     for p in _db_files(tmp)[1:]:
         p.unlink(missing_ok=True)
 
-    from node import db as dbm
-    from sync import signer as signerm
 
     db = dbm.connect(db_path)
     try:
@@ -227,8 +231,6 @@ class RecoveryError(Exception):
 
 def fetch_records(cfg: cfgm.NodeConfig, after: int, limit: int = PAGE) -> dict[str, Any]:
     """One page of the hub's verified copy of this node's records (signed request)."""
-    from hub.auth import sign_request
-    from sync import signer as signerm
 
     key = signerm.load_node_key(Path(cfg.data_dir))
     if key is None:
@@ -254,7 +256,6 @@ def fetch_records(cfg: cfgm.NodeConfig, after: int, limit: int = PAGE) -> dict[s
 
 def _start_key(conn: sqlite3.Connection, data_dir: Path) -> Any:
     """The key (or key lookup) the record after the restored head must be signed with."""
-    from sync import signer as signerm
 
     known = signerm.known_public_keys(data_dir)
     want = signerm.expected_key_id(conn)
@@ -269,8 +270,6 @@ def _start_key(conn: sqlite3.Connection, data_dir: Path) -> Any:
 
 def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: RestoreReport) -> None:
     """Append the hub's verified records after the restored head; re-apply them."""
-    from sync import signer as signerm
-    from sync.chain import ChainVerifier, RecordError
 
     head_seq, head_hash = report.restored_seq, report.restored_hash or signerm.hash_at(conn, 0)
     verifier = ChainVerifier(
@@ -300,7 +299,6 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: Res
         pass
     ctx = Context(cfg)
     try:
-        from node import pii as piim
 
         ctx.pii = piim.load(Path(cfg.data_dir))
     except OSError:
@@ -323,7 +321,6 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: Res
 
 
 def insert_record(conn: sqlite3.Connection, rec: dict[str, Any]) -> None:
-    from sync.signer import body_text
 
     ev = rec["event"]
     conn.execute(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from node import api, views
+from node import api, openapi, views
+from node.cases_routes import case_paths, setup_case_routes
+from node.keys import OPENAPI
+from node.replication.routes import setup_sync_routes, sync_paths
 
 STATIC = Path(__file__).parent / "static"
 
@@ -58,22 +60,7 @@ def setup_routes(app: web.Application) -> None:
     for action in ("pause", "open", "close"):
         r.add_post(f"{a}/windows/{{id}}/{action}", api.set_window_status)
 
-    # Feature parts add their own routes.
-    for setup in FEATURE_ROUTES:
-        setup(app)
-
-
-def _features() -> list[Callable[[web.Application], None]]:
-    import importlib
-
-    out = []
-    for mod, fn in (("node.cases_routes", "setup_case_routes"), ("node.sync_routes", "setup_sync_routes")):
-        try:
-            out.append(getattr(importlib.import_module(mod), fn))
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-    return out
-
-
-FEATURE_ROUTES = _features()
+    # The case part (intake, back office, results, ratings, appointments) and replication.
+    setup_case_routes(app)
+    setup_sync_routes(app)
+    app[OPENAPI] = openapi.spec(case_paths, sync_paths)

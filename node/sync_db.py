@@ -1,4 +1,4 @@
-"""Tables of the signed log and of replication to the hub (registered with :mod:`node.db`).
+"""Tables of the signed log and of replication to the hub (listed in :data:`node.db.MIGRATIONS`).
 
 - ``events`` gains ``prev``, ``hash``, ``sig``, ``key_id``: each row is a signed record of
   :mod:`sync.chain`, written by :func:`node.events.append` in the state change's transaction.
@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import sqlite_utils
-
-from node import db as dbm
 
 
 def _m020_sync(db: sqlite_utils.Database) -> None:
@@ -104,4 +102,4 @@ def _m020_sync(db: sqlite_utils.Database) -> None:
     )
 
 
-dbm.register("020_sync", _m020_sync)
+MIGRATIONS = [("020_sync", _m020_sync)]

@@ -16,10 +16,10 @@ import sqlite_utils
 
 from node import db as dbm
 from node import events
-from node.clock import Now, iso, local_date, system_now
 from node.config import NodeConfig
 from node.pii import Pii
 from onestop import identity
+from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, NotFound, invalid_fields
 
 TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show")
@@ -235,10 +235,6 @@ def open_window_queues(db: sqlite_utils.Database) -> list[list[str]]:
 
 def _serving(window_queues: list[list[str]], queue: str) -> int:
     return sum(1 for qs in window_queues if "*" in qs or queue in qs)
-
-
-def serving_windows(db: sqlite_utils.Database, queue: str) -> int:
-    return _serving(open_window_queues(db), queue)
 
 
 def estimate_minutes(

@@ -7,7 +7,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node.clock import iso, system_now
+from onestop.clock import iso, system_now
 from onestop.errors import Conflict, Invalid
 from onestop.passwords import check_strength, hash_password
 

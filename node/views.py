@@ -25,8 +25,9 @@ from markupsafe import Markup
 
 from node import auth, tickets, users, windows
 from node import db as dbm
-from node.clock import local_date, parse
+from node.api import board_state
 from node.keys import CLOCK, CONFIG, DB
+from onestop.clock import local_date, parse
 from onestop.errors import Forbidden, NotFound, Unauthorized
 from onestop.i18n import LANGS, STRINGS, t
 
@@ -208,7 +209,6 @@ async def ticket_status(request: web.Request) -> web.Response:
 
 
 async def display(request: web.Request) -> web.Response:
-    from node.api import board_state
 
     lang, _ = page_lang(request)
     data = {

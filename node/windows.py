@@ -16,8 +16,8 @@ import sqlite_utils
 from node import db as dbm
 from node import events
 from node import tickets as tk
-from node.clock import Now, iso, local_date, system_now
 from node.config import NodeConfig
+from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Invalid, NotFound
 
 

@@ -1,6 +1,16 @@
-"""What the node's and the hub's settings share."""
+"""Settings files: what the node's and the hub's settings share.
+
+Each service keeps a frozen dataclass of its settings (defaults, ``validate()`` naming the field)
+and reads ``DIR/<name>.toml`` with :func:`load_toml`: a broken file, an unknown key or a value
+of the wrong type is a :class:`ConfigError` naming the field, never a traceback.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 
 class ConfigError(ValueError):
@@ -9,3 +19,57 @@ class ConfigError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class Settings(Protocol):
+    @property
+    def data_dir(self) -> Path: ...
+
+    def validate(self) -> Any: ...
+
+
+S = TypeVar("S", bound=Settings)
+
+_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
+
+
+def load_toml(cls: type[S], data_dir: str | Path, filename: str, missing_hint: str,
+              **overrides: Any) -> S:  # fmt: skip
+    """Read ``DIR/filename`` (keys are the fields of ``cls`` but ``data_dir``), apply the
+    ``overrides`` that are not None, check the types and validate."""
+    data_dir = Path(data_dir)
+    path = data_dir / filename
+    if not path.exists():
+        raise ConfigError("data_dir", f"{path} not found; {missing_hint}")
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(filename, f"not valid TOML: {exc}") from None
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "data_dir"}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown setting (see etc/{filename} for all settings)")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    for name, value in raw.items():
+        want = _TYPES.get(str(fields[name].type))
+        if want is not None and (not isinstance(value, want) or isinstance(value, bool)):
+            raise ConfigError(name, f"must be {fields[name].type}, got {type(value).__name__}")
+    cfg = cls(data_dir=data_dir, **raw)  # type: ignore[call-arg]
+    cfg.validate()
+    return cfg
+
+
+def dump_toml(cfg: Any, header: str) -> str:
+    """TOML text for the plain settings of ``cfg`` (every field but ``data_dir``)."""
+    lines = [f"# {header}"]
+    for f in dataclasses.fields(cfg):
+        if f.name == "data_dir":
+            continue
+        v = getattr(cfg, f.name)
+        if isinstance(v, str):
+            v = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        elif isinstance(v, bool):
+            v = "true" if v else "false"
+        lines.append(f"{f.name} = {v}")
+    return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from html import escape
 from typing import Any
 
 from aiohttp import web
@@ -185,7 +186,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _html_error(request: web.Request, status: int, message: str, hint: str | None) -> web.Response:
-    from html import escape
 
     body = (
         "<!doctype html><meta charset=utf-8><title>onestop</title>"
@@ -195,3 +195,12 @@ def _html_error(request: web.Request, status: int, message: str, hint: str | Non
         + "<p><a href='/'>&larr;</a></p></body>"
     )
     return web.Response(text=body, status=status, content_type="text/html")
+
+
+class CliError(Exception):
+    """A command failed in a way the user can fix; ``hint`` is the next command to run."""
+
+    def __init__(self, message: str, hint: str | None = None, code: int = 1) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.code = code

@@ -12,7 +12,10 @@ from typing import Any
 
 import phonenumbers
 from stdnum import exceptions as stdnum_exc
+from stdnum import numdb
 from stdnum.cn import ric
+
+from onestop.i18n import t
 
 
 class FieldError(ValueError):
@@ -53,7 +56,6 @@ def _region_exists(code: str) -> bool:
     real cards: numbers were assigned when cards were issued (from 1984), so a citizen born
     in 1940 carries a code created in 1983.  Only existence is checked here.
     """
-    from stdnum import numdb
 
     info = {k for _, props in numdb.get("cn/loc").info(code) for k in props}
     return "county" in info
@@ -109,7 +111,6 @@ def person_fields(
     Returns ``(id_number, phone, lang)``; each bad field adds its message, in the request's
     language, to ``errors`` and comes back empty.
     """
-    from onestop.i18n import t
 
     lang = data.get("lang") or default_lang
     if lang not in ("zh", "en"):

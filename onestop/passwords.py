@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import getpass
 import hashlib
 import hmac
 import os
+import sys
+
+from onestop.errors import CliError
 
 N, R, P = 2**14, 8, 1
 
@@ -50,3 +54,13 @@ async def verify_off_loop(password: str, stored: str | None) -> bool:
     usernames can't be probed by timing."""
     ok = await asyncio.to_thread(verify_password, password, stored or _dummy_hash())
     return ok and stored is not None
+
+
+def read_password(prompt: str = "password: ") -> str:
+    """A new password: prompted twice on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        pw = getpass.getpass(prompt)
+        if pw != getpass.getpass("again: "):
+            raise CliError("the passwords differ")
+        return pw
+    return sys.stdin.readline().rstrip("\n")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -354,7 +355,6 @@ def serve_signatures(conn: Any) -> None:
     """A signature-checking process (``hub.worker``): answer each ``(job, items)`` received
     on ``conn`` (a ``multiprocessing`` connection) with ``(job, results)``, one byte per item
     (1: verifies, see :func:`verify_signatures`), until the parent closes it."""
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us
     while True:

@@ -6,22 +6,18 @@ over ``CHECKPOINT_SIG_CONTEXT + canonical(<all fields but sig>)``.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from onestop.clock import utcnow
 from sync.canonical import b64decode, b64encode, canonical, is_sha256_hex
 from sync.errors import BAD_SHAPE, BAD_SIGNATURE, WRONG_NODE, CheckpointError
 from sync.keys import Ed25519PrivateKey, Ed25519PublicKey, public_key_id
 
 CHECKPOINT_SIG_CONTEXT = b"onestop-checkpoint-v1\n"
 CHECKPOINT_KEYS = frozenset({"node", "tree_size", "root", "at", "key_id", "sig"})
-
-
-def _utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def make_checkpoint(
@@ -36,7 +32,7 @@ def make_checkpoint(
     if type(tree_size) is not int or tree_size < 0 or not is_sha256_hex(root):
         raise CheckpointError(BAD_SHAPE, "need tree_size >= 0 and a 64-hex root", None)
     unsigned = {
-        "node": node_code, "tree_size": tree_size, "root": root, "at": at or _utcnow(),
+        "node": node_code, "tree_size": tree_size, "root": root, "at": at or utcnow(),
         "key_id": public_key_id(private_key.public_key()),
     }  # fmt: skip
     sig = private_key.sign(CHECKPOINT_SIG_CONTEXT + canonical(unsigned))

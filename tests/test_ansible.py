@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 
 from bench import rpo
-from onestop import ansible_cli, divisions
+from onestop import divisions
+from onestop.cli import ansible as ansible_cli
 from tests.conftest import free_port, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

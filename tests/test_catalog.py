@@ -17,15 +17,9 @@ import sqlite_utils
 import schemas
 from node import db as nodedb
 from node import events
-from node.catalog import (
-    KINDS,
-    CatalogError,
-    import_catalog,
-    load_catalog,
-    prefix_letters,
-    seed_path,
-)
+from node.catalog import import_catalog, prefix_letters
 from node.catalog_cli import register_catalog
+from schemas.catalog import KINDS, CatalogError, load_catalog, seed_path
 
 
 @pytest.fixture(scope="module")

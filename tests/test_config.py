@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from node import config as cfgm
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +50,7 @@ def test_missing_config_says_the_next_command(tmp_path: Path) -> None:
 def test_sample_config_documents_every_setting() -> None:
     sample = (ROOT / "etc" / "node.toml").read_text()
     keys = set(re.findall(r"^(\w+) =", sample, re.M))
-    fields = {f.name for f in dataclasses.fields(cfgm.NodeConfig)} - {"data_dir", "extra"}
+    fields = {f.name for f in dataclasses.fields(cfgm.NodeConfig)} - {"data_dir"}
     assert keys == fields
     for key in fields:  # each key has a comment line just above it (or a group comment)
         assert re.search(rf"#.*\n(\w+ = .*\n)*{key} =", sample), key
@@ -58,3 +59,14 @@ def test_sample_config_documents_every_setting() -> None:
 def test_sample_config_loads(tmp_path: Path) -> None:
     (tmp_path / "node.toml").write_text((ROOT / "etc" / "node.toml").read_text())
     assert cfgm.load(tmp_path).code == "370102001"
+
+
+@pytest.mark.parametrize("service", ["node", "hub"])
+def test_a_broken_settings_file_names_the_file_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], service: str
+) -> None:
+    (tmp_path / f"{service}.toml").write_text('name = "x\nport = 80\n', encoding="utf-8")
+    assert run_cli(service, "serve", "--data", str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {service}.toml: not valid TOML"), err
+    assert "Traceback" not in err

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _items() -> list[tuple[str, str, str]]:
     """(item code, lead department, kind) of the shipped catalog's items."""
-    cat = json.loads((ROOT / "node" / "seed" / "catalog.json").read_text("utf-8"))
+    cat = json.loads((ROOT / "schemas" / "seed" / "catalog.json").read_text("utf-8"))
     return [(i["code"], i["departments"][0], i["kind"]) for i in cat["items"]]
 
 

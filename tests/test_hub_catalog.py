@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hub.catalog import CatalogSignatureError, verify_catalog
-from node.catalog import load_catalog, seed_path
+from schemas.catalog import load_catalog, seed_path
+from sync.catalog import CatalogSignatureError, verify_catalog
 from sync.keys import Ed25519PrivateKey
 from tests import test_hub_support as support
 from tests.conftest import run_cli

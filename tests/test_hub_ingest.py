@@ -12,9 +12,9 @@ from jsonschema import Draft202012Validator
 from hub import db as hubdb
 from hub import ingest as ingestm
 from hub.keys import DB
-from hub.receipts import verify_receipt
 from sync.chain import GENESIS
 from sync.keys import Ed25519PrivateKey
+from sync.receipts import verify_receipt
 from tests import test_hub_support as support
 from tests.conftest import run_cli
 from tests.test_hub_support import (
@@ -361,7 +361,7 @@ async def test_relay_needs_a_valid_sender_signature(hub_client: Any, hub_dir: Pa
     assert [(x["seq"], x["reason"]) for x in res2["rejected"]] == [(4, "bad_signature")]
     assert res2["ack_seq"] == 3
     # A stale signature time is refused.
-    from hub.auth import sign_request
+    from sync.requests import sign_request
 
     headers = sign_request(county.key, COUNTY, "POST", "/api/v1/ingest", "2020-01-01T00:00:00Z")
     r = await hub_client.post("/api/v1/ingest", json=body, headers=headers)

@@ -11,8 +11,8 @@ import pytest
 
 from hub import db as hubdb
 from hub.keys import DB, IDENTITY
-from hub.sealing import SealError, X25519PrivateKey, load_seal_private, seal, unseal
 from sync.canonical import b64decode, b64encode
+from sync.sealing import SealError, X25519PrivateKey, load_seal_private, seal, unseal
 from tests import test_hub_support as support
 from tests.conftest import make_id
 from tests.test_hub_support import (

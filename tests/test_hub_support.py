@@ -15,11 +15,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization as ser
 
 from hub import config as hubcfg
-from hub.auth import sign_request
 from sync.chain import GENESIS, ROTATION_KIND, make_record, rotation_body
 from sync.checkpoint import make_checkpoint
 from sync.keys import Ed25519PrivateKey, load_public
 from sync.merkle import MerkleTree, record_leaf
+from sync.requests import sign_request
 from tests.conftest import run_cli
 
 AT = "2026-11-29T10:00:00.000Z"

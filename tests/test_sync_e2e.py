@@ -94,8 +94,8 @@ class Hub:
 
     def hashes(self, node: Path, code: str) -> list[tuple[int, str]]:
         """The hub's verified copy of a node's log, read back with a request it signs."""
-        from hub.auth import sign_request
-        from sync.signer import load_node_key
+        from node.signer import load_node_key
+        from sync.requests import sign_request
 
         key = load_node_key(node)
         assert key is not None
@@ -322,8 +322,8 @@ def test_duplicated_reordered_and_replayed_batches_change_nothing(
 ) -> None:
     import gzip
 
-    from hub.auth import sign_request
-    from sync import signer as signerm
+    from node import signer as signerm
+    from sync.requests import sign_request
 
     node = make_node(tmp_path / "node", hub)
     hub.start()
@@ -515,7 +515,7 @@ def test_township_syncs_through_its_county_relay(
 def test_catalog_update_reaches_the_node_and_a_tampered_one_is_refused(
     hub: Hub, tmp_path: Path, servers: list[LiveServer]
 ) -> None:
-    from node.catalog import load_catalog, seed_path
+    from schemas.catalog import load_catalog, seed_path
 
     node = make_node(tmp_path / "node", hub)
     hub.start()

@@ -18,7 +18,7 @@ import pytest
 from node import config as cfgm
 from node import db as dbm
 from node import events
-from sync import signer as signerm
+from node import signer as signerm
 from sync.chain import GENESIS, ROTATION_KIND
 from sync.keys import load_public, public_key_id
 from sync.verify import verify_log
@@ -87,7 +87,8 @@ def test_append_needs_a_transaction_and_a_key(node_dir: Path, tmp_path: Path) ->
 
 
 def test_bare_database_is_adopted_when_a_key_arrives(tmp_path: Path) -> None:
-    from node.catalog import import_catalog, load_catalog, seed_path
+    from node.catalog import import_catalog
+    from schemas.catalog import load_catalog, seed_path
     from sync.keys import Ed25519PrivateKey
 
     db = dbm.connect(tmp_path / "node.db")
@@ -122,7 +123,7 @@ def test_passphrase_encrypted_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_hub_keys_are_copied_and_ids_sealed(tmp_path: Path) -> None:
-    from hub import sealing
+    from sync import sealing
 
     hub = tmp_path / "hub"
     assert run_cli("hub", "init", "--data", str(hub)) == 0
@@ -149,7 +150,7 @@ def test_hub_keys_are_copied_and_ids_sealed(tmp_path: Path) -> None:
 
 
 def test_rotation_checkpoints_and_verify(node_dir: Path, capsys: Any) -> None:
-    from sync.node_verify import verify_node
+    from node.replication.verify import verify_node
 
     cfg = cfgm.load(node_dir)
     db = _db(node_dir)
@@ -189,7 +190,7 @@ def test_rotation_checkpoints_and_verify(node_dir: Path, capsys: Any) -> None:
 
 
 def _headers(data: Path, method: str, target: str) -> dict[str, str]:
-    from hub.auth import sign_request
+    from sync.requests import sign_request
 
     key = signerm.load_node_key(data)
     assert key is not None
@@ -197,8 +198,8 @@ def _headers(data: Path, method: str, target: str) -> dict[str, str]:
 
 
 def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None:
+    from node.replication import relay
     from onestop.errors import ApiError
-    from sync import relay
 
     county = init_node(tmp_path / "county", code="370102", name="历下区政务服务中心", windows=False)
     town = init_node(tmp_path / "town", windows=False)
@@ -310,7 +311,8 @@ def _node_for(hub: Path, data: Path, url: str, code: str = CODE, **kw: Any) -> c
 async def test_push_resumes_and_keeps_receipts(
     aiohttp_server: Any, hub_dir: Path, tmp_path: Path
 ) -> None:
-    from sync.push import PushClient, state
+    from node.replication.client import PushClient
+    from node.replication.state import state
 
     srv = await _hub(aiohttp_server, hub_dir)
     cfg = _node_for(hub_dir, tmp_path / "n", str(srv.make_url("")))
@@ -344,7 +346,8 @@ async def test_push_resumes_and_keeps_receipts(
 async def test_rejected_records_are_shown_not_dropped(
     aiohttp_server: Any, hub_dir: Path, tmp_path: Path
 ) -> None:
-    from sync.push import PushClient, state
+    from node.replication.client import PushClient
+    from node.replication.state import state
 
     srv = await _hub(aiohttp_server, hub_dir)
     cfg = _node_for(hub_dir, tmp_path / "n", str(srv.make_url("")))
@@ -363,7 +366,9 @@ async def test_rejected_records_are_shown_not_dropped(
 def test_unreachable_hub_is_reported(tmp_path: Path) -> None:
     import asyncio
 
-    from sync.push import HubUnreachable, PushClient, backoff_delay, state
+    from node.replication.client import HubUnreachable, PushClient
+    from node.replication.service import backoff_delay
+    from node.replication.state import state
     from tests.conftest import free_port
 
     data = tmp_path / "n"
@@ -393,10 +398,10 @@ def test_unreachable_hub_is_reported(tmp_path: Path) -> None:
 
 
 def test_catalog_envelope_verified_and_imported(tmp_path: Path, hub_dir: Path) -> None:
-    from hub import catalog as hubcat
     from hub import identity
-    from node.catalog import load_catalog, seed_path
-    from sync import catalog_fetch
+    from node.replication import catalog_fetch
+    from schemas.catalog import load_catalog, seed_path
+    from sync import catalog as hubcat
 
     cfg = _node_for(hub_dir, tmp_path / "n", "http://127.0.0.1:9")
     db = _db(cfg.data_dir)
@@ -424,7 +429,6 @@ def test_catalog_envelope_verified_and_imported(tmp_path: Path, hub_dir: Path) -
 
 
 async def test_status_api_and_page(client: Any) -> None:
-    from node import openapi
 
     r = await client.get("/api/v1/sync/status")
     assert r.status == 401
@@ -446,10 +450,7 @@ async def test_status_api_and_page(client: Any) -> None:
     for lang, word in (("zh", "待上传"), ("en", "Waiting to send")):
         r = await client.get(f"/sync?lang={lang}")
         assert r.status == 200 and word in await r.text()
-    from node.sync_routes import _paths
-
-    assert _paths in openapi.EXTRA_PATHS
-    paths = set(_paths())
+    paths = set((await (await client.get("/api/v1/openapi.json")).json())["paths"])
     assert {
         "/api/v1/sync/status",
         "/api/v1/ingest",

@@ -17,7 +17,6 @@ passphrase comes from ``ONESTOP_KEY_PASSPHRASE`` or the file named by
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -32,8 +31,11 @@ from typing import Any
 
 import sqlite_utils
 
-from onestop.cli import CliError
-from sync.chain import GENESIS, ROTATION_KIND, make_record, rotation_body
+from node import config as cfgm
+from node import db as dbm
+from onestop.errors import CliError
+from sync import sealing
+from sync.chain import GENESIS, ROTATION_KIND, make_record
 from sync.checkpoint import make_checkpoint
 from sync.keys import (
     Ed25519PrivateKey,
@@ -100,27 +102,8 @@ def _conn(db: DbLike) -> Conn:
     return db.conn if isinstance(db, sqlite_utils.Database) else db
 
 
-_realpaths: dict[str, Path] = {}  # database path as SQLite names it -> its real path
-
-
-def database_file(db: DbLike) -> Path | None:
-    """The main database file of a connection (None for an in-memory database)."""
-    for row in _conn(db).execute("PRAGMA database_list").fetchall():
-        if row[1] == "main":
-            if not row[2]:
-                return None
-            # Resolving symlinks costs a few system calls; this runs on every event written.
-            real = _realpaths.get(row[2])
-            if real is None:
-                if len(_realpaths) >= 256:
-                    _realpaths.clear()
-                real = _realpaths[row[2]] = Path(os.path.realpath(row[2]))
-            return real
-    return None
-
-
 def _reg_key(conn: Conn) -> str:
-    path = database_file(conn)
+    path = dbm.database_file(conn)
     return str(path) if path else f"memory:{id(conn)}"
 
 
@@ -210,7 +193,7 @@ def attach(
     in one transaction.
     """
     conn = _conn(db)
-    path = database_file(conn)
+    path = dbm.database_file(conn)
     signer = Signer(
         node_code, private_key, data_dir or (path.parent if path else None), None if path else conn
     )
@@ -220,11 +203,6 @@ def attach(
         with _write_tx(conn):
             adopt_unsigned(conn, signer)
     return signer
-
-
-def detach(db: DbLike) -> None:
-    with _lock:
-        _registry.pop(_reg_key(_conn(db)), None)
 
 
 def _is_node_database(conn: Conn, path: Path | None) -> bool:
@@ -244,8 +222,6 @@ def _node_code_of(conn: Conn, data_dir: Path) -> str:
         row = conn.execute("SELECT value FROM meta WHERE key = 'node.code'").fetchone()
         if row and row[0]:
             return str(row[0])
-    from node import config as cfgm
-
     try:
         return cfgm.load(data_dir).code
     except cfgm.ConfigError as exc:
@@ -259,7 +235,7 @@ def signer_for(db: DbLike) -> Signer | None:
     for a bare database that belongs to no node.
     """
     conn = _conn(db)
-    path = database_file(conn)
+    path = dbm.database_file(conn)
     key = str(path) if path else f"memory:{id(conn)}"
     signer = _registry.get(key)
     if signer is not None and (signer.conn is None or signer.conn is conn):
@@ -272,7 +248,7 @@ def signer_for(db: DbLike) -> Signer | None:
         where = path.parent if path else "this database"
         raise SignerError(
             f"no signing key for the node in {where}: events cannot be written unsigned",
-            hint="open the database with sync.signer.open_node_db, or restore DIR/node.key",
+            hint="open the database with node.signer.open_node_db, or restore DIR/node.key",
         )
     return None
 
@@ -411,8 +387,6 @@ def adopt_unsigned(conn: Conn, signer: Signer) -> int:
 
 def open_node_db(cfg: Any, passphrase: bytes | None = None) -> sqlite_utils.Database:
     """Connect to the node's database, migrate it and attach the node's signer."""
-    from node import db as dbm
-
     db = dbm.connect(cfg.db_path)
     dbm.migrate(db)
     data_dir = Path(cfg.data_dir)
@@ -594,15 +568,22 @@ def all_checkpoints(db: DbLike, code: str | None = None) -> list[dict[str, Any]]
     ]
 
 
-# --------------------------------------------------------------------------- init, rotation
+# --------------------------------------------------------------------------- init
 
 
-def init_hook(cfg: Any, db: sqlite_utils.Database, args: argparse.Namespace) -> None:
-    """``onestop node init``: the node's key pair, the hub's keys, and the signer."""
+def init_keys(
+    cfg: cfgm.NodeConfig,
+    db: sqlite_utils.Database,
+    passphrase_file: str = "",
+    hub_pub: str = "",
+    seal_pub: str = "",
+) -> None:
+    """``onestop node init``: the node's key pair, the hub's keys (copied into DIR), and the
+    signer attached to ``db``."""
     data = Path(cfg.data_dir)
-    passphrase = None
-    if getattr(args, "key_passphrase_file", None):
-        passphrase = read_passphrase_file(Path(args.key_passphrase_file))
+    passphrase: bytes | None
+    if passphrase_file:
+        passphrase = read_passphrase_file(Path(passphrase_file))
     else:
         passphrase = passphrase_from_env()
     priv = data / f"{KEY_NAME}.key"
@@ -620,7 +601,6 @@ def init_hook(cfg: Any, db: sqlite_utils.Database, args: argparse.Namespace) -> 
             f"node key: {priv} ({public_key_id(key.public_key())}{enc}); "
             f"public key {data / (KEY_NAME + '.pub')}"
         )
-    hub_pub = getattr(args, "hub_pubkey", "") or ""
     if hub_pub:
         try:
             load_public(Path(hub_pub))
@@ -629,46 +609,15 @@ def init_hook(cfg: Any, db: sqlite_utils.Database, args: argparse.Namespace) -> 
         if Path(hub_pub).resolve() != (data / HUB_PUB).resolve():
             shutil.copyfile(hub_pub, data / HUB_PUB)
         print(f"hub key: {data / HUB_PUB}")
-    seal_pub = getattr(args, "hub_seal_pubkey", "") or ""
     if seal_pub:
         try:
-            load_seal_public(Path(seal_pub))
+            sealing.load_seal_public(Path(seal_pub))
         except ValueError as exc:
             raise SignerError(f"--hub-seal-pubkey: {exc}") from None
         if Path(seal_pub).resolve() != (data / HUB_SEAL_PUB).resolve():
             shutil.copyfile(seal_pub, data / HUB_SEAL_PUB)
         print(f"hub sealing key: {data / HUB_SEAL_PUB}")
     attach(db, cfg.code, key, data)
-
-
-def rotate_key(
-    cfg: Any, db: sqlite_utils.Database, passphrase: bytes | None = None
-) -> tuple[str, str, int]:
-    """Announce a new key in a ``key.rotated`` event signed with the old one, then switch.
-
-    The old pair is kept as ``node-<old key id>.key``/``.pub``.  Returns (old id, new id, seq).
-    """
-    from node import db as dbm
-    from node import events
-
-    data = Path(cfg.data_dir)
-    signer = current_signer(db)
-    if signer is None:
-        raise SignerError("this database has no signer")
-    old_id = signer.key_id
-    if passphrase is None and _key_is_encrypted(data / f"{KEY_NAME}.key"):
-        passphrase = passphrase_from_env()
-    for p in (data / f"{NEXT_KEY_NAME}.key", data / f"{NEXT_KEY_NAME}.pub"):
-        p.unlink(missing_ok=True)  # left over from a rotation that never reached the log
-    generate_keypair(data, NEXT_KEY_NAME, passphrase)
-    new = load_key_file(data / f"{NEXT_KEY_NAME}.key", passphrase)
-    with dbm.tx(db) as conn:
-        if log_size(conn):
-            checkpoint(conn)  # the last checkpoint under the old key
-        seq = events.append(conn, ROTATION_KIND, "node", cfg.code, rotation_body(new.public_key()))
-    _finish_rotation(data, new)
-    attach(db, signer.node_code, new, data)
-    return old_id, public_key_id(new.public_key()), seq
 
 
 def _finish_rotation(data: Path, new: Ed25519PrivateKey) -> None:
@@ -704,19 +653,10 @@ def hub_public_key(cfg: Any) -> Ed25519PublicKey | None:
     return None
 
 
-def load_seal_public(path: Path) -> Any:
-    """The hub's X25519 sealing key from a PEM file (raises ValueError)."""
-    from hub import sealing
-
-    return sealing.load_seal_public(path)
-
-
 def seal_for_hub(cfg: Any, id_number: str) -> str | None:
     """``id_number`` sealed to the hub's X25519 key (``DIR/hub-seal.pub``) so only the hub can
     read it (relays cannot); None when the node has no hub sealing key."""
     path = Path(cfg.data_dir) / HUB_SEAL_PUB
     if not path.exists():
         return None
-    from hub import sealing
-
     return sealing.seal(sealing.load_seal_public(path), id_number)

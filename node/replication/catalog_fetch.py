@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
-from cryptography.exceptions import InvalidSignature
 
 from node import db as dbm
-from sync import signer as signerm
-from sync.canonical import b64decode, canonical
-from sync.keys import Ed25519PublicKey, public_key_id
+from node import signer as signerm
+from node.catalog import import_catalog
+from node.replication.client import HubError, PushClient
+from onestop.clock import utcnow
+from schemas.catalog import CatalogError, load_catalog
+from sync.catalog import CatalogSignatureError, verify_catalog
+from sync.keys import Ed25519PublicKey
 
 log = logging.getLogger("onestop.sync")
 
-CATALOG_SIG_CONTEXT = b"onestop-catalog-v1\n"
 PATH = "/api/v1/catalog/latest"
 
 
@@ -43,26 +45,10 @@ class FetchResult:
 
 def verify_envelope(env: Any, hub_pub: Ed25519PublicKey) -> None:
     """Raise :class:`CatalogRefused` unless ``env`` is a catalog signed by ``hub_pub``."""
-    if not isinstance(env, Mapping):
-        raise CatalogRefused("the hub's answer is not a JSON object")
-    missing = [k for k in ("version", "published_at", "catalog", "key_id", "sig") if k not in env]
-    if missing:
-        raise CatalogRefused(f"the catalog envelope lacks {', '.join(missing)}")
-    kid = public_key_id(hub_pub)
-    if env["key_id"] != kid:
-        raise CatalogRefused(f"catalog signed by key {env['key_id']}, the hub's key is {kid}")
-    unsigned = {
-        "version": env["version"],
-        "published_at": env["published_at"],
-        "catalog": env["catalog"],
-    }
     try:
-        hub_pub.verify(b64decode(env["sig"]), CATALOG_SIG_CONTEXT + canonical(unsigned))
-    except (ValueError, InvalidSignature):
-        raise CatalogRefused(
-            f"catalog {env.get('version')!r}: the hub's signature does not verify "
-            "(altered in transit or not from the hub)"
-        ) from None
+        verify_catalog(env, hub_pub)
+    except CatalogSignatureError as exc:
+        raise CatalogRefused(f"catalog from the hub refused: {exc}") from None
 
 
 def _set(db: sqlite_utils.Database, **values: Any) -> None:
@@ -75,8 +61,6 @@ def apply_envelope(
     cfg: Any, db: sqlite_utils.Database, env: Any, etag: str | None = None
 ) -> FetchResult:
     """Verify and import a signed catalog envelope (refusing it leaves everything as it was)."""
-    from node.catalog import CatalogError, import_catalog, load_catalog
-    from sync.push import utcnow
 
     hub_pub = signerm.hub_public_key(cfg)
     now = utcnow()
@@ -113,7 +97,6 @@ def apply_envelope(
 
 async def fetch(cfg: Any, db: sqlite_utils.Database, client: Any = None) -> FetchResult:
     """Ask the hub for its latest catalog; import it when new and correctly signed."""
-    from sync.push import HubError, PushClient, utcnow
 
     own = client is None
     client = client or PushClient(cfg, db)

@@ -15,27 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import gzip
 import json
 import logging
 import os
-import random
 import sqlite3
-import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import sqlite_utils
-from aiohttp import web
 
 from node import db as dbm
-from node import events
-from sync import signer as signerm
+from node import signer as signerm
+from node.replication import relay
+from node.replication.state import record_rejection, set_state, state, store_receipt
+from onestop.clock import utcnow
 from sync.canonical import is_sha256_hex
 from sync.chain import GENESIS
+from sync.requests import sign_request
 
 log = logging.getLogger("onestop.sync")
 
@@ -66,10 +64,6 @@ class HubError(Exception):
         self.status, self.code, self.hint = status, code, hint
 
 
-def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass
 class PushReport:
     sent: int = 0  # records sent (own and relayed)
@@ -86,67 +80,13 @@ class PushReport:
         return dict(self.__dict__)
 
 
-# --------------------------------------------------------------------------- state
-
-
-def state(db: sqlite_utils.Database) -> dict[str, Any]:
-    row = dbm.one(db, "SELECT * FROM sync_state WHERE id = 1")
-    return row or {}
-
-
-def _set_state(conn: sqlite3.Connection, **values: Any) -> None:
-    cols = ", ".join(f"{k} = ?" for k in values)
-    conn.execute(f"UPDATE sync_state SET {cols} WHERE id = 1", list(values.values()))
-
-
-def record_rejection(
-    conn: sqlite3.Connection, node: str, seq: int | None, reason: str, message: str
-) -> None:
-    now = utcnow()
-    conn.execute(
-        "INSERT INTO sync_rejections (node, seq, reason, message, first_at, last_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (node, ifnull(seq, -1), reason) DO UPDATE SET "
-        "message = excluded.message, last_at = excluded.last_at, count = count + 1, "
-        "resolved = 0",
-        [node, seq, reason, message, now, now],
-    )
-
-
-def store_receipt(
-    conn: sqlite3.Connection, receipt: Any, hub_pub: Any, local_hash: str | None
-) -> str | None:
-    """Check a hub receipt and keep it; returns a problem description or None."""
-    from hub.receipts import ReceiptError, verify_receipt
-
-    if not isinstance(receipt, dict):
-        return None
-    if hub_pub is None:
-        return "no hub public key (DIR/hub.pub): receipts cannot be checked"
+def env_number(name: str, default: Any, kind: Any = float) -> Any:
+    """A positive number from the environment (tuning knobs for tests and slow links)."""
     try:
-        verify_receipt(receipt, hub_pub)
-    except ReceiptError as exc:
-        return f"hub receipt refused: {exc}"
-    if local_hash is not None and receipt["hash"] != local_hash:
-        return (
-            f"the hub's receipt for seq {receipt['seq']} names hash {receipt['hash'][:12]}…, "
-            f"the log here has {local_hash[:12]}… (fork)"
-        )
-    conn.execute(
-        "INSERT OR IGNORE INTO receipts (node, seq, hash, hub, at, sig, receipt, received_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            receipt["node"],
-            receipt["seq"],
-            receipt["hash"],
-            receipt["hub"],
-            receipt["at"],
-            receipt["sig"],
-            json.dumps(receipt, ensure_ascii=False),
-            utcnow(),
-        ],
-    )
-    return None
+        value = kind(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def encode_body(payload: Any) -> bytes:
@@ -155,10 +95,10 @@ def encode_body(payload: Any) -> bytes:
 
 
 def backlog(db: sqlite_utils.Database) -> int:
-    from sync import relay
-
     own = signerm.log_size(db) - int(state(db).get("hub_ack_seq") or 0)
     return max(own, 0) + relay.pending_count(db)
+
+
 
 
 # --------------------------------------------------------------------------- the client
@@ -177,7 +117,7 @@ class PushClient:
     ) -> None:
         self.cfg, self.db = cfg, db
         self.hub_url = str(cfg.hub_url or "").rstrip("/")
-        self.batch_size = batch_size or _env_number(BATCH_ENV, BATCH_SIZE, int)
+        self.batch_size = batch_size or env_number(BATCH_ENV, BATCH_SIZE, int)
         self.timeout = timeout
         self._synced = False  # asked the hub where it stands since this process started
         self._diverged = False  # the hub's copy and this log disagree (fork, rollback)
@@ -198,7 +138,6 @@ class PushClient:
         return self._session
 
     def signed_headers(self, method: str, target: str) -> dict[str, str]:
-        from hub.auth import sign_request
 
         signer = signerm.current_signer(self.db)
         if signer is None:
@@ -260,7 +199,7 @@ class PushClient:
         log.warning("sync %s: %s", kind, message)
         self._diverged = True
         record_rejection(conn, code, seq, kind, message)
-        _set_state(conn, alert=f"{kind}: {message}", last_error=message, last_error_at=utcnow())
+        set_state(conn, alert=f"{kind}: {message}", last_error=message, last_error_at=utcnow())
 
     def _reconcile(self, code: str, pos: dict[str, Any]) -> None:
         """Resume from the hub's position when it matches this log; flag a fork/rollback."""
@@ -268,9 +207,9 @@ class PushClient:
         size = signerm.log_size(self.db)
         with dbm.tx(self.db) as conn:
             if "relay" in pos:
-                _set_state(conn, via_relay=str(pos.get("relay") or ""))
+                set_state(conn, via_relay=str(pos.get("relay") or ""))
             if ack == 0 or (ack <= size and signerm.hash_at(conn, ack) == ack_hash):
-                _set_state(conn, hub_ack_seq=ack, hub_ack_hash=ack_hash if ack else None)
+                set_state(conn, hub_ack_seq=ack, hub_ack_hash=ack_hash if ack else None)
                 self._resume = ack
                 self._diverged = self._held = False
                 return
@@ -313,7 +252,6 @@ class PushClient:
 
     async def push_once(self, max_requests: int = 10_000) -> PushReport:
         """Push until the hub holds everything, stops advancing, or cannot be reached."""
-        from sync import relay
 
         report = PushReport()
         signer = signerm.current_signer(self.db)
@@ -322,7 +260,7 @@ class PushClient:
         code = signer.node_code
         hub_pub = signerm.hub_public_key(self.cfg)
         with dbm.tx(self.db) as conn:
-            _set_state(conn, last_attempt=utcnow())
+            set_state(conn, last_attempt=utcnow())
         try:
             if not self._synced or self._held:
                 self._reconcile(code, await self.position(code))
@@ -362,7 +300,7 @@ class PushClient:
         except (HubUnreachable, HubError) as exc:
             self._synced = False  # ask where the hub stands again once it answers
             with dbm.tx(self.db) as conn:
-                _set_state(conn, last_error=str(exc), last_error_at=utcnow())
+                set_state(conn, last_error=str(exc), last_error_at=utcnow())
             report.errors.append(str(exc))
             report.backlog = backlog(self.db)
             report.ack_seq = int(state(self.db).get("hub_ack_seq") or 0)
@@ -376,7 +314,7 @@ class PushClient:
             if not self._diverged:
                 values["alert"] = None
         with dbm.tx(self.db) as conn:
-            _set_state(conn, **values)
+            set_state(conn, **values)
         return report
 
     def _apply(
@@ -389,7 +327,6 @@ class PushClient:
         own: dict[str, Any] | None,
     ) -> bool:
         """Store what the hub answered; True when it advanced (worth sending more)."""
-        from sync import relay
 
         progressed = False
         with dbm.tx(self.db) as conn:
@@ -419,7 +356,7 @@ class PushClient:
             report.errors.append("hub answer without a valid ack_seq")
             return False
         if "relay" in res:
-            _set_state(conn, via_relay=str(res.get("relay") or ""))
+            set_state(conn, via_relay=str(res.get("relay") or ""))
         local = signerm.hash_at(conn, ack)
         progressed = False
         if ack and (local is None or not is_sha256_hex(ack_hash) or local != ack_hash):
@@ -434,7 +371,7 @@ class PushClient:
             report.alert = "fork" if local else "rollback"
         else:
             prev = int(conn.execute("SELECT hub_ack_seq FROM sync_state").fetchone()[0] or 0)
-            _set_state(
+            set_state(
                 conn,
                 hub_ack_seq=ack,
                 hub_ack_hash=ack_hash if ack else None,
@@ -457,7 +394,7 @@ class PushClient:
             )
             if problem:
                 report.errors.append(problem)
-                _set_state(conn, last_error=problem, last_error_at=utcnow())
+                set_state(conn, last_error=problem, last_error_at=utcnow())
         for rej in res.get("rejected") or []:
             if not isinstance(rej, dict):
                 continue
@@ -467,7 +404,7 @@ class PushClient:
             record_rejection(conn, code, seq, reason, message)
             report.rejected += 1
             text = f"hub rejected seq {seq}: {reason}: {message}"
-            _set_state(conn, last_error=text, last_error_at=utcnow())
+            set_state(conn, last_error=text, last_error_at=utcnow())
             log.warning("sync: %s", text)
         alert = res.get("alert")
         if alert:
@@ -483,207 +420,3 @@ class PushClient:
         return progressed
 
 
-# --------------------------------------------------------------------------- in the server
-
-
-def _env_number(name: str, default: Any, kind: Any = float) -> Any:
-    """A positive number from the environment (tuning knobs for tests and slow links)."""
-    try:
-        value = kind(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-def backoff_cap() -> float:
-    return max(1.0, float(_env_number(BACKOFF_MAX_ENV, 300.0)))
-
-
-def backoff_delay(failures: int, cap: float | None = None) -> float:
-    """Exponential backoff with jitter: about 1, 2, 4 … seconds, at most ``cap``."""
-    cap = backoff_cap() if cap is None else cap
-    d = min(cap, 2.0 ** max(failures - 1, 0))
-    return random.uniform(d / 2, d)
-
-
-class PushService:
-    """Runs :class:`PushClient` (and the catalog fetch) inside the node server."""
-
-    def __init__(self, cfg: Any, db: sqlite_utils.Database) -> None:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-        self.cfg, self.db = cfg, db
-        self.client = PushClient(cfg, db)
-        self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.failures = 0
-        self.next_try = 0.0  # monotonic time before which no push is attempted (backoff)
-        self.last_report: PushReport | None = None
-        self._lock = asyncio.Lock()
-        self._again = False
-        self._debounce: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._current: asyncio.Task[Any] | None = None
-        self._closing = False
-
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        events.on_append(self._on_append)
-        now = dt.datetime.now(dt.UTC)
-        interval = int(self.cfg.sync_interval_seconds)
-        # The job only starts a push task, so a long catch-up never overlaps the next tick.
-        self.scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=interval,
-            id="sync-push",
-            next_run_time=now,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        catalog_every = _env_number(CATALOG_SECONDS_ENV, interval * 10.0)
-        self.scheduler.add_job(
-            self.fetch_catalog,
-            "interval",
-            seconds=catalog_every,
-            id="sync-catalog",
-            next_run_time=now + dt.timedelta(seconds=1),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        self.scheduler.start()
-        log.info("sync: pushing to %s every %ss and after new events", self.cfg.hub_url, interval)
-
-    async def stop(self) -> None:
-        self._closing = True
-        events.off_append(self._on_append)
-        if self._debounce is not None:
-            self._debounce.cancel()
-        with contextlib.suppress(Exception):
-            self.scheduler.shutdown(wait=False)
-        if self._current is not None:
-            self._current.cancel()  # a push waiting on the network (DB writes never await)
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10):
-                async with self._lock:
-                    pass
-        await self.client.close()
-
-    def _on_append(self, conn: sqlite3.Connection, seq: int, event: dict[str, Any]) -> None:
-        if conn is self.db.conn and self._loop is not None and not self._closing:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self.poke)
-
-    def poke(self) -> None:
-        """New records to send: push shortly (debounced)."""
-        if self._closing or self._loop is None:
-            return
-        if self._debounce is None:
-            self._debounce = self._loop.call_later(DEBOUNCE_SECONDS, self._fire)
-
-    async def _tick(self) -> None:
-        self._fire()  # a coroutine job, so it runs on the event loop, not in a thread
-
-    def _fire(self) -> None:
-        self._debounce = None
-        if self._closing:
-            return
-        task = asyncio.ensure_future(self.run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def run(self) -> PushReport | None:
-        """One scheduled or nudged push (skipped while backing off)."""
-        if self._closing or time.monotonic() < self.next_try:
-            return None
-        if self._lock.locked():
-            self._again = True
-            return None
-        async with self._lock:
-            report = None
-            self._current = asyncio.current_task()
-            try:
-                report = await self.client.push_once()
-            except HubUnreachable as exc:
-                self._failed(str(exc), logging.INFO)
-            except HubError as exc:
-                self._failed(str(exc), logging.WARNING)
-            except (sqlite3.Error, signerm.SignerError) as exc:
-                self._failed(f"{type(exc).__name__}: {exc}", logging.WARNING)
-            except asyncio.CancelledError:
-                if not self._closing:
-                    raise
-            except Exception:  # noqa: BLE001 - a bug: show it, keep the node pushing later
-                log.exception("sync: push failed unexpectedly")
-                self._failed("unexpected error (see the log)", logging.WARNING)
-            else:
-                if self.failures:
-                    log.info("sync: %s reachable again", self.cfg.hub_url)
-                self.failures, self.next_try = 0, 0.0
-                self.last_report = report
-                if report.sent:
-                    log.info(
-                        "sync: sent %d, hub at seq %d, backlog %d, rejected %d",
-                        report.sent,
-                        report.ack_seq,
-                        report.backlog,
-                        report.rejected,
-                    )
-        if self._again and not self._closing:
-            self._again = False
-            self.poke()
-        return report
-
-    def _failed(self, message: str, level: int) -> None:
-        self.failures += 1
-        delay = backoff_delay(self.failures)
-        self.next_try = time.monotonic() + delay
-        log.log(
-            level, "sync: %s; %d records wait; next try in %.1f s", message, backlog(self.db), delay
-        )
-
-    async def fetch_catalog(self) -> None:
-        from sync import catalog_fetch
-
-        if self._closing:
-            return
-        try:
-            await catalog_fetch.fetch(self.cfg, self.db, self.client)
-        except HubUnreachable as exc:
-            log.info("sync: catalog check skipped: %s", exc)
-        except Exception as exc:  # noqa: BLE001 - never let the job die
-            log.warning("sync: catalog check failed: %s", exc)
-
-
-class SyncHolder:
-    """Mutable slot for the push service (created before the app is frozen)."""
-
-    service: PushService | None = None
-
-
-SYNC = web.AppKey("sync", SyncHolder)
-
-
-async def push_ctx(app: web.Application) -> AsyncIterator[None]:
-    """aiohttp cleanup context: run the push service when the node has a hub_url."""
-    from node.keys import CONFIG, DB
-
-    cfg = app[CONFIG]
-    holder = app.get(SYNC)
-    service = None
-    if cfg.hub_url:
-        service = PushService(cfg, app[DB])
-        await service.start()
-        if holder is not None:
-            holder.service = service
-    try:
-        yield
-    finally:
-        if service is not None:
-            await service.stop()
-            if holder is not None:
-                holder.service = None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from onestop import divisions
+from onestop.errors import CliError
 
 LEVELS = divisions.LEVELS
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -220,7 +221,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _generate(args: argparse.Namespace) -> str:
-    from onestop.cli import CliError
 
     if args.hub_host and not _HOSTNAME.match(args.hub_host):
         raise CliError(f"--hub-host: not a host name: {args.hub_host!r}")
@@ -255,7 +255,6 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 def generate_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ansible/inventory/generate.py`` (also a dynamic inventory script)."""
-    from onestop.cli import CliError
 
     p = argparse.ArgumentParser(
         prog="generate.py",

@@ -2,7 +2,7 @@
 
 ``node/routes.py`` calls :func:`setup_sync_routes`.  A county/city node answers the hub's
 ingest protocol for the townships registered with ``onestop sync relay add`` (see
-:mod:`sync.relay`); every node serves its sync status to staff.
+:mod:`node.replication.relay`); every node serves its sync status to staff.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from node import auth, openapi
+from node import auth, openapi, views
 from node.keys import CONFIG, DB
+from node.replication import catalog_fetch, relay
+from node.replication import status as statusm
+from node.replication.service import SYNC, SyncHolder
 from onestop.errors import ApiError, Invalid, NotFound
-from sync import catalog_fetch, relay
-from sync import status as statusm
-from sync.push import SYNC, SyncHolder
 
 LABELS = {
     "zh": {
@@ -94,7 +94,6 @@ async def sync_status(request: web.Request) -> web.Response:
 
 
 async def sync_page(request: web.Request) -> web.Response:
-    from node import views
 
     user = await auth.require(request)
     lang, _ = views.page_lang(request)
@@ -164,7 +163,7 @@ def setup_sync_routes(app: web.Application) -> None:
     r.add_get(f"{a}/catalog/latest", catalog_latest)
 
 
-def _paths() -> dict[str, Any]:
+def sync_paths() -> dict[str, Any]:
     op = openapi._op
     code = [openapi._path_param("code", "string")]
     signed = {
@@ -217,6 +216,3 @@ def _paths() -> dict[str, Any]:
         },
     }
 
-
-if _paths not in openapi.EXTRA_PATHS:
-    openapi.EXTRA_PATHS.append(_paths)

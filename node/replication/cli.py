@@ -1,9 +1,8 @@
 """``onestop sync ...`` and the sync parts of ``onestop node ...``.
 
 - ``onestop sync push|status|catalog --data DIR``; ``onestop sync relay add|list``;
-- ``onestop node rotate-key|checkpoint|keygen --data DIR`` and the key options of
-  ``onestop node init`` (added to node/cli.py's parser here, with an ``INIT_HOOKS`` step);
-- ``onestop verify --data DIR`` unless the hub's CLI registered it already.
+- ``onestop node rotate-key|checkpoint|keygen --data DIR`` (:func:`register_node_commands`,
+  called by node/cli.py).
 """
 
 from __future__ import annotations
@@ -14,14 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from onestop.cli import CliError
-
-
-def _subparsers(parser: argparse.ArgumentParser) -> Any:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return None
+from node import config as cfgm
+from node import db as dbm
+from node import signer as signerm
+from node.replication import catalog_fetch, relay
+from node.replication import status as statusm
+from node.replication.client import HubError, HubUnreachable, PushClient, PushReport, backlog
+from node.rotation import rotate_key
+from node.signer import open_node_db
+from onestop.errors import ApiError, CliError
+from sync.keys import KeyFileError, generate_keypair, load_public, public_key_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -58,53 +59,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
     p.set_defaults(func=cmd_relay_list)
 
-    node = sub.choices.get("node")
-    nsub = _subparsers(node) if node is not None else None
-    if nsub is not None:
-        init = nsub.choices.get("init")
-        if init is not None:
-            init.add_argument(
-                "--key-passphrase-file",
-                default="",
-                metavar="FILE",
-                help="encrypt node.key with the passphrase in FILE (or set ONESTOP_KEY_PASSPHRASE)",
-            )
-            init.add_argument(
-                "--hub-seal-pubkey",
-                default="",
-                metavar="FILE",
-                help="the hub's X25519 sealing key (hub-seal.pub)",
-            )
-        p = nsub.add_parser("rotate-key", help="switch to a new signing key (announced in the log)")
-        p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
-        p.set_defaults(func=cmd_rotate_key)
-        p = nsub.add_parser("checkpoint", help="sign a checkpoint of the whole log now")
-        p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
-        p.set_defaults(func=cmd_checkpoint)
-        p = nsub.add_parser("keygen", help="give a node created before signing its key pair")
-        p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
-        p.add_argument(
-            "--key-passphrase-file",
-            default="",
-            metavar="FILE",
-            help="encrypt node.key with the passphrase in FILE",
-        )
-        p.set_defaults(func=cmd_keygen)
-        from node import cli as node_cli
-        from sync.signer import init_hook
 
-        if init_hook not in node_cli.INIT_HOOKS:
-            node_cli.INIT_HOOKS.append(init_hook)
 
-    if "verify" not in sub.choices:
-        p = sub.add_parser("verify", help="verify a node's signed log offline")
-        p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
-        p.set_defaults(func=cmd_verify)
+def register_node_commands(nsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``onestop node rotate-key|checkpoint|keygen``."""
+    p = nsub.add_parser("rotate-key", help="switch to a new signing key (announced in the log)")
+    p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
+    p.set_defaults(func=cmd_rotate_key)
+    p = nsub.add_parser("checkpoint", help="sign a checkpoint of the whole log now")
+    p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
+    p.set_defaults(func=cmd_checkpoint)
+    p = nsub.add_parser("keygen", help="give a node created before signing its key pair")
+    p.add_argument("--data", required=True, metavar="DIR", help="node data directory")
+    p.add_argument(
+        "--key-passphrase-file",
+        default="",
+        metavar="FILE",
+        help="encrypt node.key with the passphrase in FILE",
+    )
+    p.set_defaults(func=cmd_keygen)
 
 
 def _open(data: str) -> tuple[Any, Any]:
-    from node import config as cfgm
-    from sync.signer import open_node_db
 
     try:
         cfg = cfgm.load(data)
@@ -114,7 +90,6 @@ def _open(data: str) -> tuple[Any, Any]:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from sync.push import HubError, HubUnreachable, PushClient, PushReport, backlog
 
     cfg, db = _open(args.data)
     if not cfg.hub_url:
@@ -155,7 +130,6 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sync import status as statusm
 
     cfg, db = _open(args.data)
     s = statusm.status(cfg, db)
@@ -164,8 +138,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from sync import catalog_fetch
-    from sync.push import HubError, HubUnreachable
 
     cfg, db = _open(args.data)
     try:
@@ -188,9 +160,6 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_relay_add(args: argparse.Namespace) -> int:
-    from onestop.errors import ApiError
-    from sync import relay
-    from sync.keys import KeyFileError, load_public, public_key_id
 
     _, db = _open(args.data)
     try:
@@ -209,7 +178,6 @@ def cmd_relay_add(args: argparse.Namespace) -> int:
 
 
 def cmd_relay_list(args: argparse.Namespace) -> int:
-    from sync import relay
 
     _, db = _open(args.data)
     for r in relay.nodes(db):
@@ -222,7 +190,6 @@ def cmd_relay_list(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from sync.signer import rotate_key
 
     cfg, db = _open(args.data)
     old, new, seq = rotate_key(cfg, db)
@@ -234,8 +201,6 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from node import db as dbm
-    from sync import signer as signerm
 
     _, db = _open(args.data)
     with dbm.tx(db) as conn:
@@ -247,10 +212,6 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from node import config as cfgm
-    from node import db as dbm
-    from sync import signer as signerm
-    from sync.keys import generate_keypair
 
     try:
         cfg = cfgm.load(args.data)
@@ -273,9 +234,3 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     signerm.attach(db, cfg.code, key, data)
     print(f"node key {data / 'node.key'} created; {signerm.log_size(db)} events signed")
     return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from sync.node_verify import verify_node
-
-    return verify_node(Path(args.data))

@@ -9,12 +9,15 @@ record the hub acknowledged is the one in the log).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sync import signer as signerm
+from node import config as cfgm
+from node import signer as signerm
 from sync.keys import KeyFileError, load_public, public_key_id
+from sync.receipts import ReceiptError, verify_receipt
 from sync.verify import verify_log
 
 MAX_SHOWN = 50
@@ -29,7 +32,6 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
 def _receipt_problems(
     conn: sqlite3.Connection, data_dir: Path, code: str, size: int
 ) -> tuple[int, list[str]]:
-    from hub.receipts import ReceiptError, verify_receipt
 
     rows = conn.execute(
         "SELECT receipt FROM receipts WHERE node = ? ORDER BY seq", [code]
@@ -39,7 +41,6 @@ def _receipt_problems(
     hub_pub_path = data_dir / signerm.HUB_PUB
     if not hub_pub_path.exists():
         return len(rows), []
-    import json
 
     hub_pub = load_public(hub_pub_path)
     problems = []
@@ -84,7 +85,6 @@ def verify_node(data_dir: Path) -> int:
         row = conn.execute("SELECT value FROM meta WHERE key = 'node.code'").fetchone()
         code = str(row[0]) if row else ""
         if not code:
-            from node import config as cfgm
 
             code = cfgm.load(data_dir).code
         records = signerm.load_records(conn, code=code)

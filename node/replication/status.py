@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import sqlite_utils
 
 from node import db as dbm
-from sync import relay
-from sync import signer as signerm
+from node import signer as signerm
+from node.replication import relay
+from node.replication.client import backlog
+from node.replication.state import state
 
 
 def status(cfg: Any, db: sqlite_utils.Database, service: Any = None) -> dict[str, Any]:
-    from sync.push import backlog, state
 
     st = state(db)
     size = signerm.log_size(db)
@@ -78,7 +80,6 @@ def status(cfg: Any, db: sqlite_utils.Database, service: Any = None) -> dict[str
         "next_try_in": None,
     }
     if service is not None:
-        import time
 
         wait = service.next_try - time.monotonic()
         out["next_try_in"] = round(wait, 1) if wait > 0 else None

@@ -24,18 +24,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlite_utils
-from cryptography.exceptions import InvalidSignature
 
 from node import db as dbm
-from onestop.errors import ApiError, Forbidden, NotFound, Unauthorized
-from sync import signer as signerm
-from sync.canonical import b64decode
+from node import signer as signerm
+from node.replication.state import record_rejection, store_receipt
+from onestop.clock import system_now, utcnow
+from onestop.errors import ApiError, Forbidden, NotFound
 from sync.chain import GENESIS, ChainVerifier
 from sync.checkpoint import verify_checkpoint
 from sync.errors import VerifyError
 from sync.keys import Ed25519PublicKey, public_from_raw_b64, public_key_id, public_raw_b64
+from sync.requests import verify_signed
 
-H_NODE, H_TIME, H_SIG = "X-Onestop-Node", "X-Onestop-Time", "X-Onestop-Sig"
 MAX_SKEW_SECONDS = 300
 MAX_RECORDS_PER_BATCH = 5000
 
@@ -44,10 +44,6 @@ DbLike = sqlite_utils.Database | sqlite3.Connection
 
 def _conn(db: DbLike) -> sqlite3.Connection:
     return db.conn if isinstance(db, sqlite_utils.Database) else db
-
-
-def _utcnow() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _row(db: DbLike, code: str) -> dict[str, Any] | None:
@@ -76,7 +72,7 @@ def add_node(db: sqlite_utils.Database, code: str, pub: Ed25519PublicKey) -> dic
         conn.execute(
             "INSERT INTO relay_nodes (code, pubkey, cur_key, seq, head, added_at) "
             "VALUES (?, ?, ?, 0, ?, ?)",
-            [code, raw, raw, GENESIS, _utcnow()],
+            [code, raw, raw, GENESIS, utcnow()],
         )
         row = _row(conn, code)
     assert row is not None
@@ -111,41 +107,20 @@ def verify_sender(
     db: DbLike, headers: Mapping[str, str], method: str, target: str, now: dt.datetime | None = None
 ) -> str:
     """The registered node that signed this request (as the hub checks it); 401/403 otherwise."""
-    from hub.auth import parse_time, request_message
 
-    node, time, sig = headers.get(H_NODE), headers.get(H_TIME), headers.get(H_SIG)
-    if not node or not time or not sig:
-        raise Unauthorized(
-            "signed request required: headers X-Onestop-Node, X-Onestop-Time, X-Onestop-Sig"
-        )
-    row = _row(db, node)
-    if row is None:
-        raise Forbidden(
-            f"this node does not relay for node {node}",
-            code="unknown_node",
-            hint=f"on this node: onestop sync relay add --data DIR --code {node} --pubkey node.pub",
-        )
-    t = parse_time(time)
-    now = now or dt.datetime.now(dt.UTC)
-    if t is None or abs((now - t).total_seconds()) > MAX_SKEW_SECONDS:
-        raise Unauthorized(
-            f"{H_TIME} missing, malformed or too far from this node's clock",
-            hint="check the clocks (NTP)",
-        )
-    try:
-        raw = b64decode(sig)
-    except ValueError:
-        raise Unauthorized(f"{H_SIG} is not base64") from None
-    path = target.split("?", 1)[0]
-    for key_b64 in dict.fromkeys((row["cur_key"], row["pubkey"])):
-        key = public_from_raw_b64(key_b64)
-        for candidate in dict.fromkeys((target, path)):
-            try:
-                key.verify(raw, request_message(method, candidate, time))
-                return str(node)
-            except InvalidSignature:
-                continue
-    raise Unauthorized(f"request signature does not verify with node {node}'s key")
+    def registered(node: str) -> list[Ed25519PublicKey]:
+        row = _row(db, node)
+        if row is None:
+            raise Forbidden(
+                f"this node does not relay for node {node}",
+                code="unknown_node",
+                hint=f"on this node: onestop sync relay add --data DIR --code {node} "
+                "--pubkey node.pub",
+            )
+        return [public_from_raw_b64(k) for k in dict.fromkeys((row["cur_key"], row["pubkey"]))]
+
+    return verify_signed(headers, method, target, now or system_now(),
+                         MAX_SKEW_SECONDS, registered, clock_of="this node's clock")  # fmt: skip
 
 
 def _result(
@@ -214,7 +189,6 @@ def ingest(db: sqlite_utils.Database, sender: str, payload: Any) -> dict[str, An
 def _ingest_batch(
     db: sqlite_utils.Database, sender: str, batch: Any, relay_code: str
 ) -> dict[str, Any]:
-    from sync.push import record_rejection
 
     code = batch.get("node") if isinstance(batch, dict) else None
     records = batch.get("records") if isinstance(batch, dict) else None
@@ -299,12 +273,12 @@ def _ingest_batch(
             record_rejection(conn, code, None, alert["kind"], alert["message"])
             conn.execute(
                 "UPDATE relay_nodes SET alert = ?, last_seen = ? WHERE code = ?",
-                [f"{alert['kind']}: {alert['message']}", _utcnow(), code],
+                [f"{alert['kind']}: {alert['message']}", utcnow(), code],
             )
             row = _row(conn, code)
             assert row is not None
             return _result(conn, row, relay_code, [], alert)
-        now = _utcnow()
+        now = utcnow()
         for rec in accepted:
             conn.execute(
                 "INSERT INTO relay_outbox (node, seq, hash, record, received_at) "
@@ -401,7 +375,6 @@ def apply_hub_result(
     conn: sqlite3.Connection, res: Mapping[str, Any], hub_pub: Any
 ) -> tuple[int, int]:
     """Keep the hub's answer for a relayed node; returns (records newly acked, rejections)."""
-    from sync.push import record_rejection, store_receipt
 
     code = str(res.get("node"))
     row = _row(conn, code)

@@ -11,8 +11,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from onestop.cli import CliError
-from onestop.cli import main as cli
+from aiohttp import web
+
+from hub import cli as hub_cli
+from hub import config as hubcfg
+from hub.app import create_app as create_hub
+from node import cli as node_cli
+from node import config as nodecfg
+from node.app import create_app as create_node
+from onestop import commands
+from onestop.errors import CliError
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(*args: str, stdin: str | None = None) -> None:
+    """Run one ``onestop node|hub ...`` command in this process, as a user would type it."""
+    parser = commands.build_parser([node_cli, hub_cli])
     old = sys.stdin
     if stdin is not None:
         sys.stdin = io.StringIO(stdin + "\n")
     try:
-        rc = cli(list(args))
+        rc = commands.run(parser, list(args))
     finally:
         sys.stdin = old
     if rc:
@@ -102,12 +112,7 @@ def prepare(data: Path, port: int, host: str = "127.0.0.1") -> tuple[Path, list[
 
 
 async def _serve(hub_dir: Path, node_dirs: list[Path]) -> None:
-    from aiohttp import web
 
-    from hub import config as hubcfg
-    from hub.app import create_app as create_hub
-    from node import config as nodecfg
-    from node.app import create_app as create_node
 
     runners = []
     hcfg = hubcfg.load(hub_dir)
@@ -128,8 +133,6 @@ async def _serve(hub_dir: Path, node_dirs: list[Path]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hub import config as hubcfg
-    from node import config as nodecfg
 
     hub_dir, node_dirs = prepare(Path(args.data), args.port, args.host)
     hcfg = hubcfg.load(hub_dir)

@@ -1,0 +1,45 @@
+"""Running commands: one parser from the parts that add subcommands, one way to report errors.
+
+A part is a module with ``register(subparsers)``; a command is a function of the parsed
+arguments returning the exit status.  A :class:`~onestop.errors.CliError` prints ``error:`` and
+the ``hint:`` (the next command to run) and exits with its code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from onestop.errors import CliError
+
+
+class Part(Protocol):
+    def register(self, sub: argparse._SubParsersAction) -> None: ...  # type: ignore[type-arg]
+
+
+def build_parser(parts: Sequence[Part], prog: str = "onestop",
+                 description: str | None = None) -> argparse.ArgumentParser:  # fmt: skip
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for part in parts:
+        part.register(sub)
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command it names; returns the exit status."""
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.code
