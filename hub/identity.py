@@ -15,18 +15,24 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization as ser
 
 from hub.config import HubConfig
-from sync.keys import Ed25519PrivateKey, KeyFileError, generate_keypair, load_private, public_key_id
+from sync.keys import (
+    Ed25519PrivateKey,
+    KeyFileError,
+    generate_keypair,
+    load_private,
+    public_key_id,
+    read_secret_file,
+    write_new,
+)
 from sync.sealing import (
     SealError,
     X25519PrivateKey,
     generate_seal_keypair,
     load_seal_private,
-    write_new_file,
 )
 
 LINK_KEY_BYTES = 32
@@ -76,21 +82,7 @@ def create(config: HubConfig) -> None:
             raise IdentityError(f"{p} already exists; refusing to overwrite a hub key")
     generate_keypair(data, "hub")
     generate_seal_keypair(data, "hub-seal")
-    write_new_file(config.link_key_path, os.urandom(LINK_KEY_BYTES), 0o600)
-
-
-def _read_private(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if os.name == "posix" and mode & 0o077:
-                raise IdentityError(
-                    f"{path} has mode {oct(mode & 0o777)}: group/other may access it. "
-                    f"Restrict it with: chmod 600 {path}"
-                )
-            return f.read()
-    except FileNotFoundError:
-        raise IdentityError(f"{path} not found: run onestop hub init") from None
+    write_new(config.link_key_path, os.urandom(LINK_KEY_BYTES), 0o600)
 
 
 def load(config: HubConfig) -> HubIdentity:
@@ -101,7 +93,10 @@ def load(config: HubConfig) -> HubIdentity:
         seal_key = load_seal_private(config.seal_key_path)
     except (KeyFileError, SealError) as exc:
         raise IdentityError(str(exc)) from None
-    link = _read_private(config.link_key_path)
+    try:
+        link = read_secret_file(config.link_key_path, "link key")
+    except KeyFileError as exc:
+        raise IdentityError(str(exc)) from None
     if len(link) != LINK_KEY_BYTES:
         raise IdentityError(f"{config.link_key_path} must hold {LINK_KEY_BYTES} bytes")
     return HubIdentity(signing, seal_key, link)

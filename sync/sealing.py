@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sync.canonical import b64decode, b64encode
+from sync.keys import KeyFileError, load_private_pem, load_public_pem, write_new
 
 __all__ = [
     "SealError",
@@ -64,57 +65,18 @@ def load_seal_public(source: X25519PublicKey | bytes | str | os.PathLike[str]) -
         return source
     if isinstance(source, bytes) and len(source) == 32:
         return X25519PublicKey.from_public_bytes(source)
-    if isinstance(source, bytes):
-        data = source
-    elif isinstance(source, str) and source.lstrip().startswith("-----BEGIN"):
-        data = source.encode("ascii", "replace")
-    else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as e:
-            raise SealError(f"cannot read sealing public key {source}: {e.strerror}") from None
     try:
-        key = ser.load_pem_public_key(data)
-    except ValueError:
-        raise SealError("not a valid PEM public key") from None
-    if not isinstance(key, X25519PublicKey):
-        raise SealError(f"the sealing key must be X25519, got {type(key).__name__}")
-    return key
+        return load_public_pem(source, X25519PublicKey, "sealing public key")  # type: ignore[type-abstract]  # key classes are abstract
+    except KeyFileError as exc:
+        raise SealError(str(exc)) from None
 
 
 def load_seal_private(path: str | os.PathLike[str]) -> X25519PrivateKey:
     """Load ``hub-seal.key``, refusing a file that group or others can access."""
-    p = Path(path)
     try:
-        with open(p, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if os.name == "posix" and mode & 0o077:
-                raise SealError(
-                    f"sealing key {p} has mode {oct(mode & 0o777)}: group/other may access it. "
-                    f"Restrict it with: chmod 600 {p}"
-                )
-            data = f.read()
-    except FileNotFoundError:
-        raise SealError(f"sealing key {p} not found: run onestop hub init") from None
-    try:
-        key = ser.load_pem_private_key(data, password=None)
-    except (TypeError, ValueError):
-        raise SealError(f"{p} is not an unencrypted PEM private key") from None
-    if not isinstance(key, X25519PrivateKey):
-        raise SealError(f"{p} holds a {type(key).__name__}; an X25519 key is required")
-    return key
-
-
-def write_new_file(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` exclusively with exactly ``mode`` (never overwrite, never follow links)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, mode)
-    with os.fdopen(fd, "wb") as f:
-        if hasattr(os, "fchmod"):
-            os.fchmod(f.fileno(), mode)
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        return load_private_pem(path, X25519PrivateKey, what="sealing key")  # type: ignore[type-abstract]  # key classes are abstract
+    except KeyFileError as exc:
+        raise SealError(str(exc)) from None
 
 
 def generate_seal_keypair(dir: Path, name: str = "hub-seal") -> tuple[Path, Path]:
@@ -125,9 +87,9 @@ def generate_seal_keypair(dir: Path, name: str = "hub-seal") -> tuple[Path, Path
             raise SealError(f"{p} already exists; refusing to overwrite a key")
     key = X25519PrivateKey.generate()
     pem = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
-    write_new_file(priv_path, pem, 0o600)
+    write_new(priv_path, pem, 0o600)
     pub = key.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
-    write_new_file(pub_path, pub, 0o644)
+    write_new(pub_path, pub, 0o644)
     return priv_path, pub_path
 
 
