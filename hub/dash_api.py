@@ -50,26 +50,6 @@ async def health(request: web.Request) -> web.Response:
                               "name": request.app[CONFIG].name})  # fmt: skip
 
 
-async def login(request: web.Request) -> web.Response:
-    data = await json_body(request)
-    for f in ("username", "password"):
-        if not isinstance(data.get(f), str) or not data.get(f):
-            raise Invalid(f"{f} is required", field=f)
-    user, csrf = await staff.login(request, data["username"], data["password"])
-    return web.json_response({"user": user, "csrf_token": csrf})
-
-
-async def logout(request: web.Request) -> web.Response:
-    await staff.require(request)
-    await staff.logout(request)
-    return web.json_response({"ok": True})
-
-
-async def me(request: web.Request) -> web.Response:
-    user = await staff.require(request)
-    return web.json_response({"user": user, "csrf_token": await staff.csrf_token(request)})
-
-
 async def list_users(request: web.Request) -> web.Response:
     user = await staff.require(request, "admin")
     tree = treem.get()

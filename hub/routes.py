@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub import api, dash_api, openapi, views
+from hub import api, dash_api, openapi, staff, views
 
 STATIC = Path(__file__).parent / "static"
 
@@ -38,9 +38,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(f"{a}/health", dash_api.health)
     r.add_get(f"{a}/openapi.json", openapi.serve)
     # Hub staff.
-    r.add_post(f"{a}/login", dash_api.login)
-    r.add_post(f"{a}/logout", dash_api.logout)
-    r.add_get(f"{a}/me", dash_api.me)
+    r.add_post(f"{a}/login", staff.STAFF.api_login)
+    r.add_post(f"{a}/logout", staff.STAFF.api_logout)
+    r.add_get(f"{a}/me", staff.STAFF.api_me)
     r.add_get(f"{a}/users", dash_api.list_users)
     r.add_get(f"{a}/nodes", api.list_nodes)
     r.add_get(f"{a}/nodes/{{code}}", api.node_detail)

@@ -18,8 +18,8 @@ from aiohttp import web
 from hub import tree as treem
 from hub import users
 from hub.keys import CONFIG, DB
-from onestop import sessions
 from onestop.errors import Forbidden
+from onestop.sessions import Staff
 
 COOKIE = "onestop_hub_session"
 
@@ -28,29 +28,19 @@ def session_key(link_key: bytes) -> bytes:
     return hmac.new(link_key, b"onestop-hub-session-v1", hashlib.sha256).digest()
 
 
-async def login(request: web.Request, username: str, password: str) -> tuple[dict[str, Any], str]:
-    db = request.app[DB]
-    return await sessions.login(request, db, lambda name: users.get(db, name), username,
-                                password, request.app[CONFIG].session_max_age)
+STAFF = Staff(db=lambda app: app[DB], lookup=users.get,
+              max_age=lambda app: app[CONFIG].session_max_age)  # fmt: skip
 
-
-async def logout(request: web.Request) -> None:
-    await sessions.end(request)
-
-
-async def current_user(request: web.Request) -> dict[str, Any] | None:
-    db = request.app[DB]
-    return await sessions.current_user(request, lambda name: users.get(db, name))
-
-
-csrf_token = sessions.csrf_token
+login = STAFF.login
+logout = STAFF.logout
+current_user = STAFF.current_user
+csrf_token = STAFF.csrf_token
 
 
 async def require(request: web.Request, *roles: str, code: str | None = None) -> dict[str, Any]:
     """The logged-in user, if they hold one of ``roles`` (any when none given) and, when
     ``code`` is given, that division is in their scope."""
-    db = request.app[DB]
-    user = await sessions.require(request, lambda name: users.get(db, name), roles)
+    user = await STAFF.require(request, *roles)
     if code is not None:
         check_scope(user, code)
     return user

@@ -9,20 +9,18 @@ Pages are Jinja templates under ``hub/templates`` with CSS and vanilla JavaScrip
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_session import get_session
 from markupsafe import Markup
 
 from hub import dash_api, staff
 from hub.dash_api import LANG_COOKIE, lang_of
 from hub.i18n import strings, t
 from hub.keys import CONFIG
-from onestop.errors import Unauthorized
+from onestop.sessions import safe_next
 
 LANG_COOKIE_AGE = 365 * 24 * 3600
 
@@ -52,40 +50,23 @@ async def index(request: web.Request) -> web.Response:
 # -- login ---------------------------------------------------------------------------------------
 
 
-def _safe_next(value: str | None) -> str | None:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
-
-
 async def login_page(request: web.Request, *, error: str | None = None, status: int = 200,
                      username: str = "") -> web.Response:  # fmt: skip
     return await render(request, "login.html", {
         "csrf_token": await staff.csrf_token(request),
-        "next": _safe_next(request.query.get("next")) or "",
+        "next": safe_next(request.query.get("next")) or "",
         "error": error, "username": username,
     }, status=status)  # fmt: skip
 
 
 async def login_post(request: web.Request) -> web.Response:
-    form = await request.post()
-    lang = lang_of(request)
-    session = await get_session(request)
-    sent, want = str(form.get("csrf_token", "")), str(session.get("csrf", ""))
-    username = str(form.get("username", "")).strip()
-    if not sent or not want or not hmac.compare_digest(sent, want):
-        return await login_page(request, error=t("ui.login.csrf", lang), status=403,
-                                username=username)  # fmt: skip
-    password = str(form.get("password", ""))
-    if not username or not password:
-        return await login_page(request, error=t("ui.login.required", lang), status=422,
-                                username=username)  # fmt: skip
-    try:
-        await staff.login(request, username, password)
-    except Unauthorized:
-        return await login_page(request, error=t("ui.login.wrong", lang), status=401,
-                                username=username)  # fmt: skip
-    raise web.HTTPFound(_safe_next(str(form.get("next", ""))) or "/dash")
+    r = await staff.STAFF.form_login(request)
+    if r.user is None:
+        lang = lang_of(request)
+        error = {"csrf": t("ui.login.csrf", lang), "required": t("ui.login.required", lang),
+                 "wrong": t("ui.login.wrong", lang)}[r.reason]  # fmt: skip
+        return await login_page(request, error=error, status=r.status, username=r.username)
+    raise web.HTTPFound(r.next or "/dash")
 
 
 async def logout(request: web.Request) -> web.Response:

@@ -124,26 +124,6 @@ async def display_stream(request: web.Request) -> web.StreamResponse:
 # -- staff ------------------------------------------------------------------------------------
 
 
-async def login(request: web.Request) -> web.Response:
-    data = await json_body(request)
-    for f in ("username", "password"):
-        if not isinstance(data.get(f), str) or not data.get(f):
-            raise Invalid(f"{f} is required", field=f)
-    user, csrf = await auth.login(request, data["username"], data["password"])
-    return web.json_response({"user": user, "csrf_token": csrf})
-
-
-async def logout(request: web.Request) -> web.Response:
-    await auth.require(request)
-    await auth.logout(request)
-    return web.json_response({"ok": True})
-
-
-async def me(request: web.Request) -> web.Response:
-    user = await auth.require(request)
-    return web.json_response({"user": user, "csrf_token": await auth.csrf_token(request)})
-
-
 async def list_tickets(request: web.Request) -> web.Response:
     await auth.require(request, "admin", "window")
     app = request.app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node import api, openapi, views
+from node import api, auth, openapi, views
 from node.cases_routes import case_paths, setup_case_routes
 from node.keys import OPENAPI
 from node.replication.routes import setup_sync_routes, sync_paths
@@ -42,9 +42,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(f"{a}/tickets/{{id}}/priority", api.set_priority)
     r.add_get(f"{a}/display", api.display_state)
     r.add_get(f"{a}/display/stream", api.display_stream)
-    r.add_post(f"{a}/login", api.login)
-    r.add_post(f"{a}/logout", api.logout)
-    r.add_get(f"{a}/me", api.me)
+    r.add_post(f"{a}/login", auth.STAFF.api_login)
+    r.add_post(f"{a}/logout", auth.STAFF.api_logout)
+    r.add_get(f"{a}/me", auth.STAFF.api_me)
     r.add_get(f"{a}/users", api.list_users)
     r.add_post(f"{a}/users", api.create_user)
     r.add_get(f"{a}/windows", api.list_windows)

@@ -10,7 +10,6 @@ visible text goes through ``_()`` (:mod:`onestop.i18n`); the language comes from
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import io
 import json
 from typing import Any
@@ -20,7 +19,6 @@ import aiohttp_jinja2
 import jinja2
 import segno
 from aiohttp import web
-from aiohttp_session import get_session
 from markupsafe import Markup
 
 from node import auth, tickets, users, windows
@@ -28,8 +26,9 @@ from node import db as dbm
 from node.api import board_state
 from node.keys import CLOCK, CONFIG, DB
 from onestop.clock import local_date, parse
-from onestop.errors import Forbidden, NotFound, Unauthorized
+from onestop.errors import Forbidden, NotFound
 from onestop.i18n import LANGS, STRINGS, t
+from onestop.sessions import safe_next
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_AGE = 365 * 24 * 3600
@@ -224,13 +223,6 @@ async def display(request: web.Request) -> web.Response:
 
 # -- staff: login -----------------------------------------------------------------------------
 
-def _safe_next(value: str | None) -> str | None:
-    """Only same-site paths: ``/window/1`` yes, ``//evil`` or ``http://…`` no."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
-
-
 def _home_for(user: dict[str, Any]) -> str:
     return {"window": "/window", "admin": "/admin", "reviewer": "/inbox"}.get(user["role"], "/")
 
@@ -239,7 +231,7 @@ async def login_page(request: web.Request, *, error: str | None = None, status: 
                      username: str = "") -> web.Response:
     return await render(request, "login.html", {
         "csrf_token": await auth.csrf_token(request),
-        "next": _safe_next(request.query.get("next")) or "",
+        "next": safe_next(request.query.get("next")) or "",
         "error": error,
         "username": username,
         "user": await auth.current_user(request),
@@ -247,26 +239,13 @@ async def login_page(request: web.Request, *, error: str | None = None, status: 
 
 
 async def login_post(request: web.Request) -> web.Response:
-    form = await request.post()
-    lang, _ = page_lang(request)
-    session = await get_session(request)
-    sent = str(form.get("csrf_token", ""))
-    want = str(session.get("csrf", ""))
-    username = str(form.get("username", "")).strip()
-    if not sent or not want or not hmac.compare_digest(sent, want):
-        return await login_page(request, error=t("ui.login.csrf", lang), status=403,
-                                username=username)
-    password = str(form.get("password", ""))
-    if not username or not password:
-        return await login_page(request, error=t("ui.login.required", lang), status=422,
-                                username=username)
-    try:
-        user, _csrf = await auth.login(request, username, password)
-    except Unauthorized:
-        return await login_page(request, error=t("ui.login.wrong", lang), status=401,
-                                username=username)
-    target = _safe_next(str(form.get("next", ""))) or _home_for(user)
-    raise web.HTTPFound(target)
+    r = await auth.STAFF.form_login(request)
+    if r.user is None:
+        lang, _ = page_lang(request)
+        error = {"csrf": t("ui.login.csrf", lang), "required": t("ui.login.required", lang),
+                 "wrong": t("ui.login.wrong", lang)}[r.reason]  # fmt: skip
+        return await login_page(request, error=error, status=r.status, username=r.username)
+    raise web.HTTPFound(r.next or _home_for(r.user))
 
 
 async def logout(request: web.Request) -> web.Response:

@@ -7,7 +7,9 @@ clients) or the ``csrf_token`` form field (plain forms).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +18,7 @@ import sqlite_utils
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from onestop.errors import Forbidden, Unauthorized
+from onestop.errors import Forbidden, Invalid, Unauthorized
 from onestop.passwords import verify_off_loop
 
 UserLookup = Callable[[str], dict[str, Any] | None]
@@ -106,3 +108,108 @@ async def require(
         raise Forbidden(f"role {user['role']} may not do this (needs {' or '.join(roles)})")
     await check_csrf(request)
     return user
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Invalid("request body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise Invalid("request body must be a JSON object", field="body")
+    return data
+
+
+def safe_next(value: str | None) -> str | None:
+    """Only same-site paths: ``/window/1`` yes, ``//evil`` or ``http://…`` no."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class FormLogin:
+    """What a posted login form gave: the user once logged in, else why not."""
+
+    username: str
+    next: str | None
+    user: dict[str, Any] | None = None
+    reason: str = ""
+    status: int = 200
+
+
+class Staff:
+    """Staff accounts of one service (node or hub): login, logout, the current user, roles,
+    and the ``/api/v1/login|logout|me`` handlers, over that service's ``users`` table.
+
+    ``db(app)`` gives the service's database, ``lookup(db, name)`` a user (or None) and
+    ``max_age(app)`` the session lifetime in seconds.
+    """
+
+    def __init__(
+        self,
+        db: Callable[[web.Application], sqlite_utils.Database],
+        lookup: Callable[[sqlite_utils.Database, str], dict[str, Any] | None],
+        max_age: Callable[[web.Application], int],
+    ) -> None:
+        self._db, self._lookup, self._max_age = db, lookup, max_age
+
+    def _users(self, request: web.Request) -> UserLookup:
+        db = self._db(request.app)
+        return lambda name: self._lookup(db, name)
+
+    async def login(self, request: web.Request, username: str,
+                    password: str) -> tuple[dict[str, Any], str]:  # fmt: skip
+        return await login(request, self._db(request.app), self._users(request), username,
+                           password, self._max_age(request.app))  # fmt: skip
+
+    async def logout(self, request: web.Request) -> None:
+        await end(request)
+
+    async def current_user(self, request: web.Request) -> dict[str, Any] | None:
+        return await current_user(request, self._users(request))
+
+    async def require(self, request: web.Request, *roles: str) -> dict[str, Any]:
+        """The logged-in user, if they hold one of ``roles`` (any role when none given)."""
+        return await require(request, self._users(request), roles)
+
+    csrf_token = staticmethod(csrf_token)
+
+    # -- the JSON API ------------------------------------------------------------------------
+
+    async def api_login(self, request: web.Request) -> web.Response:
+        data = await _json_object(request)
+        for f in ("username", "password"):
+            if not isinstance(data.get(f), str) or not data.get(f):
+                raise Invalid(f"{f} is required", field=f)
+        user, csrf = await self.login(request, data["username"], data["password"])
+        return web.json_response({"user": user, "csrf_token": csrf})
+
+    async def api_logout(self, request: web.Request) -> web.Response:
+        await self.require(request)
+        await self.logout(request)
+        return web.json_response({"ok": True})
+
+    async def api_me(self, request: web.Request) -> web.Response:
+        user = await self.require(request)
+        return web.json_response({"user": user, "csrf_token": await csrf_token(request)})
+
+    # -- the login form ----------------------------------------------------------------------
+
+    async def form_login(self, request: web.Request) -> FormLogin:
+        """Check the posted login form and log in; on failure ``reason`` is ``csrf``,
+        ``required`` or ``wrong`` for the page to show (``ui.login.<reason>``)."""
+        form = await request.post()
+        session = await get_session(request)
+        sent, want = str(form.get("csrf_token", "")), str(session.get("csrf", ""))
+        username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+        out = FormLogin(username=username, next=safe_next(str(form.get("next", ""))))
+        if not sent or not want or not hmac.compare_digest(sent, want):
+            return dataclasses.replace(out, reason="csrf", status=403)
+        if not username or not password:
+            return dataclasses.replace(out, reason="required", status=422)
+        try:
+            user, _csrf = await self.login(request, username, password)
+        except Unauthorized:
+            return dataclasses.replace(out, reason="wrong", status=401)
+        return dataclasses.replace(out, user=user)
