@@ -165,7 +165,7 @@ def _load_feature_migrations() -> None:
     # Feature modules register their tables on import.
     import importlib
 
-    for mod in ("node.cases_db", "node.sync_db"):
+    for mod in ("node.cases.db", "node.sync_db"):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(mod)
 

@@ -67,7 +67,7 @@ def _features() -> list[Callable[[web.Application], None]]:
     import importlib
 
     out = []
-    for mod, fn in (("node.cases_routes", "setup_case_routes"), ("node.sync_routes", "setup_sync_routes")):
+    for mod, fn in (("node.cases.routes", "setup_case_routes"), ("node.sync_routes", "setup_sync_routes")):
         try:
             out.append(getattr(importlib.import_module(mod), fn))
         except ModuleNotFoundError as exc:

@@ -1,6 +1,6 @@
 """JSON API handlers of the case part (``/api/v1/cases`` ...) and its few public pages.
 
-Routes are in :mod:`node.cases_routes`, documented in the OpenAPI document from there.
+Routes are in :mod:`node.cases.routes`, documented in the OpenAPI document from there.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aiohttp import web
 from node import auth, cases, notify, ratings
 from node import db as dbm
 from node.api import json_body
-from node.cases_db import TASK_STATES
+from node.cases.db import TASK_STATES
 from node.clock import local_date
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.notify import NOTIFIER

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from node import auth, cases, ratings, tickets, workdays
 from node import db as dbm
-from node.cases_api import STAFF, WINDOW
+from node.cases.api import STAFF, WINDOW
 from node.clock import local_date
 from node.keys import CLOCK, CONFIG, DB
 from node.views import js_strings, page_lang, render, to_local
