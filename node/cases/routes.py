@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from node.cases import api as h
 from node import openapi
+from node.cases import api as h
 from node.cases.db import CASE_STATES, TASK_STATES
 from node.cases.views import setup_case_pages
 from node.keys import CLOCK, DB, PII
