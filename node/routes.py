@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from node import api, auth, openapi, views
-from node.cases_routes import case_paths, setup_case_routes
+from node.cases.routes import case_paths, setup_case_routes
 from node.keys import OPENAPI
 from node.replication.routes import setup_sync_routes, sync_paths
 

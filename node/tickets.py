@@ -23,6 +23,9 @@ from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, NotFound, invalid_fields
 
 TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show")
+#: Letters and digits of the references handed to citizens (no 0/O, 1/I): appointments
+#: ``Y...``, pre-applications ``P...``.
+REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 PUBLIC_FIELDS = (
     "id",
     "token",
@@ -47,6 +50,11 @@ class Issued:
     ticket: dict[str, Any]
     waiting_ahead: int
     estimated_wait_minutes: int
+
+
+def reference(prefix: str) -> str:
+    """A random reference for a citizen to bring along, e.g. ``Y7KQ2MZ4P``."""
+    return prefix + "".join(secrets.choice(REF_ALPHABET) for _ in range(8))
 
 
 def get_queue(db: sqlite_utils.Database, code: str) -> dict[str, Any] | None:

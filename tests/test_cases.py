@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from node import cases as casesm
+from node.cases.common import CASE_NO_RE
 from tests import test_cases_common as common
 from tests.conftest import PHONE, make_id
 from tests.test_cases_common import (
@@ -553,7 +553,7 @@ async def test_case_numbers_are_unique_sequential_and_use_the_local_date(env: En
     all_nos = [r[0] for r in e.db.execute("SELECT case_no FROM cases")]
     assert len(set(all_nos)) == len(all_nos) == 4
     for n in all_nos:
-        m = casesm.CASE_NO_RE.match(n)
+        m = CASE_NO_RE.match(n)
         assert m and m.group(1) == e.config.code
     listed = await e.admin.ok("GET", "/api/v1/cases?date=2026-09-28")
     assert sorted(x["case_no"] for x in listed["cases"]) == nos

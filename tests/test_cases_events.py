@@ -53,7 +53,7 @@ def test_every_schema_is_a_valid_strict_draft_2020_12_schema() -> None:
 
 def test_every_event_kind_in_the_code_has_a_schema() -> None:
     kinds = set()
-    for path in NODE.glob("*.py"):
+    for path in NODE.rglob("*.py"):
         kinds |= set(KIND.findall(path.read_text(encoding="utf-8")))
     # window.{status} is built from the status name.
     kinds |= {"window.open", "window.paused", "window.closed"}

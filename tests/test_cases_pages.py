@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from node.cases_views import STRINGS, deadline_view, describe
+from node.cases.views import STRINGS, deadline_view, describe
 from tests import test_cases_common as common
 from tests.test_cases_common import (
     REVIEWER_AGRI,

@@ -15,9 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from node import auth, cases, ratings, tickets, workdays
+from node import auth, ratings, tickets, workdays
 from node import db as dbm
-from node.cases_api import STAFF, WINDOW
+from node.cases import common, queries
+from node.cases.api import STAFF, WINDOW
 from node.keys import CLOCK, CONFIG, DB
 from node.views import js_strings, page_lang, render, to_local
 from onestop import i18n
@@ -686,18 +687,18 @@ async def cases_list(request: web.Request) -> web.StreamResponse:
     lang = _lang(request)
     q = request.query
     state = q.get("state") or ""
-    if state not in cases.STATE_NAMES:
+    if state not in common.STATE_NAMES:
         state = ""
     date = q.get("date") or ""
     department = q.get("department") or ""
     if user["role"] == "reviewer":
         department = user.get("department") or "-"
     text = (q.get("q") or "").strip()
-    if text and cases.CASE_NO_RE.match(text):
+    if text and common.CASE_NO_RE.match(text):
         if dbm.one(db, "SELECT 1 AS x FROM cases WHERE case_no = ?", [text]):
             raise web.HTTPFound(f"/cases/{text}")
     try:
-        rows = cases.list_cases(
+        rows = queries.list_cases(
             db,
             cfg,
             state=state or None,
@@ -728,7 +729,7 @@ async def cases_list(request: web.Request) -> web.StreamResponse:
     ctx.update(
         {
             "rows": out,
-            "states": list(cases.STATE_NAMES),
+            "states": list(common.STATE_NAMES),
             "departments": _departments(db),
             "f": {"state": state, "date": date, "department": department, "q": text},
             "data": _js_data(lang),
@@ -768,7 +769,7 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
     show = request.query.get("show") or "open"
     if show not in ("open", "all"):
         show = "open"
-    rows = cases.inbox(db, cfg, department, show, app[CLOCK]) if department else []
+    rows = queries.inbox(db, cfg, department, show, app[CLOCK]) if department else []
     names = {d["code"]: _pick(d, lang) for d in depts}
     for r in rows:
         r["dl"] = deadline_view(r["deadline"], lang)
@@ -935,7 +936,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     lang = _lang(request)
     case_no = request.match_info["case_no"]
     try:
-        row = cases.get(db, case_no)
+        row = common.get(db, case_no)
     except NotFound:
         return await _error_page(request, 404, _t("ui.cases.err.no_case", lang, case_no=case_no))
     if user["role"] == "reviewer" and user.get("department") not in row["departments"]:
@@ -943,7 +944,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         return await _error_page(
             request, 403, _t("ui.cases.err.not_visible", lang, case_no=case_no, dept=dept or "—")
         )
-    c = cases.detail(db, cfg, row, app[CLOCK])
+    c = queries.detail(db, cfg, row, app[CLOCK])
     depts = _dept_names(db, lang)
     mats = {m["code"]: _pick(m, lang) for m in c["materials"]}
     timeline = []
@@ -1019,7 +1020,7 @@ async def overview_page(request: web.Request) -> web.StreamResponse:
     app = request.app
     db, cfg = app[DB], app[CONFIG]
     lang = _lang(request)
-    ov = cases.overview(db, cfg, app[CLOCK])
+    ov = queries.overview(db, cfg, app[CLOCK])
     depts = _dept_names(db, lang)
     item_names = {r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")}
     for o in ov["overdue"]:

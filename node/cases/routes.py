@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from node import cases_api as h
 from node import openapi
+from node.cases import api as h
+from node.cases.views import setup_case_pages
 from node.cases_db import CASE_STATES, TASK_STATES
-from node.cases_views import setup_case_pages
 from node.keys import CLOCK, DB, PII
 from node.notify import NOTIFIER, Notifier
 from node.openapi import _op, _path_param
@@ -53,7 +53,7 @@ def setup_case_routes(app: web.Application) -> None:
     r.add_get("/status", h.status_form, name="case_status_form")
     r.add_get("/status/{case_no}", h.status_page, name="case_status_page")
     r.add_get("/cases/{case_no}/notice", h.notice_page, name="case_notice_page")
-    # Staff pages: intake, case list and detail, review inbox, overview (node.cases_views).
+    # Staff pages: intake, case list and detail, review inbox, overview (node.cases.views).
     setup_case_pages(app)
 
     app[NOTIFIER] = Notifier()

@@ -1,6 +1,6 @@
 """JSON API handlers of the case part (``/api/v1/cases`` ...) and its few public pages.
 
-Routes are in :mod:`node.cases_routes`, documented in the OpenAPI document from there.
+Routes are in :mod:`node.cases.routes`, documented in the OpenAPI document from there.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from node import auth, cases, notify, ratings
+from node import appointments, auth, notify, preapplications, ratings
 from node import db as dbm
 from node.api import json_body
+from node.cases import common, files, intake, notices, queries, results
+from node.cases import review as reviewm
 from node.cases_db import TASK_STATES
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.notify import NOTIFIER
@@ -76,7 +78,7 @@ def _visible(user: dict[str, Any], case: dict[str, Any]) -> None:
 def _case_response(request: web.Request, case: dict[str, Any], status: int = 200) -> web.Response:
     app = request.app
     return web.json_response(
-        {"case": cases.detail(app[DB], app[CONFIG], case, app[CLOCK])}, status=status
+        {"case": queries.detail(app[DB], app[CONFIG], case, app[CLOCK])}, status=status
     )
 
 
@@ -87,7 +89,7 @@ async def create_case(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     data = await json_body(request)
     app = request.app
-    case = cases.intake(app[DB], app[CONFIG], data, user, app[CLOCK], app[PII])
+    case = intake.intake(app[DB], app[CONFIG], data, user, app[CLOCK], app[PII])
     app[NOTIFIER].wake()
     return _case_response(request, case, 201)
 
@@ -97,13 +99,13 @@ async def list_cases(request: web.Request) -> web.Response:
     app = request.app
     q = request.query
     state = q.get("state") or None
-    if state and state not in cases.STATE_NAMES:
-        raise Invalid(f"state must be one of {', '.join(cases.STATE_NAMES)}", field="state")
+    if state and state not in common.STATE_NAMES:
+        raise Invalid(f"state must be one of {', '.join(common.STATE_NAMES)}", field="state")
     department = q.get("department") or None
     if user["role"] == "reviewer":
         department = user.get("department") or "-"
     limit = min(1000, max(1, _int(q.get("limit", 200), "limit")))
-    rows = cases.list_cases(
+    rows = queries.list_cases(
         app[DB],
         app[CONFIG],
         state=state,
@@ -117,7 +119,7 @@ async def list_cases(request: web.Request) -> web.Response:
 
 async def case_detail(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
-    case = cases.get(request.app[DB], request.match_info["case_no"])
+    case = common.get(request.app[DB], request.match_info["case_no"])
     _visible(user, case)
     return _case_response(request, case)
 
@@ -125,7 +127,7 @@ async def case_detail(request: web.Request) -> web.Response:
 async def case_identity(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
-    out = cases.view_identity(app[DB], app[PII], request.match_info["case_no"], user, app[CLOCK])
+    out = intake.view_identity(app[DB], app[PII], request.match_info["case_no"], user, app[CLOCK])
     return web.json_response(out, headers={"Cache-Control": "no-store"})
 
 
@@ -133,7 +135,7 @@ async def upload_material(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
     case_no, code = request.match_info["case_no"], request.match_info["code"]
-    cases.get(app[DB], case_no)
+    common.get(app[DB], case_no)
     if request.content_type == "multipart/form-data":
         form = await request.post()
         field = form.get("file")
@@ -145,7 +147,7 @@ async def upload_material(request: web.Request) -> web.Response:
         content = await request.read()
         name = request.query.get("name") or "file"
         ctype = request.content_type
-    row = cases.attach_file(
+    row = files.attach_file(
         app[DB], app[CONFIG], case_no, code, content, name, ctype, user, app[CLOCK]
     )
     return web.json_response({"file": row}, status=201)
@@ -154,7 +156,7 @@ async def upload_material(request: web.Request) -> web.Response:
 async def download_file(request: web.Request) -> web.StreamResponse:
     user = await auth.require(request, *STAFF)
     app = request.app
-    case = cases.get(app[DB], request.match_info["case_no"])
+    case = common.get(app[DB], request.match_info["case_no"])
     _visible(user, case)
     sha = request.match_info["sha256"]
     row = dbm.one(
@@ -163,7 +165,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
         "sha256 = ? ORDER BY id DESC LIMIT 1",
         [case["id"], sha],
     )
-    path = cases.file_path(app[CONFIG], sha)
+    path = files.file_path(app[CONFIG], sha)
     if row is None or not path.exists():
         raise NotFound("no such file in this case", field="sha256")
     return web.FileResponse(
@@ -183,16 +185,16 @@ def _quote(name: str) -> str:
 async def case_notice(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
     app = request.app
-    case = cases.get(app[DB], request.match_info["case_no"])
+    case = common.get(app[DB], request.match_info["case_no"])
     _visible(user, case)
-    return web.json_response({"notice": cases.notice(app[DB], app[CONFIG], case["case_no"])})
+    return web.json_response({"notice": notices.notice(app[DB], app[CONFIG], case["case_no"])})
 
 
 async def supplement(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     data = await json_body(request)
     app = request.app
-    case = cases.supplement(
+    case = intake.supplement(
         app[DB], app[CONFIG], request.match_info["case_no"], data, user, app[CLOCK]
     )
     app[NOTIFIER].wake()
@@ -202,7 +204,9 @@ async def supplement(request: web.Request) -> web.Response:
 async def result(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
-    case = cases.result_ready(app[DB], app[CONFIG], request.match_info["case_no"], user, app[CLOCK])
+    case = results.result_ready(
+        app[DB], app[CONFIG], request.match_info["case_no"], user, app[CLOCK]
+    )
     app[NOTIFIER].wake()
     return _case_response(request, case)
 
@@ -211,7 +215,7 @@ async def handover(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     data = await json_body(request)
     app = request.app
-    case = cases.handover(
+    case = results.handover(
         app[DB], app[CONFIG], request.match_info["case_no"], data, user, app[CLOCK]
     )
     app[NOTIFIER].wake()
@@ -225,7 +229,7 @@ async def review(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "reviewer")
     data = await json_body(request)
     app = request.app
-    case = cases.decide(
+    case = reviewm.decide(
         app[DB],
         app[CONFIG],
         request.match_info["case_no"],
@@ -252,7 +256,7 @@ async def inbox(request: web.Request) -> web.Response:
     if state and state not in allowed:
         raise Invalid(f"state must be one of {', '.join(allowed)}", field="state")
     app = request.app
-    rows = cases.inbox(app[DB], app[CONFIG], department, state, app[CLOCK])
+    rows = queries.inbox(app[DB], app[CONFIG], department, state, app[CLOCK])
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("green", "yellow", "red")}
     return web.json_response({"department": department, "tasks": rows, "counts": counts})
 
@@ -260,7 +264,7 @@ async def inbox(request: web.Request) -> web.Response:
 async def overview(request: web.Request) -> web.Response:
     await auth.require(request, *STAFF)
     app = request.app
-    return web.json_response(cases.overview(app[DB], app[CONFIG], app[CLOCK]))
+    return web.json_response(queries.overview(app[DB], app[CONFIG], app[CLOCK]))
 
 
 # -- ratings and follow-ups ------------------------------------------------------------------
@@ -304,12 +308,12 @@ async def close_followup(request: web.Request) -> web.Response:
 async def create_preapplication(request: web.Request) -> web.Response:
     data = await json_body(request)
     app = request.app
-    out = cases.preapply(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
+    out = preapplications.submit(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     return web.json_response({"preapplication": out}, status=201)
 
 
 async def get_preapplication(request: web.Request) -> web.Response:
-    out = cases.preapplication_public(request.app[DB], request.match_info["ref"])
+    out = preapplications.public(request.app[DB], request.match_info["ref"])
     return web.json_response({"preapplication": out})
 
 
@@ -319,13 +323,13 @@ async def appointment_slots(request: web.Request) -> web.Response:
     if not q.get("queue"):
         raise Invalid("queue is required", field="queue")
     day = q.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
-    return web.json_response(cases.slots(app[DB], app[CONFIG], q["queue"], day, app[CLOCK]))
+    return web.json_response(appointments.slots(app[DB], app[CONFIG], q["queue"], day, app[CLOCK]))
 
 
 async def create_appointment(request: web.Request) -> web.Response:
     data = await json_body(request)
     app = request.app
-    out = cases.book(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
+    out = appointments.book(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     app[NOTIFIER].wake()
     return web.json_response({"appointment": out}, status=201)
 
@@ -334,17 +338,19 @@ async def list_appointments(request: web.Request) -> web.Response:
     await auth.require(request, *WINDOW)
     app = request.app
     day = request.query.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
-    return web.json_response({"date": day, "appointments": cases.list_appointments(app[DB], day)})
+    return web.json_response({"date": day, "appointments": appointments.on_day(app[DB], day)})
 
 
 async def get_appointment(request: web.Request) -> web.Response:
-    out = cases.appointment_public(request.app[DB], request.match_info["ref"])
+    out = appointments.public(request.app[DB], request.match_info["ref"])
     return web.json_response({"appointment": out})
 
 
 async def check_in(request: web.Request) -> web.Response:
     app = request.app
-    issued = cases.check_in(app[DB], app[CONFIG], app[PII], request.match_info["ref"], app[CLOCK])
+    issued = appointments.check_in(
+        app[DB], app[CONFIG], app[PII], request.match_info["ref"], app[CLOCK]
+    )
     t = issued.ticket
     app[BOARD].publish({"type": "queues"})
     return web.json_response(
@@ -367,7 +373,7 @@ async def check_in(request: web.Request) -> web.Response:
 
 async def cancel_appointment(request: web.Request) -> web.Response:
     app = request.app
-    out = cases.cancel_appointment(app[DB], request.match_info["ref"], app[CLOCK])
+    out = appointments.cancel(app[DB], request.match_info["ref"], app[CLOCK])
     return web.json_response({"appointment": out})
 
 
@@ -380,7 +386,7 @@ def _lookup_status(request: web.Request, case_no: str, last4: str) -> dict[str, 
             "phone_last4 must be the last 4 digits of the applicant's mobile", field="phone_last4"
         )
     try:
-        return cases.public_status(app[DB], app[CONFIG], case_no, last4, app[CLOCK])
+        return queries.public_status(app[DB], app[CONFIG], case_no, last4, app[CLOCK])
     except NotFound:
         guard.fail(case_no)
         raise
@@ -451,9 +457,9 @@ async def notice_page(request: web.Request) -> web.Response:
     """The printable one-time notice (一次性告知书), in Chinese with English alongside."""
     user = await auth.require(request, *STAFF)
     app = request.app
-    case = cases.get(app[DB], request.match_info["case_no"])
+    case = common.get(app[DB], request.match_info["case_no"])
     _visible(user, case)
-    n = cases.notice(app[DB], app[CONFIG], case["case_no"])
+    n = notices.notice(app[DB], app[CONFIG], case["case_no"])
     rows = "".join(
         f"<tr><td>{i}</td><td>{escape(m['name_zh'])}<br><span class='muted'>"
         f"{escape(m['name_en'])}</span></td><td>{escape(m['code'])}</td><td>"

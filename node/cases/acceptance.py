@@ -1,0 +1,166 @@
+"""Acceptance (受理) of a case against the materials still missing.
+
+* nothing missing: accepted at once;
+* only non-critical materials missing and the citizen commits to bring them by a catch-up
+  date no later than the promised deadline: accepted with missing materials (容缺受理);
+* otherwise the case waits for materials (``pending_materials``), not accepted.
+
+Acceptance sets the promised and statutory deadlines and opens one review task per
+department, in parallel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any
+
+import sqlite_utils
+
+from node import events, notify, workdays
+from node.cases.common import material_names, missing, sms_text
+from node.config import NodeConfig
+from onestop.errors import Invalid
+
+
+def decide(
+    gaps: list[dict[str, Any]], data: dict[str, Any], today: dt.date, promised_days: int
+) -> tuple[bool, bool, dt.date | None]:
+    """Decide (accept?, commitment?, catch-up date) for the materials still missing."""
+    commitment = data.get("commitment", False)
+    if not isinstance(commitment, bool):
+        raise Invalid("commitment must be true or false", field="commitment")
+    if not gaps:
+        return True, False, None
+    if not commitment:
+        return False, False, None
+    critical = [m for m in gaps if m["critical"]]
+    if critical:
+        raise Invalid(
+            "容缺受理 (acceptance with missing materials) needs every critical material; "
+            f"missing critical material: {material_names(critical)}",
+            field="received",
+            errors=[
+                {
+                    "field": "received",
+                    "message": f"critical material {m['code']} ({m['name_zh']} / "
+                    f"{m['name_en']}) is missing",
+                }
+                for m in critical
+            ],
+        )
+    catch_up, _ = _catch_up(data, today, promised_days)
+    return True, True, catch_up
+
+
+def _catch_up(data: dict[str, Any], today: dt.date, promised_days: int) -> tuple[dt.date, dt.date]:
+    """The 容缺 catch-up date (default: the promised deadline) and the promised deadline."""
+    promised = workdays.add_workdays(today, promised_days)
+    raw = data.get("catch_up_date")
+    if raw is None or raw == "":
+        return promised, promised
+    day = _parse_date(raw, "catch_up_date")
+    if day < today:
+        raise Invalid(f"catch_up_date {day} is in the past", field="catch_up_date")
+    if day > promised:
+        raise Invalid(
+            f"catch_up_date {day} is after the promised deadline {promised} "
+            f"({promised_days} working days): missing materials must be in before it",
+            field="catch_up_date",
+        )
+    return day, promised
+
+
+def _parse_date(value: Any, field: str) -> dt.date:
+    if not isinstance(value, str):
+        raise Invalid(f"{field} must be a date like 2026-10-12", field=field)
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(
+            f"{field} must be a date like 2026-10-12, got {value!r}", field=field
+        ) from None
+
+
+def accept(
+    conn: sqlite3.Connection,
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    case: dict[str, Any],
+    today: dt.date,
+    at: str,
+    by: str,
+    *,
+    commitment: bool,
+    catch_up: dt.date | None,
+) -> None:
+    promised = workdays.add_workdays(today, case["promised_days"])
+    statutory = workdays.add_workdays(today, case["statutory_days"])
+    conn.execute(
+        "UPDATE cases SET state = 'accepted', accepted_at = ?, accepted_date = ?, "
+        "promised_deadline = ?, statutory_deadline = ?, commitment = ?, catch_up_date = ? "
+        "WHERE id = ?",
+        [
+            at,
+            today.isoformat(),
+            promised.isoformat(),
+            statutory.isoformat(),
+            1 if commitment else 0,
+            catch_up.isoformat() if catch_up else None,
+            case["id"],
+        ],
+    )
+    for pos, dept in enumerate(case["departments"]):
+        cur = conn.execute(
+            "INSERT INTO review_tasks (case_id, department, position, state, created_at) "
+            "VALUES (?, ?, ?, 'pending', ?)",
+            [case["id"], dept, pos, at],
+        )
+        events.append(
+            conn,
+            "review.opened",
+            "review_task",
+            int(cur.lastrowid or 0),
+            {
+                "case_no": case["case_no"],
+                "task_id": int(cur.lastrowid or 0),
+                "department": dept,
+                "lead": pos == 0,
+            },
+            at=at,
+        )
+    gaps = [m["code"] for m in missing(db, case["id"])]
+    events.append(
+        conn,
+        "case.accepted",
+        "case",
+        case["case_no"],
+        {
+            "case_no": case["case_no"],
+            "accepted_date": today.isoformat(),
+            "promised_deadline": promised.isoformat(),
+            "statutory_deadline": statutory.isoformat(),
+            "departments": case["departments"],
+            "missing": gaps,
+            "commitment": commitment,
+            "catch_up_date": catch_up.isoformat() if catch_up else None,
+            "by": by,
+        },
+        at=at,
+    )
+    notify.queue(
+        conn,
+        case["phone_enc"],
+        case["phone_masked"],
+        "accepted",
+        sms_text(
+            "accepted",
+            case["lang"],
+            center=cfg.name,
+            case_no=case["case_no"],
+            deadline=promised.isoformat(),
+        ),
+        case_id=case["id"],
+        case_no=case["case_no"],
+        at=at,
+    )

@@ -1,0 +1,89 @@
+"""Scans of a case's materials, stored once by their SHA-256 under ``DATA/files/``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from typing import Any
+
+import sqlite_utils
+
+from node import db as dbm
+from node import events
+from node.cases.common import get
+from node.config import NodeConfig
+from onestop.clock import Now, iso, system_now
+from onestop.errors import Invalid, NotFound
+
+
+def attach_file(
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    case_no: str,
+    material: str,
+    content: bytes,
+    name: str,
+    content_type: str,
+    user: dict[str, Any],
+    now: Now = system_now,
+) -> dict[str, Any]:
+    """Store a scan of a material by its SHA-256 under ``DATA/files/`` and attach it."""
+    if not content:
+        raise Invalid("the file is empty", field="file")
+    case = get(db, case_no)
+    if (
+        dbm.one(
+            db,
+            "SELECT 1 AS x FROM case_materials WHERE case_id = ? AND code = ?",
+            [case["id"], material],
+        )
+        is None
+    ):
+        raise NotFound(
+            f"material {material} is not on the checklist of case {case_no}", field="material"
+        )
+    sha = hashlib.sha256(content).hexdigest()
+    path = file_path(cfg, sha)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    name = (name or "file").replace("/", "_").replace("\\", "_")[:200]
+    content_type = (content_type or "application/octet-stream")[:100]
+    at = iso(now())
+    with dbm.tx(db) as conn:
+        cur = conn.execute(
+            "INSERT INTO case_files (case_id, material, sha256, name, size, content_type, "
+            "uploaded_at, uploaded_by) VALUES (?,?,?,?,?,?,?,?)",
+            [case["id"], material, sha, name, len(content), content_type, at, user["username"]],
+        )
+        fid = int(cur.lastrowid or 0)
+        events.append(
+            conn,
+            "case.file_attached",
+            "case",
+            case_no,
+            {
+                "case_no": case_no,
+                "file_id": fid,
+                "material": material,
+                "sha256": sha,
+                "size": len(content),
+                "content_type": content_type,
+                "by": user["username"],
+            },
+            at=at,
+        )
+    row = dbm.one(db, "SELECT * FROM case_files WHERE id = ?", [fid])
+    assert row is not None
+    row.pop("case_id")
+    return row
+
+
+def file_path(cfg: NodeConfig, sha: str) -> Any:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise NotFound("no such file", field="sha256")
+    return cfg.data_dir / "files" / sha[:2] / sha

@@ -1,0 +1,95 @@
+"""Visits to the window (最多跑一次): the ticket being served, who it belongs to, and each
+visit a case needed (intake, supplement, pickup).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import sqlite_utils
+
+from node import db as dbm
+from node import events
+from onestop.errors import Conflict, Forbidden, Invalid
+
+
+def ticket_at_window(
+    db: sqlite_utils.Database, ticket_id: int, user: dict[str, Any]
+) -> dict[str, Any]:
+    """The ticket being served now: called at a window or suspended there."""
+    t = dbm.one(db, "SELECT * FROM tickets WHERE id = ?", [ticket_id])
+    if t is None:
+        raise Invalid(f"no ticket with id {ticket_id}", field="ticket_id")
+    if t["state"] not in ("called", "suspended"):
+        raise Conflict(
+            f"ticket {t['ticket_no']} is {t['state']}: only a ticket called at a window or "
+            "suspended there can be linked to a case",
+            field="ticket_id",
+        )
+    if (
+        user["role"] == "window"
+        and user.get("window_id") is not None
+        and t["window_id"] != user["window_id"]
+    ):
+        raise Forbidden(f"ticket {t['ticket_no']} is served at another window", field="ticket_id")
+    return t
+
+
+def same_person(case: dict[str, Any], ticket: dict[str, Any]) -> None:
+    if ticket["id_hash"] != case["id_hash"]:
+        raise Conflict(
+            f"ticket {ticket['ticket_no']} belongs to someone else ({ticket['id_masked']}); "
+            f"case {case['case_no']} is for {case['id_masked']}",
+            field="ticket_id",
+        )
+
+
+def link_visit(
+    conn: sqlite3.Connection,
+    db: sqlite_utils.Database,
+    case: dict[str, Any],
+    ticket: dict[str, Any] | None,
+    purpose: str,
+    by: str,
+    at: str,
+) -> bool:
+    """Record a visit; the same ticket linked twice is one visit.  True if new."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO case_visits (case_id, ticket_id, purpose, at, by) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [case["id"], ticket["id"] if ticket else None, purpose, at, by],
+    )
+    if not cur.rowcount:
+        return False
+    events.append(
+        conn,
+        "case.visit",
+        "case",
+        case["case_no"],
+        {
+            "case_no": case["case_no"],
+            "ticket_no": ticket["ticket_no"] if ticket else None,
+            "purpose": purpose,
+            "visits": visit_count(db, case["id"]),
+            "by": by,
+        },
+        at=at,
+    )
+    return True
+
+
+def visits(db: sqlite_utils.Database, case_id: int) -> list[dict[str, Any]]:
+    return dbm.rows(
+        db,
+        """SELECT v.id, v.purpose, v.at, v.by, t.ticket_no, t.service_date
+          FROM case_visits v LEFT JOIN tickets t ON t.id = v.ticket_id
+         WHERE v.case_id = ? ORDER BY v.id""",
+        [case_id],
+    )
+
+
+def visit_count(db: sqlite_utils.Database, case_id: int) -> int:
+    return int(
+        db.execute("SELECT COUNT(*) FROM case_visits WHERE case_id = ?", [case_id]).fetchone()[0]
+    )
