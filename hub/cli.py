@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import sqlite_utils
 from hub import config as cfgm
 from hub import db as hubdb
 from onestop.cli import CliError, read_password
+
+log = logging.getLogger("onestop.hub")
 
 LEVELS = ("province", "city", "county", "township")
 CODE_LENGTHS = (2, 4, 6, 9, 12)
@@ -165,17 +168,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from hub.app import create_app
     from hub.identity import IdentityError
+    from onestop import logs
 
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
+    logs.configure(cfg.log_level, cfg.log_format)
     try:
         app = create_app(cfg)
     except IdentityError as exc:
         raise CliError(str(exc)) from None
-    print(f"onestop hub serving on http://{cfg.host}:{cfg.port}/", flush=True)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    log.info("onestop hub serving on http://%s:%s/", cfg.host, cfg.port)
+    web.run_app(app, host=cfg.host, port=cfg.port, print=None, access_log=None)
     return 0
 
 

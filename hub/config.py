@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onestop.config import ConfigError
+from onestop.config import ConfigError, check_operations
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class HubConfig:
     online_seconds: int = 300
     session_max_age: int = 12 * 3600
     refresh_seconds: int = 10
+    log_level: str = "info"
+    log_format: str = "text"
+    metrics_allow: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # -- files in the data directory ---------------------------------------------------------
@@ -90,6 +93,7 @@ class HubConfig:
             raise ConfigError(
                 "refresh_seconds", f"must be between 2 and 3600, got {self.refresh_seconds}"
             )
+        check_operations(self.log_level, self.log_format, self.metrics_allow)
         try:
             from zoneinfo import ZoneInfo
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node import auth, tickets, users, windows
+from node import auth, metrics, tickets, users, windows
 from node import db as dbm
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.speech import announce_en, announce_zh
@@ -61,6 +61,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     data = await json_body(request)
     issued = tickets.issue(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     t = issued.ticket
+    metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
     return web.json_response(
         {
@@ -241,7 +242,9 @@ def _announce(app: web.Application, t: dict[str, Any], wid: int, kind: str) -> N
 async def call_next(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     app = request.app
-    t = windows.call_next(app[DB], app[CONFIG], wid, user["username"], app[CLOCK])
+    with metrics.call_next_timer(app):
+        t = windows.call_next(app[DB], app[CONFIG], wid, user["username"], app[CLOCK])
+    metrics.ticket_called(app, t)
     if t is None:
         return web.json_response({"ticket": None, "message": "nobody is waiting"})
     _announce(app, t, wid, "call")

@@ -20,8 +20,10 @@ from node.clock import Now, system_now
 from node.config import NodeConfig
 from node.display import Board
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.metrics import setup_metrics
 from node.routes import setup_routes
 from onestop.errors import error_middleware
+from onestop.logs import setup_access_log
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -56,6 +58,8 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
 
     views.setup_jinja(env)
     setup_routes(app)
+    setup_access_log(app)
+    setup_metrics(app)
     app.cleanup_ctx.append(_lifecycle)
     from sync.push import push_ctx
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node import auth, cases, notify, ratings
+from node import auth, cases, metrics, notify, ratings
 from node import db as dbm
 from node.api import json_body
 from node.cases_db import TASK_STATES
@@ -346,6 +346,7 @@ async def check_in(request: web.Request) -> web.Response:
     app = request.app
     issued = cases.check_in(app[DB], app[CONFIG], app[PII], request.match_info["ref"], app[CLOCK])
     t = issued.ticket
+    metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
     return web.json_response(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import sqlite_utils
@@ -12,6 +13,8 @@ from node import db as dbm
 from node import pii as piim
 from onestop.cli import CliError, read_password
 from onestop.errors import ApiError
+
+log = logging.getLogger("onestop.node")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -120,14 +123,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from node.app import create_app
+    from onestop import logs
 
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
+    logs.configure(cfg.log_level, cfg.log_format)
     app = create_app(cfg)
-    print(f"onestop node {cfg.code} serving on http://{cfg.host}:{cfg.port}/", flush=True)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    log.info("onestop node %s serving on http://%s:%s/", cfg.code, cfg.host, cfg.port)
+    web.run_app(app, host=cfg.host, port=cfg.port, print=None, access_log=None)
     return 0
 
 

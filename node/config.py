@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onestop.config import ConfigError
+from onestop.config import ConfigError, check_operations
 
 LEVELS = ("province", "city", "county", "township")
 LANGS = ("zh", "en")
@@ -36,6 +36,9 @@ class NodeConfig:
     hub_pubkey: str = ""
     session_max_age: int = 12 * 3600
     sync_interval_seconds: int = 30
+    log_level: str = "info"
+    log_format: str = "text"
+    metrics_allow: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -65,6 +68,7 @@ class NodeConfig:
             raise ConfigError("hub_url", f"must start with http:// or https://, got {self.hub_url!r}")
         if self.sync_interval_seconds < 1:
             raise ConfigError("sync_interval_seconds", "must be at least 1")
+        check_operations(self.log_level, self.log_format, self.metrics_allow)
         try:
             from zoneinfo import ZoneInfo
 
