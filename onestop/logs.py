@@ -157,14 +157,19 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     finally:
         seconds = time.perf_counter() - started
-        path = logged_path(request)
-        access_log.info(
-            "%s %s %d %.1f ms id=%s", request.method, path, status, seconds * 1000, rid,
-            extra={"method": request.method, "path": path, "status": status,
-                   "duration_ms": round(seconds * 1000, 1), "request_id": rid,
-                   "remote": request.remote},
-        )  # fmt: skip
+        if access_log.isEnabledFor(logging.INFO):
+            _log_access(request, status, seconds, rid)
         metricsm.observe_request(request, status, seconds)
+
+
+def _log_access(request: web.Request, status: int, seconds: float, rid: str) -> None:
+    path = logged_path(request)
+    ms = round(seconds * 1000, 1)
+    access_log.info(
+        "%s %s %d %.1f ms id=%s", request.method, path, status, ms, rid,
+        extra={"method": request.method, "path": path, "status": status, "duration_ms": ms,
+               "request_id": rid, "remote": request.remote},
+    )  # fmt: skip
 
 
 async def _answer_request_id(request: web.Request, response: web.StreamResponse) -> None:
