@@ -13,6 +13,7 @@ from hub import db as hubdb
 from hub import ingest as ingestm
 from hub import tree as treem
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
+from hub.metrics import PushObserver
 from onestop.clock import iso
 from onestop.errors import Forbidden, Invalid, NotFound
 from sync.requests import H_NODE, H_SIG, H_TIME
@@ -60,6 +61,11 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
 
 
 async def ingest(request: web.Request) -> web.Response:
+    with PushObserver(request.app) as seen:  # /metrics: records by result, failures by reason
+        return await _ingest(request, seen)
+
+
+async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
     app = request.app
     cfg = app[CONFIG]
     worker = app[WORKER]
@@ -69,6 +75,7 @@ async def ingest(request: web.Request) -> web.Response:
         ingestm.parse_push, raw, cfg.max_body_mb * 1024**2, cfg.max_batch_records
     )
     del raw
+    seen.parsed(envelope)
     now = app[CLOCK]()
     authenticated = None
     signatures = None
@@ -90,6 +97,7 @@ async def ingest(request: web.Request) -> web.Response:
     finally:
         if signatures is not None:
             signatures.cancel()
+    seen.answered(body)
     return web.json_response(body)
 
 

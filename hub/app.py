@@ -16,10 +16,12 @@ from hub import identity, rollups, staff
 from hub import tree as treem
 from hub.config import HubConfig
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
+from hub.metrics import setup_metrics
 from hub.routes import setup_routes
 from hub.worker import IngestWorker
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
+from onestop.logs import setup_access_log
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -43,6 +45,8 @@ def create_app(config: HubConfig, now: Now = system_now) -> web.Application:
         samesite="Strict", max_age=config.session_max_age))  # fmt: skip
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     setup_routes(app)
+    setup_access_log(app)
+    setup_metrics(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 

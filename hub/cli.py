@@ -4,6 +4,7 @@ hub's half of ``onestop verify`` (:func:`verify_hub_copy`)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from hub import identity, rollups, users
 from hub.app import create_app
 from hub.identity import IdentityError
 from hub.ingest import verify_stored
+from onestop import logs
 from onestop.clock import utcnow
 from onestop.divisions import DivisionError
 from onestop.errors import ApiError, CliError
@@ -26,6 +28,8 @@ from onestop.passwords import read_password
 from schemas.catalog import CatalogError, load_catalog
 from sync.chain import GENESIS
 from sync.keys import KeyFileError, load_public, public_key_id, public_raw_b64
+
+log = logging.getLogger("onestop.hub")
 
 LEVELS = ("province", "city", "county", "township")
 CODE_LENGTHS = (2, 4, 6, 9, 12)
@@ -158,12 +162,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
+    logs.configure(cfg.log_level, cfg.log_format)
     try:
         app = create_app(cfg)
     except IdentityError as exc:
         raise CliError(str(exc)) from None
-    print(f"onestop hub serving on http://{cfg.host}:{cfg.port}/", flush=True)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    log.info("onestop hub serving on http://%s:%s/", cfg.host, cfg.port)
+    web.run_app(app, host=cfg.host, port=cfg.port, print=None, access_log=None)
     return 0
 
 

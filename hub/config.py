@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from onestop.config import ConfigError, dump_toml, load_toml
+from onestop.config import ConfigError, check_operations, dump_toml, load_toml
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class HubConfig:
     online_seconds: int = 300
     session_max_age: int = 12 * 3600
     refresh_seconds: int = 10
+    log_level: str = "info"
+    log_format: str = "text"
+    metrics_allow: str = ""
 
     # -- files in the data directory ---------------------------------------------------------
     @property
@@ -88,8 +91,8 @@ class HubConfig:
             raise ConfigError(
                 "refresh_seconds", f"must be between 2 and 3600, got {self.refresh_seconds}"
             )
+        check_operations(self.log_level, self.log_format, self.metrics_allow)
         try:
-
             ZoneInfo(self.timezone)
         except Exception:
             raise ConfigError("timezone", f"unknown time zone {self.timezone!r}") from None
@@ -98,7 +101,13 @@ class HubConfig:
 
 def load(data_dir: str | Path, **overrides: Any) -> HubConfig:
     """Read ``DIR/hub.toml`` (keys are the dataclass fields) and validate it."""
-    return load_toml(HubConfig, data_dir, "hub.toml", f"create the hub first: onestop hub init --data {data_dir}", **overrides)
+    return load_toml(
+        HubConfig,
+        data_dir,
+        "hub.toml",
+        f"create the hub first: onestop hub init --data {data_dir}",
+        **overrides,
+    )
 
 
 def dump(cfg: HubConfig) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node import auth, tickets, users, windows
+from node import auth, metrics, tickets, users, windows
 from node import db as dbm
 from node.keys import BOARD, CLOCK, CONFIG, DB, OPENAPI, PII
 from node.speech import announce_en, announce_zh
@@ -62,6 +62,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     data = await json_body(request)
     issued = tickets.issue(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     t = issued.ticket
+    metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
     return web.json_response(
         {
@@ -91,34 +92,11 @@ async def ticket_status(request: web.Request) -> web.Response:
 
 
 async def display_state(request: web.Request) -> web.Response:
-    return web.json_response(board_state(request.app))
-
-
-def board_state(app: web.Application) -> dict[str, Any]:
-    """Every window with its current ticket, and the last calls: the display's full state
-    (sent to a new display client, and after window actions at most every 200 ms: see
-    :class:`node.display.Board`)."""
-    db, cfg = app[DB], app[CONFIG]
-    out = []
-    for w in windows.all_windows(db):
-        cur = windows.current(db, w["id"])
-        out.append(
-            {
-                "number": w["number"],
-                "name": w["name"],
-                "status": w["status"],
-                "ticket_no": cur["ticket_no"] if cur else None,
-            }
-        )
-    return {
-        "type": "state",
-        "windows": out,
-        "last_calls": windows.last_calls(db, cfg, 10, app[CLOCK]),
-    }
+    return web.json_response(windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]))
 
 
 async def display_stream(request: web.Request) -> web.StreamResponse:
-    return await request.app[BOARD].stream(request, board_state(request.app))
+    return await request.app[BOARD].stream(request, windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]))
 
 
 # -- staff ------------------------------------------------------------------------------------
@@ -221,7 +199,9 @@ def _announce(app: web.Application, t: dict[str, Any], wid: int, kind: str) -> N
 async def call_next(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     app = request.app
-    t = windows.call_next(app[DB], app[CONFIG], wid, user["username"], app[CLOCK])
+    with metrics.call_next_timer(app):
+        t = windows.call_next(app[DB], app[CONFIG], wid, user["username"], app[CLOCK])
+    metrics.ticket_called(app, t)
     if t is None:
         return web.json_response({"ticket": None, "message": "nobody is waiting"})
     _announce(app, t, wid, "call")

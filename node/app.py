@@ -16,16 +16,17 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from node import db as dbm
 from node import pii as piim
-from node import views
-from node.api import board_state
+from node import views, windows
 from node.config import NodeConfig
 from node.display import Board
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.metrics import setup_metrics
 from node.replication.service import push_ctx
 from node.routes import setup_routes
 from node.signer import open_node_db
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
+from onestop.logs import setup_access_log
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -35,8 +36,7 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     app[CONFIG] = config
     app[CLOCK] = now
     app[BOARD] = Board(state=functools.partial(_board_state, app))
-
-    db = open_node_db(config)
+    db = open_node_db(config)  # connect, migrate, attach the node's signing key
     app[DB] = db
     app[PII] = piim.load(config.data_dir)
     setup_session(
@@ -55,18 +55,19 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
         autoescape=True,
         context_processors=[aiohttp_jinja2.request_processor],
     )
-
     views.setup_jinja(env)
-    setup_routes(app)
+    setup_routes(app)  # pages, the queue API, the case part, replication, OpenAPI
+    setup_access_log(app)  # one log line per request, with its request id
+    setup_metrics(app)  # GET /metrics
+    # Background jobs, started in this order and stopped in reverse: WAL checkpoints and the
+    # database, then the push service (stops before the database closes).
     app.cleanup_ctx.append(_lifecycle)
-
-    app.cleanup_ctx.append(push_ctx)  # after _lifecycle: stops before the database closes
+    app.cleanup_ctx.append(push_ctx)
     return app
 
 
 def _board_state(app: web.Application) -> dict[str, Any]:
-
-    return board_state(app)
+    return windows.board_state(app[DB], app[CONFIG], app[CLOCK])
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import sqlite_utils
@@ -15,9 +16,12 @@ from node import pii as piim
 from node.app import create_app
 from node.replication import cli as replication_cli
 from node.signer import open_node_db
+from onestop import logs
 from onestop.errors import ApiError, CliError
 from onestop.passwords import read_password
 from schemas.catalog import load_catalog, seed_path
+
+log = logging.getLogger("onestop.node")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -116,13 +120,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+
+
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
+    logs.configure(cfg.log_level, cfg.log_format)
     app = create_app(cfg)
-    print(f"onestop node {cfg.code} serving on http://{cfg.host}:{cfg.port}/", flush=True)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    log.info("onestop node %s serving on http://%s:%s/", cfg.code, cfg.host, cfg.port)
+    web.run_app(app, host=cfg.host, port=cfg.port, print=None, access_log=None)
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from onestop.config import ConfigError, dump_toml, load_toml
+from onestop.config import ConfigError, check_operations, dump_toml, load_toml
 
 LEVELS = ("province", "city", "county", "township")
 LANGS = ("zh", "en")
@@ -35,6 +35,9 @@ class NodeConfig:
     hub_pubkey: str = ""
     session_max_age: int = 12 * 3600
     sync_interval_seconds: int = 30
+    log_level: str = "info"
+    log_format: str = "text"
+    metrics_allow: str = ""
 
     @property
     def db_path(self) -> Path:
@@ -42,7 +45,9 @@ class NodeConfig:
 
     def validate(self) -> NodeConfig:
         if not self.code.isdigit() or len(self.code) not in (2, 4, 6, 9, 12):
-            raise ConfigError("code", f"division code must be 2, 4, 6, 9 or 12 digits, got {self.code!r}")
+            raise ConfigError(
+                "code", f"division code must be 2, 4, 6, 9 or 12 digits, got {self.code!r}"
+            )
         if self.level not in LEVELS:
             raise ConfigError("level", f"must be one of {', '.join(LEVELS)}, got {self.level!r}")
         if not self.name.strip():
@@ -60,11 +65,13 @@ class NodeConfig:
         if not 2 <= self.ticket_digits <= 5:
             raise ConfigError("ticket_digits", "must be between 2 and 5")
         if self.hub_url and not self.hub_url.startswith(("http://", "https://")):
-            raise ConfigError("hub_url", f"must start with http:// or https://, got {self.hub_url!r}")
+            raise ConfigError(
+                "hub_url", f"must start with http:// or https://, got {self.hub_url!r}"
+            )
         if self.sync_interval_seconds < 1:
             raise ConfigError("sync_interval_seconds", "must be at least 1")
+        check_operations(self.log_level, self.log_format, self.metrics_allow)
         try:
-
             ZoneInfo(self.timezone)
         except Exception:
             raise ConfigError("timezone", f"unknown time zone {self.timezone!r}") from None
@@ -73,7 +80,13 @@ class NodeConfig:
 
 def load(data_dir: str | Path, **overrides: Any) -> NodeConfig:
     """Read ``DIR/node.toml`` (keys are the dataclass fields) and validate it."""
-    return load_toml(NodeConfig, data_dir, "node.toml", f"create the node first: onestop node init --data {data_dir} --code CODE --name NAME --level township", **overrides)
+    return load_toml(
+        NodeConfig,
+        data_dir,
+        "node.toml",
+        f"create the node first: onestop node init --data {data_dir} --code CODE --name NAME --level township",
+        **overrides,
+    )
 
 
 def dump(cfg: NodeConfig) -> str:

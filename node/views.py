@@ -23,7 +23,6 @@ from markupsafe import Markup
 
 from node import auth, tickets, users, windows
 from node import db as dbm
-from node.api import board_state
 from node.keys import CLOCK, CONFIG, DB
 from onestop.clock import local_date, parse
 from onestop.errors import Forbidden, NotFound
@@ -213,7 +212,7 @@ async def display(request: web.Request) -> web.Response:
     data = {
         "lang": lang,
         "tz": request.app[CONFIG].timezone,
-        "state": board_state(request.app),
+        "state": windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]),
         "queues": tickets.queue_overview(request.app[DB], request.app[CONFIG],
                                          request.app[CLOCK]),
         "strings": js_strings(lang, "ui.display."),

@@ -386,3 +386,15 @@ def last_calls(
          ORDER BY e.seq DESC LIMIT ?""",
         [lo, today, limit],
     )
+
+
+def board_state(db: sqlite_utils.Database, cfg: NodeConfig, now: Now) -> dict[str, Any]:
+    """Every window with its current ticket, and the last calls: the display's full state
+    (sent to a new display client, and after window actions at most every 200 ms: see
+    :class:`node.display.Board`)."""
+    out = []
+    for w in all_windows(db):
+        cur = current(db, w["id"])
+        out.append({"number": w["number"], "name": w["name"], "status": w["status"],
+                    "ticket_no": cur["ticket_no"] if cur else None})  # fmt: skip
+    return {"type": "state", "windows": out, "last_calls": last_calls(db, cfg, 10, now)}

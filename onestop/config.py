@@ -8,6 +8,7 @@ of the wrong type is a :class:`ConfigError` naming the field, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -73,3 +74,34 @@ def dump_toml(cfg: Any, header: str) -> str:
             v = "true" if v else "false"
         lines.append(f"{f.name} = {v}")
     return "\n".join(lines) + "\n"
+
+# -- operations: the log and who may read /metrics (node and hub alike) -------------------------
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+def networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``"10.20.0.5, 10.20.1.0/24"`` as networks (an address is a network of one)."""
+    out = []
+    for part in value.replace(";", ",").split(","):
+        part = part.strip()
+        if part:
+            out.append(ipaddress.ip_network(part, strict=False))
+    return out
+
+
+def check_operations(log_level: str, log_format: str, metrics_allow: str) -> None:
+    """Validate the settings ``log_level``, ``log_format`` and ``metrics_allow``."""
+    if log_level not in LOG_LEVELS:
+        raise ConfigError("log_level", f"must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            "log_format", f"must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+        )
+    try:
+        networks(metrics_allow)
+    except ValueError as exc:
+        raise ConfigError(
+            "metrics_allow", f"must list IP addresses or networks (CIDR), comma-separated: {exc}"
+        ) from None

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from node import appointments, auth, notify, preapplications, ratings
+from node import appointments, auth, metrics, notify, preapplications, ratings
 from node import db as dbm
 from node.api import json_body
 from node.cases import common, files, intake, notices, queries, results
@@ -352,6 +352,7 @@ async def check_in(request: web.Request) -> web.Response:
         app[DB], app[CONFIG], app[PII], request.match_info["ref"], app[CLOCK]
     )
     t = issued.ticket
+    metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
     return web.json_response(
         {
