@@ -24,7 +24,6 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +199,7 @@ def attach(
     with _lock:
         _registry[_reg_key(conn)] = signer
     if _has_unsigned(conn):
-        with _write_tx(conn):
+        with dbm.tx(conn):
             adopt_unsigned(conn, signer)
     return signer
 
@@ -285,21 +284,6 @@ def current_signer(db: DbLike) -> Signer | None:
             hint="restore the node key matching the log (DIR/node.key)",
         )
     return attach(conn, signer.node_code, fresh, signer.data_dir)
-
-
-@contextlib.contextmanager
-def _write_tx(conn: Conn) -> Iterator[Conn]:
-    if conn.in_transaction:
-        yield conn
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
-        conn.execute("COMMIT")
 
 
 # --------------------------------------------------------------------------- signing events

@@ -85,9 +85,10 @@ _commits = _Counter()  # commits through tx() in this process (see Checkpointer)
 
 
 @contextlib.contextmanager
-def tx(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
-    """One write transaction holding SQLite's write lock from the start."""
-    conn = db.conn
+def tx(db: sqlite_utils.Database | sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction holding SQLite's write lock from the start (joined, when one is
+    already open on the connection)."""
+    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
     if conn.in_transaction:  # nested: join the outer transaction
         yield conn
         return
