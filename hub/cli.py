@@ -357,7 +357,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def verify_hub_copy(data: str, code: str) -> int:
-    from hub.ingest import verify_stored
+    from hub.ingest.readback import verify_stored
 
     _, db = open_hub(data)
     try:

@@ -16,9 +16,11 @@ import pytest
 
 from hub import config as hubcfg
 from hub import identity
-from hub import ingest as ingestm
 from hub import worker as workerm
 from hub.db import open_db
+from hub.ingest import schemas as event_schemas
+from hub.ingest.envelope import ingest_envelope, parse_envelope
+from hub.ingest.signatures import signature_items
 from sync.canonical import b64encode
 from tests import test_hub_support as support
 from tests.test_hub_support import TOWNSHIP, NodeLog, enroll, envelope, push_ok
@@ -130,8 +132,8 @@ def _instance(schema: Any, r: random.Random, p_break: float) -> Any:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_compiled_schema_agrees_with_jsonschema(kind: str) -> None:
-    validator = ingestm.event_validator(kind)
-    check = ingestm.event_check(kind)
+    validator = event_schemas.event_validator(kind)
+    check = event_schemas.event_check(kind)
     assert validator is not None and check is not None
     r = random.Random(kind)
     verdicts = {True: 0, False: 0}
@@ -147,11 +149,11 @@ def test_bench_bodies_pass_and_broken_ones_get_jsonschemas_message() -> None:
 
     for ev in case_events(TOWNSHIP, 40):
         ev = dict(ev, entity_id=str(ev["entity_id"]))
-        assert ingestm.event_check(ev["kind"])(ev["body"])  # type: ignore[misc]
-        assert ingestm.event_problem(ev) is None
+        assert event_schemas.event_check(ev["kind"])(ev["body"])  # type: ignore[misc]
+        assert event_schemas.event_problem(ev) is None
         bad = copy.deepcopy(ev)
         bad["body"]["case_no"] = "nope"
-        problem = ingestm.event_problem(bad)
+        problem = event_schemas.event_problem(bad)
         assert problem and problem.startswith(f"{ev['kind']} schema: case_no: 'nope' does not")
 
 
@@ -165,8 +167,8 @@ def test_schemas_with_other_keywords_are_left_to_jsonschema() -> None:
     ]
     for schema in schemas:
         try:
-            ingestm._compile(schema)
-        except ingestm._Unsupported:
+            event_schemas._compile(schema)
+        except event_schemas._Unsupported:
             continue
         assert schema == {"type": "string", "format": 1}  # format alone is an annotation
 
@@ -191,8 +193,8 @@ def _ingest(tmp_path: Path, log: NodeLog, batch: dict[str, Any], processes: int)
         worker._processes = processes
         worker.start()
         try:
-            env = ingestm.parse_envelope(envelope(log.code, batch))
-            jobs = worker.check_signatures(ingestm.signature_items(db, env))
+            env = parse_envelope(envelope(log.code, batch))
+            jobs = worker.check_signatures(signature_items(db, env))
             assert (jobs is not None) == bool(processes)
             if jobs is not None:
                 for _ in range(200):  # let the processes finish, so their answers are used
@@ -201,7 +203,7 @@ def _ingest(tmp_path: Path, log: NodeLog, batch: dict[str, Any], processes: int)
                     worker._pool.pump()  # type: ignore[union-attr]
                     await asyncio.sleep(0.05)
                 assert all(j.result is not None for j, _ in jobs._jobs)
-            res = await worker.run(ingestm.ingest_envelope, ident, env, authenticated=log.code,
+            res = await worker.run(ingest_envelope, ident, env, authenticated=log.code,
                                    now="2026-11-29T10:00:00.000Z", signatures=jobs)  # fmt: skip
             if jobs is not None:
                 jobs.cancel()
