@@ -92,7 +92,8 @@ async def _fan_in(url: str, pushes: list[tuple[str, Any, bytes]]) -> dict[str, A
 
 
 CATEGORIES = (
-    ("JSON-schema validation", ("jsonschema", "referencing", "rpds")),
+    # fastjsonschema's compiled checks are code of its own: file "<string>", "validate*".
+    ("JSON-schema validation", ("jsonschema", "referencing", "rpds", "<string>:validate")),
     ("RFC 8785 canonical JSON", ("rfc8785",)),
     ("Ed25519", ("ed25519",)),
     ("SQLite", ("sqlite3.Connection", "sqlite_utils")),
