@@ -92,7 +92,8 @@ async def _fan_in(url: str, pushes: list[tuple[str, Any, bytes]]) -> dict[str, A
 
 
 CATEGORIES = (
-    ("JSON-schema validation", ("jsonschema", "referencing", "rpds")),
+    # fastjsonschema's compiled checks are code of its own: file "<string>", "validate*".
+    ("JSON-schema validation", ("jsonschema", "referencing", "rpds", "<string>:validate")),
     ("RFC 8785 canonical JSON", ("rfc8785",)),
     ("Ed25519", ("ed25519",)),
     ("SQLite", ("sqlite3.Connection", "sqlite_utils")),
@@ -101,7 +102,7 @@ CATEGORIES = (
 
 
 def profile_ingest(tmp: Any, nodes: int, per: int) -> dict[str, Any]:
-    """Where the hub's ingest spends its CPU: cProfile of :func:`hub.ingest.ingest_envelope`
+    """Where the hub's ingest spends its CPU: cProfile of :func:`hub.ingest.envelope.ingest_envelope`
     (the code the hub's ingest thread runs) on ``nodes`` pushes of ``per`` records, in this
     process, with the time of each function attributed to a category by its module."""
     import cProfile
@@ -109,8 +110,8 @@ def profile_ingest(tmp: Any, nodes: int, per: int) -> dict[str, Any]:
 
     from hub import config as hubcfg
     from hub import identity
-    from hub import ingest as ingestm
     from hub.db import open_db
+    from hub.ingest.envelope import ingest_envelope, parse_envelope
 
     hub_dir = tmp / "hub-profile"
     hub_init(hub_dir)
@@ -127,7 +128,7 @@ def profile_ingest(tmp: Any, nodes: int, per: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     prof.enable()
     for env in envelopes:
-        ingestm.ingest_envelope(db, ident, ingestm.parse_envelope(env), authenticated=env["node"])
+        ingest_envelope(db, ident, parse_envelope(env), authenticated=env["node"])
     prof.disable()
     elapsed = time.perf_counter() - t0
     db.conn.close()
@@ -173,7 +174,7 @@ def run(opts: Options) -> list[Row]:
         try:
             prof = profile_ingest(tmp, max(2, min(20, k)), per)
             shares = sorted(prof["shares"].items(), key=lambda kv: -kv[1])
-            where = "CPU of hub.ingest.ingest_envelope: " + ", ".join(
+            where = "CPU of hub.ingest.envelope.ingest_envelope: " + ", ".join(
                 f"{name} {share:.0%}" for name, share in shares if share >= 0.01
             )
         except Exception as exc:  # noqa: BLE001 - the profile is an explanation, not a result

@@ -10,8 +10,10 @@ from aiohttp import web
 from hub import auth, staff
 from hub import catalog as catalogm
 from hub import db as hubdb
-from hub import ingest as ingestm
 from hub import tree as treem
+from hub.ingest import envelope as envelopem
+from hub.ingest import readback
+from hub.ingest.signatures import signature_items
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from hub.metrics import PushObserver
 from onestop.clock import iso
@@ -72,7 +74,7 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
     raw = await request.read()  # aiohttp undoes Content-Encoding: gzip
     # JSON parsing (and gunzip of a body sent without the header) on the parser thread.
     envelope = await worker.parse(
-        ingestm.parse_push, raw, cfg.max_body_mb * 1024**2, cfg.max_batch_records
+        envelopem.parse_push, raw, cfg.max_body_mb * 1024**2, cfg.max_batch_records
     )
     del raw
     seen.parsed(envelope)
@@ -84,14 +86,14 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
         authenticated = auth.verify_request(
             db, request.headers, request.method, request.raw_path, now,
             cfg.request_max_skew_seconds,
-            announced=lambda node: ingestm.announced_keys(db, envelope, node),
+            announced=lambda node: envelopem.announced_keys(db, envelope, node),
         )  # fmt: skip
         # A signed push from an enrolled node: check its records' signatures on the pool
         # while it waits for (and goes through) the ingest thread.
-        signatures = worker.check_signatures(ingestm.signature_items(db, envelope))
+        signatures = worker.check_signatures(signature_items(db, envelope))
     try:
         body = await worker.run(
-            ingestm.ingest_envelope, app[IDENTITY], envelope, authenticated=authenticated,
+            envelopem.ingest_envelope, app[IDENTITY], envelope, authenticated=authenticated,
             now=iso(now), signatures=signatures,
         )  # fmt: skip
     finally:
@@ -103,7 +105,7 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
 
 async def position(request: web.Request) -> web.Response:
     code = request.match_info["code"]
-    pos = ingestm.position(request.app[DB], code)
+    pos = readback.position(request.app[DB], code)
     if pos is None:
         raise NotFound(f"node {code} is not enrolled at this hub", field="code")
     return web.json_response(pos)
@@ -172,11 +174,11 @@ async def node_records(request: web.Request) -> web.Response:
     limit = _int_param(
         request, "limit", min(DEFAULT_PAGE, cfg.max_records_page), 1, cfg.max_records_page
     )
-    records = ingestm.stored_records(db, code, after, limit + 1)
+    records = readback.stored_records(db, code, after, limit + 1)
     more = len(records) > limit
     records = records[:limit]
-    pos = ingestm.position(db, code) or {}
-    checkpoints = ingestm.stored_checkpoints(db, code)
+    pos = readback.position(db, code) or {}
+    checkpoints = readback.stored_checkpoints(db, code)
     return web.json_response({
         "node": code, "after": after, "records": records, "more": more,
         "ack_seq": pos.get("ack_seq"), "ack_hash": pos.get("ack_hash"),

@@ -19,7 +19,7 @@ from hub import db as hubdb
 from hub import identity, rollups, users
 from hub.app import create_app
 from hub.identity import IdentityError
-from hub.ingest import verify_stored
+from hub.ingest.readback import verify_stored
 from onestop import logs
 from onestop.clock import utcnow
 from onestop.divisions import DivisionError

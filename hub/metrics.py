@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub import ingest as ingestm
+from hub.ingest import results as ingest_results
+from hub.ingest.envelope import Envelope
 from hub.keys import CLOCK, CONFIG, DB
 from onestop import metrics as metricsm
 from onestop.clock import iso
@@ -29,7 +30,7 @@ from sync import errors as syncerr
 RESULTS = ("accepted", "duplicate", "rejected")
 # Every reason a record, checkpoint, batch or push can be refused for (others appear as seen).
 REASONS = tuple(sorted(syncerr.REASONS | {
-    ingestm.BAD_SCHEMA, ingestm.REVOKED_KEY, ingestm.UNKNOWN_NODE, "fork", "rollback",
+    ingest_results.BAD_SCHEMA, ingest_results.REVOKED_KEY, ingest_results.UNKNOWN_NODE, "fork", "rollback",
 }))  # fmt: skip
 ALERT_KINDS = ("fork", "rollback", "rejected", "revoked_key", "unknown_node")
 VERIFY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -78,13 +79,13 @@ class PushObserver:
 
     def __init__(self, app: web.Application) -> None:
         self.metrics = app.get(METRICS)
-        self.envelope: ingestm.Envelope | None = None
+        self.envelope: Envelope | None = None
         self.started = 0.0
 
     def __enter__(self) -> PushObserver:
         return self
 
-    def parsed(self, envelope: ingestm.Envelope) -> None:
+    def parsed(self, envelope: Envelope) -> None:
         self.envelope = envelope
         self.started = time.perf_counter()
 

@@ -501,7 +501,7 @@ def write_open(db: sqlite_utils.Database, moves: Mapping[tuple[str, str, str, st
 
 def apply(db: sqlite_utils.Database, code: str, records: Iterable[Mapping[str, Any]]) -> None:
     """Count verified records of node ``code`` (wire format, ``record["event"]``) into the
-    rollups.  Call inside the transaction that stores them (:func:`hub.ingest._store`)."""
+    rollups.  Call inside the transaction that stores them (:func:`hub.ingest.store.insert_records`)."""
     r = Rollup(db)
     for rec in records:
         ev = rec["event"]

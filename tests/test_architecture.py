@@ -28,7 +28,7 @@ def packages() -> set[str]:
 
 
 def test_the_layer_diagram_names_every_package_and_no_other() -> None:
-    drawn = set(re.findall(r"│ ((?:[a-z_]+/)+)", _block("Layers")))
+    drawn = set(re.findall(r"│ +((?:[a-z_]+/)+)", _block("Layers")))
     assert drawn == packages()
 
 

@@ -40,7 +40,7 @@ def positive(r: Row) -> float:
 
 def test_case_events_follow_the_hub_schemas_and_size() -> None:
     from bench.records import BODY_MAX, BODY_MIN, canonical_size, case_events
-    from hub.ingest import event_problem
+    from hub.ingest.schemas import event_problem
 
     kinds = set()
     for ev in case_events("370102001", 300):

@@ -1,5 +1,5 @@
 """A busy province for dashboard pages: signed logs of many centers over the last days, pushed
-through the hub's real ingest (:func:`hub.ingest.ingest_batch`: verified, stored, rolled up).
+through the hub's real ingest (:func:`hub.ingest.batch.ingest_batch`: verified, stored, rolled up).
 
 (No tests here; the browser test and manual looks import :func:`seed_province`.)
 """
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization as ser
 from hub import config as hubcfg
 from hub import db as hubdb
 from hub import identity
-from hub import ingest as ingestm
+from hub.ingest.batch import ingest_batch, raise_alert
 from onestop import divisions as divm
 from sync.chain import GENESIS, make_record
 from sync.keys import Ed25519PrivateKey
@@ -216,7 +216,7 @@ def seed_province(hub_dir: Path, now: dt.datetime | None = None, days: int = 10,
     for log in logs:
         for i in range(0, len(log.records), 2000):
             batch = {"node": log.code, "records": log.records[i : i + 2000]}
-            res = ingestm.ingest_batch(db, ident, batch, sender=log.code, now=iso)
+            res = ingest_batch(db, ident, batch, sender=log.code, now=iso)
             assert not res.rejected, res.rejected[:2]
         backlog = rng.choice([0, 0, 0, 0, 3, 12])
         db.execute("UPDATE nodes SET reported_backlog = ? WHERE code = ?", [backlog, log.code])
@@ -226,7 +226,7 @@ def seed_province(hub_dir: Path, now: dt.datetime | None = None, days: int = 10,
     for code in quiet:
         db.execute("UPDATE nodes SET last_contact = ? WHERE code = ?",
                    [old.replace("+00:00", "Z"), code])  # fmt: skip
-    ingestm.raise_alert(db, quiet[0], "fork", "seq 40 differs from the hub's copy", iso)
+    raise_alert(db, quiet[0], "fork", "seq 40 differs from the hub's copy", iso)
     db.conn.close()
     return {"centers": [log.code for log in logs], "records": sum(len(x.records) for x in logs),
             "quiet": quiet}  # fmt: skip

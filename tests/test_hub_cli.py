@@ -87,11 +87,11 @@ def test_enroll_checks_its_input(hub_dir: Path, tmp_path: Path) -> None:
 
 
 def _ingest(hub_dir: Path, log: NodeLog) -> None:
-    from hub import ingest
+    from hub.ingest.batch import ingest_batch
 
     cfg = hubcfg.load(hub_dir)
     db = hubdb.open_db(cfg.db_path)
-    res = ingest.ingest_batch(db, identity.load(cfg), log.batch(), sender=log.code)
+    res = ingest_batch(db, identity.load(cfg), log.batch(), sender=log.code)
     assert res.rejected == [] and res.ack_seq == len(log.records)
     db.conn.close()
 

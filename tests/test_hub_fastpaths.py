@@ -1,5 +1,6 @@
-"""The hub's fast paths decide exactly as the slow ones: compiled event schemas against
-jsonschema, signatures checked ahead by processes against checking them in order."""
+"""The hub's fast paths decide exactly as the slow ones: event schemas compiled by
+fastjsonschema against jsonschema, signatures checked ahead by processes against checking them
+in order."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
+import schemas
+from bench.records import case_events
 from hub import config as hubcfg
 from hub import identity
-from hub import ingest as ingestm
 from hub import worker as workerm
 from hub.db import open_db
+from hub.ingest import schemas as event_schemas
+from hub.ingest.envelope import ingest_envelope, parse_envelope
+from hub.ingest.signatures import signature_items
 from sync.canonical import b64encode
 from tests import test_hub_support as support
 from tests.test_hub_support import TOWNSHIP, NodeLog, enroll, envelope, push_ok
@@ -130,8 +136,8 @@ def _instance(schema: Any, r: random.Random, p_break: float) -> Any:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_compiled_schema_agrees_with_jsonschema(kind: str) -> None:
-    validator = ingestm.event_validator(kind)
-    check = ingestm.event_check(kind)
+    validator = event_schemas.event_validator(kind)
+    check = event_schemas.event_check(kind)
     assert validator is not None and check is not None
     r = random.Random(kind)
     verdicts = {True: 0, False: 0}
@@ -143,32 +149,109 @@ def test_compiled_schema_agrees_with_jsonschema(kind: str) -> None:
 
 
 def test_bench_bodies_pass_and_broken_ones_get_jsonschemas_message() -> None:
-    from bench.records import case_events
-
     for ev in case_events(TOWNSHIP, 40):
         ev = dict(ev, entity_id=str(ev["entity_id"]))
-        assert ingestm.event_check(ev["kind"])(ev["body"])  # type: ignore[misc]
-        assert ingestm.event_problem(ev) is None
+        assert event_schemas.event_check(ev["kind"])(ev["body"])  # type: ignore[misc]
+        assert event_schemas.event_problem(ev) is None
         bad = copy.deepcopy(ev)
         bad["body"]["case_no"] = "nope"
-        problem = ingestm.event_problem(bad)
+        problem = event_schemas.event_problem(bad)
         assert problem and problem.startswith(f"{ev['kind']} schema: case_no: 'nope' does not")
 
 
-def test_schemas_with_other_keywords_are_left_to_jsonschema() -> None:
-    schemas: list[dict[str, Any]] = [
-        {"type": "object", "patternProperties": {"^a": {}}},
-        {"$ref": "#/$defs/x", "$defs": {"x": {}}},
-        {"type": "string", "format": 1},
-        {"allOf": [{}]},
+def test_schemas_draft_07_reads_otherwise_are_left_to_jsonschema() -> None:
+    registry = schemas._registry()
+    left: list[dict[str, Any]] = [
+        {"prefixItems": [{"type": "string"}]},  # keywords new in 2019-09 / 2020-12
+        {"type": "object", "unevaluatedProperties": False},
+        {"dependentRequired": {"a": ["b"]}},
+        {"$dynamicRef": "#meta"},
+        {"$anchor": "x", "type": "string"},
+        {"items": [{"type": "string"}]},  # draft 07's tuple form
+        {"contentEncoding": "base64"},  # asserted by draft 07, an annotation in 2020-12
+        {"type": "object", "patternProperties": {"^a": {}}},  # not among the keywords taken
         {"$schema": "http://json-schema.org/draft-07/schema#"},
+        {"properties": {"a": {"$id": "urn:x", "type": "string"}}},  # an embedded resource
+        {"$ref": "urn:elsewhere#/x"},  # not a schema of the schemas package
+        {"$ref": "#x"},  # an anchor
+        {"type": "string", "pattern": "(?m)^a$"},  # another meaning of $
     ]
-    for schema in schemas:
-        try:
-            ingestm._compile(schema)
-        except ingestm._Unsupported:
-            continue
-        assert schema == {"type": "string", "format": 1}  # format alone is an annotation
+    for schema in left:
+        assert event_schemas.compile_check(schema, registry) is None, schema
+    taken: list[dict[str, Any]] = [
+        {"type": "string", "format": 1},  # format alone is an annotation
+        {"$ref": "#/$defs/x", "$defs": {"x": {}}},
+        {"allOf": [{}]},
+        {"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    ]
+    for schema in taken:
+        assert event_schemas.compile_check(schema, registry) is not None, schema
+
+
+# A schema with what the event schemas don't use yet, each where draft 07 and 2020-12 could
+# part: a $ref to another file (whose own #/$defs refs must stay in that file), a $ref with a
+# sibling, ``$`` before a final newline and inside a set, format, allOf/anyOf/not.
+REFS: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:onestop:schemas:events:test.refs",
+    "type": "object",
+    "required": ["dept", "code"],
+    "additionalProperties": False,
+    "properties": {
+        "dept": {"$ref": "urn:onestop:schemas:catalog#/$defs/department"},
+        "code": {"$ref": "#/$defs/code", "maxLength": 4},
+        "price": {"type": "string", "pattern": "^[$][0-9]+$", "format": "email"},
+        "n": {
+            "anyOf": [{"type": "integer", "exclusiveMinimum": 0}, {"type": "null"}],
+            "not": {"enum": [13]},
+        },
+        "tags": {
+            "type": "array",
+            "maxItems": 2,
+            "items": {"allOf": [{"type": "string"}, {"minLength": 1}]},
+        },
+        "whole": {"$ref": "urn:onestop:schemas:catalog#/$defs/nameEn"},
+    },
+    "$defs": {"code": {"type": "string", "pattern": "^[a-z]+$"}},
+}
+REFS_VALID: dict[str, Any] = {
+    "dept": {"code": "ab-1", "name_zh": "民政局", "name_en": "Civil Affairs"},
+    "code": "abc", "price": "$12", "n": 3, "tags": ["x"], "whole": "x",
+}  # fmt: skip
+REFS_VALUES: list[Any] = [*JUNK, "ab-1", "ab", "abcde", "abc\n", "$12\n", "$12\n\n", "12",
+                          "$", 13, 13.0, 0, 0.5, ["x", "y", "z"], ["", "x"], ["x", 1]]  # fmt: skip
+
+
+def _mutate(x: Any, r: random.Random) -> Any:
+    """A copy of ``x`` with a value here and there replaced, dropped or added."""
+    if isinstance(x, dict):
+        out = {k: _mutate(v, r) for k, v in x.items() if r.random() > 0.03}
+        if r.random() < 0.05:
+            out[r.choice(["extra", "code", "n"])] = r.choice(REFS_VALUES)
+        return out
+    if isinstance(x, list):
+        return [_mutate(v, r) for v in x]
+    return r.choice(REFS_VALUES) if r.random() < 0.15 else x
+
+
+def test_refs_siblings_and_patterns_agree_with_jsonschema() -> None:
+    registry = schemas._registry()
+    validator = Draft202012Validator(REFS, registry=registry)
+    check = event_schemas.compile_check(REFS, registry)
+    assert check is not None and check(REFS_VALID) and validator.is_valid(REFS_VALID)
+    r = random.Random(2020_12)
+    verdicts = {True: 0, False: 0}
+    for _ in range(3000):
+        x = _mutate(REFS_VALID, r)
+        assert check(x) == validator.is_valid(x), x
+        verdicts[check(x)] += 1
+    assert verdicts[True] >= 100 and verdicts[False] >= 100, verdicts
+    for body, ok in [
+        ({**REFS_VALID, "code": "abcde"}, False),  # the $ref's sibling applies
+        ({**REFS_VALID, "price": "$12\n"}, True),  # re.search: $ before a final newline
+        ({**REFS_VALID, "dept": {**REFS_VALID["dept"], "code": "Ab"}}, False),
+    ]:
+        assert check(body) is ok and validator.is_valid(body) is ok, body
 
 
 # ----------------------------------------------------------------------------- signatures
@@ -191,8 +274,8 @@ def _ingest(tmp_path: Path, log: NodeLog, batch: dict[str, Any], processes: int)
         worker._processes = processes
         worker.start()
         try:
-            env = ingestm.parse_envelope(envelope(log.code, batch))
-            jobs = worker.check_signatures(ingestm.signature_items(db, env))
+            env = parse_envelope(envelope(log.code, batch))
+            jobs = worker.check_signatures(signature_items(db, env))
             assert (jobs is not None) == bool(processes)
             if jobs is not None:
                 for _ in range(200):  # let the processes finish, so their answers are used
@@ -201,7 +284,7 @@ def _ingest(tmp_path: Path, log: NodeLog, batch: dict[str, Any], processes: int)
                     worker._pool.pump()  # type: ignore[union-attr]
                     await asyncio.sleep(0.05)
                 assert all(j.result is not None for j, _ in jobs._jobs)
-            res = await worker.run(ingestm.ingest_envelope, ident, env, authenticated=log.code,
+            res = await worker.run(ingest_envelope, ident, env, authenticated=log.code,
                                    now="2026-11-29T10:00:00.000Z", signatures=jobs)  # fmt: skip
             if jobs is not None:
                 jobs.cancel()

@@ -10,7 +10,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from hub import db as hubdb
-from hub import ingest as ingestm
+from hub.ingest import schemas as event_schemas
+from hub.ingest.batch import ingest_batch
+from hub.ingest.checkpoints import Frontier
+from hub.ingest.envelope import ingest_envelope, parse_envelope
+from hub.ingest.readback import position, stored_checkpoints, stored_records, verify_stored
 from hub.keys import DB
 from sync.chain import GENESIS
 from sync.keys import Ed25519PrivateKey
@@ -70,7 +74,7 @@ async def test_ingest_in_order_with_receipts_and_checkpoints(
     [res] = await push_ok(hub_client, body, gzipped=False)
     assert res["ack_seq"] == 8 and res["stored"] == 3
     assert stored(hub_client, TOWNSHIP) == [(r["seq"], r["hash"]) for r in log.records]
-    cps = ingestm.stored_checkpoints(hub_client.app[DB], TOWNSHIP)
+    cps = stored_checkpoints(hub_client.app[DB], TOWNSHIP)
     assert [c["tree_size"] for c in cps] == [5, 8]
 
     r = await hub_client.get(f"/api/v1/ingest/{TOWNSHIP}/position")
@@ -144,7 +148,7 @@ async def test_flipped_byte_is_bad_hash_and_later_records_are_not_stored(
     node = await (await hub_client.get(f"/api/v1/nodes/{TOWNSHIP}")).json()
     assert "bad_hash" in node["last_error"] and node["open_alerts"] == 1
     # The checkpoint at 5 covers records the hub doesn't hold: not judged, not stored.
-    assert ingestm.stored_checkpoints(hub_client.app[DB], TOWNSHIP) == []
+    assert stored_checkpoints(hub_client.app[DB], TOWNSHIP) == []
     # Same bad push again: the open alert is counted, not duplicated.
     await push_ok(hub_client, envelope(TOWNSHIP, batch))
     [alert] = alerts(hub_client, TOWNSHIP)
@@ -329,7 +333,7 @@ async def test_key_rotation_is_followed(hub_client: Any, hub_dir: Path) -> None:
     [res] = await push_ok(hub_client, envelope(TOWNSHIP, log.batch(1, 5)), log, key=new)
     assert res["duplicates"] == 5
     # The whole copy verifies offline from the enrolled key.
-    _, report = ingestm.verify_stored(hub_client.app[DB], TOWNSHIP)
+    _, report = verify_stored(hub_client.app[DB], TOWNSHIP)
     assert report.ok, report.problems
 
 
@@ -377,12 +381,12 @@ async def test_event_schemas(hub_client: Any, hub_dir: Path, monkeypatch: Any) -
     assert res["ack_seq"] == 1 and res["rejected"][0]["reason"] == "bad_schema"
     # A kind with a schema file is checked against it.
     schema = {"type": "object", "required": ["queue"], "properties": {"queue": {"type": "string"}}}
-    real = ingestm.event_validator
+    real = event_schemas.event_validator
 
     def fake(kind: str) -> Any:
         return Draft202012Validator(schema) if kind == "case.opened" else real(kind)
 
-    monkeypatch.setattr(ingestm, "event_validator", fake)
+    monkeypatch.setattr(event_schemas, "event_validator", fake)
     other = NodeLog(TOWNSHIP2)
     other.add(kind="case.opened", entity="case", body={"queue": 5})
     enroll(hub_dir, other)
@@ -464,13 +468,13 @@ async def test_ingest_functions_work_without_http(hub_dir: Path) -> None:
     log = NodeLog(TOWNSHIP)
     log.extend(3)
     enroll(hub_dir, log)
-    res = ingestm.ingest_batch(db, ident, log.batch(), sender=TOWNSHIP)
+    res = ingest_batch(db, ident, log.batch(), sender=TOWNSHIP)
     assert res.ack_seq == 3 and res.stored == 3 and res.rejected == []
-    assert ingestm.position(db, TOWNSHIP) == {"node": TOWNSHIP, "ack_seq": 3,
-                                              "ack_hash": log.records[2]["hash"]}  # fmt: skip
-    assert ingestm.stored_records(db, TOWNSHIP) == log.records
-    env = ingestm.parse_envelope(envelope(TOWNSHIP, log.batch()))
-    out = ingestm.ingest_envelope(db, ident, env, authenticated=None)
+    assert position(db, TOWNSHIP) == {"node": TOWNSHIP, "ack_seq": 3,
+                                      "ack_hash": log.records[2]["hash"]}  # fmt: skip
+    assert stored_records(db, TOWNSHIP) == log.records
+    env = parse_envelope(envelope(TOWNSHIP, log.batch()))
+    out = ingest_envelope(db, ident, env, authenticated=None)
     assert out["results"][0]["duplicates"] == 3
 
 
@@ -480,7 +484,7 @@ def test_frontier_matches_the_full_merkle_tree() -> None:
     from sync.merkle import MerkleTree, leaf_hash
 
     leaves = [leaf_hash(os.urandom(8)) for _ in range(70)]
-    f = ingestm.Frontier()
+    f = Frontier()
     tree = MerkleTree()
     assert f.root() == tree.root()
     for leaf in leaves:
@@ -488,7 +492,7 @@ def test_frontier_matches_the_full_merkle_tree() -> None:
         tree.append(leaf)
         assert f.root() == tree.root() and f.size == len(tree)
         assert len(f.hashes) == bin(f.size).count("1")
-    g = ingestm.Frontier(f.size, [bytes.fromhex(h) for h in json.loads(f.dump())])
+    g = Frontier(f.size, [bytes.fromhex(h) for h in json.loads(f.dump())])
     assert g.root() == f.root()
 
 
@@ -508,7 +512,7 @@ async def test_checkpoint_below_the_position_is_checked_against_stored_leaves(
         )
         [res] = await push_ok(hub_client, body)
         assert res["alert"] is None and res["rejected"] == [], (size, res)
-    sizes = [c["tree_size"] for c in ingestm.stored_checkpoints(hub_client.app[DB], TOWNSHIP)]
+    sizes = [c["tree_size"] for c in stored_checkpoints(hub_client.app[DB], TOWNSHIP)]
     assert sizes == [2, 4, 6, 9]
     # A different history at 6 (below the held 9): rollback.
     other = NodeLog(TOWNSHIP, key=log.key)
