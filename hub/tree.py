@@ -14,13 +14,6 @@ from dataclasses import dataclass
 
 from onestop import divisions as divm
 
-LEVEL_NAMES = {
-    "province": ("省", "Province"),
-    "city": ("市", "City"),
-    "county": ("县（市、区）", "County"),
-    "township": ("乡镇（街道）", "Township"),
-    "unknown": ("未知区划", "Unknown code"),
-}
 PREFIX_LENGTHS = (2, 4, 6, 9, 12)
 
 

@@ -3,8 +3,9 @@ and admin overview.
 
 Pages are Jinja templates under ``node/templates`` with plain CSS and vanilla JavaScript under
 ``node/static`` (the node runs on an offline LAN: nothing is loaded from the internet).  Every
-visible text goes through ``_()`` (:mod:`onestop.i18n`); the language comes from ``?lang=``
-(remembered in the ``lang`` cookie), else the cookie, else the node's default.
+visible text is a message of the one catalog (:mod:`onestop.i18n`), the page scripts' too
+(:func:`page_messages`); the language comes from ``?lang=`` (remembered in the ``lang``
+cookie), else the cookie, else the node's default.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import hmac
 import io
 import json
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,18 +29,42 @@ from node import auth, tickets, users, windows
 from node import db as dbm
 from node.clock import local_date, parse
 from node.keys import CLOCK, CONFIG, DB
+from onestop import i18n
 from onestop.errors import Forbidden, NotFound, Unauthorized
-from onestop.i18n import LANGS, STRINGS, t
+from onestop.i18n import LANGS, _, lazy_gettext
+
+STATIC = Path(__file__).with_name("static")
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_AGE = 365 * 24 * 3600
 
 
-# -- Jinja helpers ----------------------------------------------------------------------------
+#: Names of codes shown on pages (templates: ``{{ ROLE_NAMES[user.role]|text }}``).
+ROLE_NAMES = {
+    "admin": lazy_gettext("管理员"),
+    "window": lazy_gettext("窗口人员"),
+    "reviewer": lazy_gettext("审核人员"),
+}
+WINDOW_STATUS = {
+    "open": lazy_gettext("服务中"),
+    "paused": lazy_gettext("暂停服务"),
+    "closed": lazy_gettext("已关闭"),
+}
+TICKET_STATES = {
+    "waiting": lazy_gettext("排队等候中"),
+    "called": lazy_gettext("请到窗口办理"),
+    "suspended": lazy_gettext("已挂起，请留意工作人员通知"),
+    "done": lazy_gettext("已办结，感谢您的耐心"),
+    "no_show": lazy_gettext("已过号，请重新取号"),
+}
+PRIORITY_REASONS = {
+    "elderly": lazy_gettext("老年人优先"),
+    "appointment": lazy_gettext("预约优先"),
+    "staff": lazy_gettext("人工优先"),
+}
 
-@jinja2.pass_context
-def _translate(ctx: Any, key: str, **fmt: Any) -> str:
-    return t(key, ctx.get("lang", "zh"), **fmt)
+
+# -- Jinja helpers ----------------------------------------------------------------------------
 
 
 @jinja2.pass_context
@@ -59,7 +85,13 @@ def _localtime(ctx: Any, value: str | None, fmt: str = "%H:%M:%S") -> str:
 
 
 def setup_jinja(env: jinja2.Environment) -> None:
-    env.globals["_"] = _translate
+    i18n.install_jinja(env)
+    env.globals.update(
+        ROLE_NAMES=ROLE_NAMES,
+        WINDOW_STATUS=WINDOW_STATUS,
+        TICKET_STATES=TICKET_STATES,
+        PRIORITY_REASONS=PRIORITY_REASONS,
+    )
     env.globals["loc"] = _localized
     env.filters["localtime"] = _localtime
     env.trim_blocks = True
@@ -83,10 +115,9 @@ def page_lang(request: web.Request) -> tuple[str, bool]:
     return request.app[CONFIG].default_lang, False
 
 
-def js_strings(lang: str, *prefixes: str) -> dict[str, str]:
-    """The UI strings a page script needs, already in the page language."""
-    return {k: t(k, lang) for k in STRINGS
-            if k.startswith(("ui.common.", *prefixes))}
+def page_messages(lang: str, script: str) -> dict[str, str]:
+    """The catalog messages of ``common.js`` and the page's ``script``, in the page language."""
+    return i18n.script_messages(lang, (STATIC / "common.js", STATIC / script))
 
 
 async def render(
@@ -143,13 +174,13 @@ async def kiosk(request: web.Request) -> web.Response:
                          "ORDER BY sort, code")
     for it in items:
         it["departments"] = json.loads(it["departments"])
-    lang, _ = page_lang(request)
+    lang = page_lang(request)[0]
     data = {
         "lang": lang,
         "tz": app[CONFIG].timezone,
         "queues": tickets.queue_overview(db, app[CONFIG], app[CLOCK]),
         "items": items,
-        "strings": js_strings(lang, "ui.kiosk.", "ui.ticket."),
+        "strings": page_messages(lang, "kiosk.js"),
     }
     return await render(request, "kiosk.html", {
         "data": data, "elderly_age": app[CONFIG].elderly_age})
@@ -210,14 +241,14 @@ async def ticket_status(request: web.Request) -> web.Response:
 async def display(request: web.Request) -> web.Response:
     from node.api import board_state
 
-    lang, _ = page_lang(request)
+    lang = page_lang(request)[0]
     data = {
         "lang": lang,
         "tz": request.app[CONFIG].timezone,
         "state": board_state(request.app),
         "queues": tickets.queue_overview(request.app[DB], request.app[CONFIG],
                                          request.app[CLOCK]),
-        "strings": js_strings(lang, "ui.display."),
+        "strings": page_messages(lang, "display.js"),
     }
     return await render(request, "display.html", {"data": data})
 
@@ -248,22 +279,22 @@ async def login_page(request: web.Request, *, error: str | None = None, status: 
 
 async def login_post(request: web.Request) -> web.Response:
     form = await request.post()
-    lang, _ = page_lang(request)
+    lang = page_lang(request)[0]
     session = await get_session(request)
     sent = str(form.get("csrf_token", ""))
     want = str(session.get("csrf", ""))
     username = str(form.get("username", "")).strip()
     if not sent or not want or not hmac.compare_digest(sent, want):
-        return await login_page(request, error=t("ui.login.csrf", lang), status=403,
+        return await login_page(request, error=_("页面已过期，请刷新后重新登录", lang), status=403,
                                 username=username)
     password = str(form.get("password", ""))
     if not username or not password:
-        return await login_page(request, error=t("ui.login.required", lang), status=422,
+        return await login_page(request, error=_("请输入用户名和密码", lang), status=422,
                                 username=username)
     try:
         user, _csrf = await auth.login(request, username, password)
     except Unauthorized:
-        return await login_page(request, error=t("ui.login.wrong", lang), status=401,
+        return await login_page(request, error=_("用户名或密码错误", lang), status=401,
                                 username=username)
     target = _safe_next(str(form.get("next", ""))) or _home_for(user)
     raise web.HTTPFound(target)
@@ -312,7 +343,7 @@ async def window_page(request: web.Request) -> web.Response:
     items = {r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")}
     others = [{"id": o["id"], "number": o["number"], "name": o["name"], "status": o["status"]}
               for o in windows.all_windows(db) if o["id"] != wid]
-    lang, _ = page_lang(request)
+    lang = page_lang(request)[0]
     data = {
         "lang": lang,
         "tz": cfg.timezone,
@@ -323,7 +354,7 @@ async def window_page(request: web.Request) -> web.Response:
         "queue_names": names,
         "items": items,
         "recall_limit": cfg.recall_limit,
-        "strings": js_strings(lang, "ui.win.", "ui.display.paused"),
+        "strings": page_messages(lang, "console.js"),
     }
     if "*" in w["queues"]:
         served = [q for q in overview if q["waiting"]]
@@ -380,5 +411,5 @@ async def admin(request: web.Request) -> web.Response:
         "users": all_users,
         "names": _queue_names(request),
         "csrf_token": await auth.csrf_token(request),
-        "strings": js_strings(page_lang(request)[0], "ui.admin."),
+        "strings": page_messages(page_lang(request)[0], "admin.js"),
     })
