@@ -218,7 +218,7 @@ def page(*roles: str) -> Callable[[Handler], Handler]:
             try:
                 return await fn(request)
             except ApiError as exc:
-                return await _error_page(request, exc.status, exc.message)
+                return await _error_page(request, exc.status, exc.message_in(lang))
 
         handler.__name__ = fn.__name__
         handler.__doc__ = fn.__doc__

@@ -29,7 +29,7 @@ import jinja2
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract
 from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
+from babel.messages.pofile import read_po, write_po
 from babel.support import Translations
 
 LANGS = ("zh", "en")
@@ -186,3 +186,31 @@ def script_messages(lang: str, scripts: Iterable[Path]) -> dict[str, str]:
             else:
                 out[context + CONTEXT_SEP + msgid] = pgettext(context, msgid, lang)
     return out
+
+
+# -- maintenance ----------------------------------------------------------------------------
+
+
+def fill_source_catalog() -> int:
+    """Give each new message of the zh_CN catalog its msgid as text (the msgid is the zh-CN
+    text); returns how many.  ``make messages`` runs it after ``pybabel update``."""
+    path = po_path("zh")
+    with path.open("rb") as f:
+        cat = read_po(f, locale=LOCALES["zh"], domain=DOMAIN)
+    filled = 0
+    for message in cat:
+        if message.id and not message.string:
+            message.string = message.id
+            filled += 1
+    if filled:
+        with path.open("wb") as f:
+            write_po(f, cat, width=0, ignore_obsolete=True)
+    return filled
+
+
+if __name__ == "__main__":
+    n = fill_source_catalog()
+    untranslated = [m.id for m in catalog("en") if m.id and not m.string]
+    print(f"zh_CN: {n} new message(s) filled; en: {len(untranslated)} to translate")
+    for msgid in untranslated:
+        print(f"  {msgid}")
