@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test test-now test-later deps lint-fast lint typecheck bench clean
+.PHONY: demo test test-now test-later deps lint-fast lint typecheck bench clean messages
 
 $(BIN)/onestop: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,18 @@ test-later: $(BIN)/onestop deps
 
 bench: $(BIN)/onestop
 	$(BIN)/python -m bench
+
+# The UI message catalog (docs/i18n.md): extract what the sources mark (babel.cfg), merge it
+# into onestop/locale/{zh_CN,en}; new zh_CN messages take their msgid, new English ones are
+# listed for translation.  The catalogs are read as .po at runtime: nothing to compile.
+POT := onestop/locale/messages.pot
+messages: $(BIN)/onestop
+	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k lazy_pgettext:1c,2 \
+	  --add-location file --sort-by-file --no-wrap --project onestop --version 0.1.0 -o $(POT) .
+	$(BIN)/pybabel -q update -i $(POT) -d onestop/locale --no-wrap --no-fuzzy-matching \
+	  --ignore-obsolete
+	rm -f $(POT)
+	$(BIN)/python -m onestop.i18n
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

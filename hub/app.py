@@ -12,7 +12,7 @@ from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from hub import db as hubdb
-from hub import identity, rollups, staff
+from hub import identity, rollups, staff, views
 from hub import tree as treem
 from hub.config import HubConfig
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
@@ -43,7 +43,8 @@ def create_app(config: HubConfig, now: Now = system_now) -> web.Application:
     setup_session(app, EncryptedCookieStorage(
         staff.session_key(app[IDENTITY].link_key), cookie_name=staff.COOKIE, httponly=True,
         samesite="Strict", max_age=config.session_max_age))  # fmt: skip
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
+    views.setup_jinja(env)
     setup_routes(app)
     setup_access_log(app)
     setup_metrics(app)

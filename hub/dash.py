@@ -23,9 +23,9 @@ import sqlite_utils
 from hub import catalog as catalogm
 from hub import db as hubdb
 from hub import rollups
-from hub.i18n import t
 from hub.tree import Tree
 from onestop.errors import Invalid
+from onestop.i18n import lazy_gettext, lazy_pgettext
 
 METRICS = rollups.METRICS
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
@@ -103,6 +103,7 @@ def _labels_of(catalog: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, str
 
 
 _label_cache: dict[str, Any] = {"id": -1, "labels": None}
+UNASSIGNED = {"dept": lazy_gettext("未分部门"), "item": lazy_gettext("未选事项")}
 
 
 def labels(db: sqlite_utils.Database) -> dict[str, dict[str, tuple[str, str]]]:
@@ -123,7 +124,7 @@ def labels(db: sqlite_utils.Database) -> dict[str, dict[str, tuple[str, str]]]:
 
 def label(names: Mapping[str, tuple[str, str]], code: str, lang: str, kind: str) -> str:
     if not code:
-        return t(f"dash.unassigned_{kind}", lang)
+        return UNASSIGNED[kind].text(lang)
     zh, en = names.get(code, (code, code))
     return en if lang == "en" and en else zh
 
@@ -471,6 +472,64 @@ COLUMNS: dict[str, list[str]] = {
     "alerts": ["id", "node", "kind", "message", "at", "last_at", "count", "resolved"],
 }  # fmt: skip
 COLUMNS["items"] = ["code", "name", "dept", "dept_name", *COLUMNS["departments"][2:]]
+#: CSV headers.
+COLUMN_NAMES = {
+    "code": lazy_gettext("区划代码"),
+    "name": lazy_gettext("名称"),
+    "level": lazy_gettext("层级"),
+    "health": lazy_gettext("运行状态"),
+    "divisions": lazy_gettext("中心数"),
+    "enrolled": lazy_gettext("已接入"),
+    "online": lazy_gettext("在线"),
+    "offline": lazy_gettext("离线"),
+    "max_lag_s": lazy_gettext("最大延迟(秒)"),
+    "backlog": lazy_gettext("积压"),
+    "open_alerts": lazy_gettext("告警"),
+    "tickets_issued": lazy_gettext("取号"),
+    "tickets_called": lazy_gettext("叫号"),
+    "tickets_no_show": lazy_gettext("过号"),
+    "avg_wait_s": lazy_gettext("平均等候(秒)"),
+    "avg_service_s": lazy_gettext("平均办理(秒)"),
+    "cases_received": lazy_gettext("受理"),
+    "cases_accepted": lazy_gettext("正式受理"),
+    "in_review": lazy_gettext("在办"),
+    "cases_completed": lazy_gettext("办结"),
+    "overdue": lazy_gettext("超期在办"),
+    "cases_late": lazy_pgettext("column", "超期办结"),
+    "cases_delivered": lazy_gettext("出件"),
+    "cases_one_visit": lazy_pgettext("column", "最多跑一次"),
+    "one_visit_share": lazy_gettext("最多跑一次占比"),
+    "rating_5": lazy_gettext("非常满意"),
+    "rating_4": lazy_gettext("满意"),
+    "rating_3": lazy_gettext("基本满意"),
+    "rating_2": lazy_gettext("不满意"),
+    "rating_1": lazy_gettext("非常不满意"),
+    "satisfaction": lazy_gettext("满意率"),
+    "followups_opened": lazy_gettext("差评回访"),
+    "followups_closed": lazy_gettext("已整改"),
+    "complaints": lazy_gettext("投诉"),
+    "day": lazy_gettext("日期"),
+    "known": lazy_gettext("区划已知"),
+    "state": lazy_pgettext("column", "状态"),
+    "last_contact": lazy_gettext("最近联系"),
+    "lag_s": lazy_gettext("延迟(秒)"),
+    "newest_at": lazy_gettext("最新记录时间"),
+    "behind_s": lazy_gettext("最新记录距今(秒)"),
+    "records": lazy_gettext("记录数"),
+    "key_status": lazy_gettext("密钥"),
+    "key_id": lazy_gettext("密钥ID"),
+    "last_error": lazy_gettext("最近错误"),
+    "id": lazy_gettext("编号"),
+    "node": lazy_gettext("节点"),
+    "kind": lazy_gettext("类型"),
+    "message": lazy_gettext("内容"),
+    "at": lazy_gettext("首次时间"),
+    "last_at": lazy_gettext("最近时间"),
+    "count": lazy_gettext("次数"),
+    "resolved": lazy_gettext("已处理"),
+    "dept": lazy_gettext("部门代码"),
+    "dept_name": lazy_gettext("部门"),
+}
 
 
 def csv_bytes(table: str, rows: Sequence[Mapping[str, Any]], lang: str) -> bytes:
@@ -478,7 +537,7 @@ def csv_bytes(table: str, rows: Sequence[Mapping[str, Any]], lang: str) -> bytes
     cols = COLUMNS[table]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow([t(f"col.{c}", lang) for c in cols])
+    w.writerow([COLUMN_NAMES[c].text(lang) for c in cols])
     for r in rows:
         flat = dict(r)
         st = r.get("status")

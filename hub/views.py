@@ -3,26 +3,49 @@
 Pages are Jinja templates under ``hub/templates`` with CSS and vanilla JavaScript under
 ``hub/static`` (offline LAN: nothing comes from the internet; charts are inline SVG drawn by
 ``dash.js``).  A dashboard page carries its figures as JSON and polls
-``GET /api/v1/dash/{code}`` every ``refresh_seconds`` to update them in place.  Language:
-``?lang=en`` (remembered in a cookie), default Chinese.
+``GET /api/v1/dash/{code}`` every ``refresh_seconds`` to update them in place.  Texts are
+messages of the one catalog (:mod:`onestop.i18n`), the script's too.  Language: ``?lang=en``
+(remembered in a cookie), default Chinese.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
 from hub import dash_api, staff
 from hub.dash_api import LANG_COOKIE, lang_of
-from hub.i18n import strings, t
 from hub.keys import CONFIG
+from onestop import i18n
+from onestop.i18n import _, lazy_gettext
 from onestop.sessions import safe_next
 
 LANG_COOKIE_AGE = 365 * 24 * 3600
+DASH_JS = Path(__file__).with_name("static") / "dash.js"
+#: Names of codes shown on the pages (templates: ``{{ LEVEL_NAMES[level]|text }}``).
+LEVEL_NAMES = {
+    "province": lazy_gettext("省级"),
+    "city": lazy_gettext("市级"),
+    "county": lazy_gettext("县级"),
+    "township": lazy_gettext("乡镇（街道）"),
+    "unknown": lazy_gettext("未知区划代码"),
+}
+PRESET_NAMES = {
+    "today": lazy_gettext("今日"),
+    "7d": lazy_gettext("近7日"),
+    "30d": lazy_gettext("近30日"),
+}
+
+
+def setup_jinja(env: jinja2.Environment) -> None:
+    i18n.install_jinja(env)
+    env.globals.update(LEVEL_NAMES=LEVEL_NAMES, PRESET_NAMES=PRESET_NAMES)
 
 
 def _json_script(data: Any) -> Markup:
@@ -33,8 +56,7 @@ def _json_script(data: Any) -> Markup:
 async def render(request: web.Request, template: str, ctx: dict[str, Any],
                  status: int = 200) -> web.Response:  # fmt: skip
     lang = lang_of(request)
-    base = {"lang": lang, "_": lambda key, **kw: t(key, lang, **kw),
-            "hub_name": request.app[CONFIG].name, "path_qs": request.path_qs}  # fmt: skip
+    base = {"lang": lang, "hub_name": request.app[CONFIG].name, "path_qs": request.path_qs}
     resp = aiohttp_jinja2.render_template(template, request, {**base, **ctx}, status=status)
     if request.query.get("lang") in ("zh", "en"):
         resp.set_cookie(LANG_COOKIE, request.query["lang"], max_age=LANG_COOKIE_AGE,
@@ -63,8 +85,8 @@ async def login_post(request: web.Request) -> web.Response:
     r = await staff.STAFF.form_login(request)
     if r.user is None:
         lang = lang_of(request)
-        error = {"csrf": t("ui.login.csrf", lang), "required": t("ui.login.required", lang),
-                 "wrong": t("ui.login.wrong", lang)}[r.reason]  # fmt: skip
+        error = {"csrf": _("页面已过期，请重新提交", lang), "required": _("请输入用户名和密码", lang),
+                 "wrong": _("用户名或密码错误", lang)}[r.reason]  # fmt: skip
         return await login_page(request, error=error, status=r.status, username=r.username)
     raise web.HTTPFound(r.next or "/dash")
 
@@ -88,7 +110,7 @@ async def dash_page(request: web.Request) -> web.Response:
     c = await dash_api.context(request)
     data = dash_api.summary(c)
     return await render(request, "dash.html", {
-        "data": _json_script(data), "strings": _json_script(strings(c.lang)),
+        "data": _json_script(data), "strings": _json_script(i18n.script_messages(c.lang, (DASH_JS,))),
         "division": data["division"], "path": data["path"], "period": data["period"],
         "user": c.user, "csrf_token": await staff.csrf_token(request),
         "code": c.code, "period_query": c.period.query(), "tables": ("children", "departments", "items", "series", "nodes",

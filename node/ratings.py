@@ -25,13 +25,14 @@ from node import events, notify, workdays
 from node.config import NodeConfig
 from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, Invalid, NotFound
+from onestop.i18n import LazyText, lazy_gettext
 
-LEVELS: dict[int, tuple[str, str]] = {
-    5: ("非常满意", "very satisfied"),
-    4: ("满意", "satisfied"),
-    3: ("基本满意", "basically satisfied"),
-    2: ("不满意", "dissatisfied"),
-    1: ("非常不满意", "very dissatisfied"),
+LEVELS: dict[int, LazyText] = {
+    5: lazy_gettext("非常满意"),
+    4: lazy_gettext("满意"),
+    3: lazy_gettext("基本满意"),
+    2: lazy_gettext("不满意"),
+    1: lazy_gettext("非常不满意"),
 }
 #: Levels that open a follow-up.
 BAD_LEVELS = (1, 2)
@@ -41,8 +42,8 @@ MAX_COMMENT = 500
 
 
 def level_names(level: int) -> dict[str, Any]:
-    zh, en = LEVELS[level]
-    return {"level": level, "level_name_zh": zh, "level_name_en": en}
+    name = LEVELS[level]
+    return {"level": level, "level_name_zh": name.text("zh"), "level_name_en": name.text("en")}
 
 
 def rate(
@@ -112,7 +113,7 @@ def rate(
                 "rating_id": rid,
                 **ref,
                 "level": level,
-                "level_name": LEVELS[level][0],
+                "level_name": LEVELS[level].text("zh"),
                 "comment": notify.redact(comment),
             },
             at=at,

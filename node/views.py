@@ -3,8 +3,9 @@ and admin overview.
 
 Pages are Jinja templates under ``node/templates`` with plain CSS and vanilla JavaScript under
 ``node/static`` (the node runs on an offline LAN: nothing is loaded from the internet).  Every
-visible text goes through ``_()`` (:mod:`onestop.i18n`); the language comes from ``?lang=``
-(remembered in the ``lang`` cookie), else the cookie, else the node's default.
+visible text is a message of the one catalog (:mod:`onestop.i18n`), the page scripts' too
+(:func:`page_messages`); the language comes from ``?lang=`` (remembered in the ``lang``
+cookie), else the cookie, else the node's default.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,20 +26,44 @@ from markupsafe import Markup
 from node import auth, tickets, users, windows
 from node import db as dbm
 from node.keys import CLOCK, CONFIG, DB
+from onestop import i18n
 from onestop.clock import local_date, parse
 from onestop.errors import Forbidden, NotFound
-from onestop.i18n import LANGS, STRINGS, t
+from onestop.i18n import LANGS, _, lazy_gettext
 from onestop.sessions import safe_next
+
+STATIC = Path(__file__).with_name("static")
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_AGE = 365 * 24 * 3600
 
 
-# -- Jinja helpers ----------------------------------------------------------------------------
+#: Names of codes shown on pages (templates: ``{{ ROLE_NAMES[user.role]|text }}``).
+ROLE_NAMES = {
+    "admin": lazy_gettext("管理员"),
+    "window": lazy_gettext("窗口人员"),
+    "reviewer": lazy_gettext("审核人员"),
+}
+WINDOW_STATUS = {
+    "open": lazy_gettext("服务中"),
+    "paused": lazy_gettext("暂停服务"),
+    "closed": lazy_gettext("已关闭"),
+}
+TICKET_STATES = {
+    "waiting": lazy_gettext("排队等候中"),
+    "called": lazy_gettext("请到窗口办理"),
+    "suspended": lazy_gettext("已挂起，请留意工作人员通知"),
+    "done": lazy_gettext("已办结，感谢您的耐心"),
+    "no_show": lazy_gettext("已过号，请重新取号"),
+}
+PRIORITY_REASONS = {
+    "elderly": lazy_gettext("老年人优先"),
+    "appointment": lazy_gettext("预约优先"),
+    "staff": lazy_gettext("人工优先"),
+}
 
-@jinja2.pass_context
-def _translate(ctx: Any, key: str, **fmt: Any) -> str:
-    return t(key, ctx.get("lang", "zh"), **fmt)
+
+# -- Jinja helpers ----------------------------------------------------------------------------
 
 
 @jinja2.pass_context
@@ -58,7 +84,13 @@ def _localtime(ctx: Any, value: str | None, fmt: str = "%H:%M:%S") -> str:
 
 
 def setup_jinja(env: jinja2.Environment) -> None:
-    env.globals["_"] = _translate
+    i18n.install_jinja(env)
+    env.globals.update(
+        ROLE_NAMES=ROLE_NAMES,
+        WINDOW_STATUS=WINDOW_STATUS,
+        TICKET_STATES=TICKET_STATES,
+        PRIORITY_REASONS=PRIORITY_REASONS,
+    )
     env.globals["loc"] = _localized
     env.filters["localtime"] = _localtime
     env.trim_blocks = True
@@ -82,10 +114,9 @@ def page_lang(request: web.Request) -> tuple[str, bool]:
     return request.app[CONFIG].default_lang, False
 
 
-def js_strings(lang: str, *prefixes: str) -> dict[str, str]:
-    """The UI strings a page script needs, already in the page language."""
-    return {k: t(k, lang) for k in STRINGS
-            if k.startswith(("ui.common.", *prefixes))}
+def page_messages(lang: str, script: str) -> dict[str, str]:
+    """The catalog messages of ``common.js`` and the page's ``script``, in the page language."""
+    return i18n.script_messages(lang, (STATIC / "common.js", STATIC / script))
 
 
 async def render(
@@ -142,13 +173,13 @@ async def kiosk(request: web.Request) -> web.Response:
                          "ORDER BY sort, code")
     for it in items:
         it["departments"] = json.loads(it["departments"])
-    lang, _ = page_lang(request)
+    lang = page_lang(request)[0]
     data = {
         "lang": lang,
         "tz": app[CONFIG].timezone,
         "queues": tickets.queue_overview(db, app[CONFIG], app[CLOCK]),
         "items": items,
-        "strings": js_strings(lang, "ui.kiosk.", "ui.ticket."),
+        "strings": page_messages(lang, "kiosk.js"),
     }
     return await render(request, "kiosk.html", {
         "data": data, "elderly_age": app[CONFIG].elderly_age})
@@ -208,14 +239,14 @@ async def ticket_status(request: web.Request) -> web.Response:
 
 async def display(request: web.Request) -> web.Response:
 
-    lang, _ = page_lang(request)
+    lang = page_lang(request)[0]
     data = {
         "lang": lang,
         "tz": request.app[CONFIG].timezone,
         "state": windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]),
         "queues": tickets.queue_overview(request.app[DB], request.app[CONFIG],
                                          request.app[CLOCK]),
-        "strings": js_strings(lang, "ui.display."),
+        "strings": page_messages(lang, "display.js"),
     }
     return await render(request, "display.html", {"data": data})
 
@@ -240,9 +271,10 @@ async def login_page(request: web.Request, *, error: str | None = None, status: 
 async def login_post(request: web.Request) -> web.Response:
     r = await auth.STAFF.form_login(request)
     if r.user is None:
-        lang, _ = page_lang(request)
-        error = {"csrf": t("ui.login.csrf", lang), "required": t("ui.login.required", lang),
-                 "wrong": t("ui.login.wrong", lang)}[r.reason]  # fmt: skip
+        lang = page_lang(request)[0]
+        error = {"csrf": _("页面已过期，请刷新后重新登录", lang),
+                 "required": _("请输入用户名和密码", lang),
+                 "wrong": _("用户名或密码错误", lang)}[r.reason]  # fmt: skip
         return await login_page(request, error=error, status=r.status, username=r.username)
     raise web.HTTPFound(r.next or _home_for(r.user))
 
@@ -290,7 +322,7 @@ async def window_page(request: web.Request) -> web.Response:
     items = {r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")}
     others = [{"id": o["id"], "number": o["number"], "name": o["name"], "status": o["status"]}
               for o in windows.all_windows(db) if o["id"] != wid]
-    lang, _ = page_lang(request)
+    lang = page_lang(request)[0]
     data = {
         "lang": lang,
         "tz": cfg.timezone,
@@ -301,7 +333,7 @@ async def window_page(request: web.Request) -> web.Response:
         "queue_names": names,
         "items": items,
         "recall_limit": cfg.recall_limit,
-        "strings": js_strings(lang, "ui.win.", "ui.display.paused"),
+        "strings": page_messages(lang, "console.js"),
     }
     if "*" in w["queues"]:
         served = [q for q in overview if q["waiting"]]
@@ -358,5 +390,5 @@ async def admin(request: web.Request) -> web.Response:
         "users": all_users,
         "names": _queue_names(request),
         "csrf_token": await auth.csrf_token(request),
-        "strings": js_strings(page_lang(request)[0], "ui.admin."),
+        "strings": page_messages(page_lang(request)[0], "admin.js"),
     })

@@ -19,6 +19,7 @@ from node import tickets as tk
 from node.config import NodeConfig
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Invalid, NotFound
+from onestop.i18n import lazy_gettext
 
 
 def create(db: sqlite_utils.Database, number: int, name: str, queues: list[str]) -> dict[str, Any]:
@@ -91,16 +92,19 @@ def call_next(
         w = get(db, window_id)
         if w["status"] != "open":
             raise Conflict(
-                f"window {w['number']} is {w['status']}; resume it before calling",
-                zh=f"{w['number']}号窗口已暂停服务，请先恢复服务再叫号",
+                lazy_gettext(
+                    "{n}号窗口已暂停服务，请先恢复服务再叫号", n=w["number"], status=w["status"]
+                )
             )
         busy = current(db, window_id)
         if busy:
             raise Conflict(
-                f"window {w['number']} is still serving {busy['ticket_no']}: finish it, "
-                "mark it no-show or suspend it first",
+                lazy_gettext(
+                    "{n}号窗口正在办理 {ticket}，请先办结、弃号或挂起",
+                    n=w["number"],
+                    ticket=busy["ticket_no"],
+                ),
                 field="window",
-                zh=f"{w['number']}号窗口正在办理 {busy['ticket_no']}，请先办结、弃号或挂起",
             )
         # Tickets transferred to this window first (index tickets_targeted: a handful),
         # then the line in call order (index tickets_line: the first match ends the scan).
@@ -162,20 +166,22 @@ def _act(
         t = current(db, window_id)
         if t is None:
             raise Conflict(
-                f"window {w['number']} has no called ticket to {action}",
-                zh=f"{w['number']}号窗口当前没有正在办理的号票",
+                lazy_gettext("{n}号窗口当前没有正在办理的号票", n=w["number"], action=action)
             )
     else:
         t = tk.get(db, ticket_id)
         if t["window_id"] != window_id:
             raise Conflict(
-                f"ticket {t['ticket_no']} is not at window {w['number']}",
-                zh=f"{t['ticket_no']} 号不在{w['number']}号窗口",
+                lazy_gettext("{ticket} 号不在{n}号窗口", ticket=t["ticket_no"], n=w["number"])
             )
     if t["state"] not in allowed:
         raise Conflict(
-            f"cannot {action} ticket {t['ticket_no']}: it is {t['state']}",
-            zh=f"{t['ticket_no']} 号当前状态不允许此操作",
+            lazy_gettext(
+                "{ticket} 号当前状态不允许此操作",
+                ticket=t["ticket_no"],
+                action=action,
+                state=t["state"],
+            )
         )
     return w, t
 
@@ -191,10 +197,13 @@ def recall(
         w, t = _act(db, window_id, None, ("called",), "recall")
         if t["recalls"] >= cfg.recall_limit:
             raise Conflict(
-                f"ticket {t['ticket_no']} was already recalled {t['recalls']} times "
-                f"(limit {cfg.recall_limit}); mark it no-show",
+                lazy_gettext(
+                    "{ticket} 号已重呼 {recalls} 次（上限 {limit} 次），请作弃号处理",
+                    ticket=t["ticket_no"],
+                    recalls=t["recalls"],
+                    limit=cfg.recall_limit,
+                ),
                 field="recalls",
-                zh=f"{t['ticket_no']} 号已重呼 {t['recalls']} 次（上限 {cfg.recall_limit} 次），请作弃号处理",
             )
         conn.execute("UPDATE tickets SET recalls = recalls + 1 WHERE id = ?", [t["id"]])
         events.append(
@@ -276,9 +285,11 @@ def resume(
         busy = current(db, window_id)
         if busy:
             raise Conflict(
-                f"window {w['number']} is serving {busy['ticket_no']}; "
-                "finish or suspend it before resuming another",
-                zh=f"{w['number']}号窗口正在办理 {busy['ticket_no']}，请先办结或挂起再恢复其他号票",
+                lazy_gettext(
+                    "{n}号窗口正在办理 {ticket}，请先办结或挂起再恢复其他号票",
+                    n=w["number"],
+                    ticket=busy["ticket_no"],
+                )
             )
         conn.execute("UPDATE tickets SET state = 'called' WHERE id = ?", [t["id"]])
         events.append(

@@ -9,6 +9,9 @@ Every error any onestop service answers with has this body::
 ``field`` and ``hint`` may be null; ``errors`` lists every offending field when there are
 several.  The middleware turns aiohttp's own HTTP errors and unexpected exceptions into the
 same shape, so a client never has to parse HTML or plain text.
+
+A message is English, or a catalog message (:func:`onestop.i18n.lazy_gettext`) that is
+answered in Chinese to a client that asks for it (:func:`prefers_zh`) and in English otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from html import escape
 from typing import Any
 
 from aiohttp import web
+
+from onestop.i18n import LazyText
 
 log = logging.getLogger("onestop.errors")
 
@@ -31,18 +36,17 @@ class ApiError(Exception):
 
     def __init__(
         self,
-        message: str,
+        message: str | LazyText,
         *,
         field: str | None = None,
         hint: str | None = None,
         status: int | None = None,
         code: str | None = None,
         errors: list[dict[str, str]] | None = None,
-        zh: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.zh = zh  # the message in Chinese, for clients that ask for zh
+        self.text = message if isinstance(message, LazyText) else None
+        self.message = message.text("en") if isinstance(message, LazyText) else message
+        super().__init__(self.message)
         self.field = field
         self.hint = hint
         if status is not None:
@@ -50,8 +54,19 @@ class ApiError(Exception):
         if code is not None:
             self.code = code
         self.errors = errors if errors is not None else (
-            [{"field": field, "message": message}] if field else []
+            [{"field": field, "message": self.message}] if field else []
         )
+
+    def message_in(self, lang: str) -> str:
+        """The message in ``lang`` (``zh`` or ``en``); an English-only message as raised."""
+        return self.text.text(lang) if self.text is not None else self.message
+
+    def errors_in(self, lang: str) -> list[dict[str, str]]:
+        if self.text is None:
+            return self.errors
+        message = self.message_in(lang)
+        return [dict(e, message=message) if e.get("message") == self.message else e
+                for e in self.errors]  # fmt: skip
 
 
 class Invalid(ApiError):
@@ -120,12 +135,10 @@ def prefers_zh(request: web.Request) -> bool:
 
 
 def error_response(exc: ApiError, request: web.Request | None = None) -> web.Response:
-    message = exc.message
-    if exc.zh and request is not None and prefers_zh(request):
-        message = exc.zh
+    lang = "zh" if request is not None and prefers_zh(request) else "en"
     return web.json_response(
-        error_body(exc.status, exc.code, message, field=exc.field, hint=exc.hint,
-                   errors=exc.errors),
+        error_body(exc.status, exc.code, exc.message_in(lang), field=exc.field, hint=exc.hint,
+                   errors=exc.errors_in(lang)),
         status=exc.status,
     )
 
@@ -161,7 +174,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as exc:
         if wants_json(request):
             return error_response(exc, request)
-        message = exc.zh if exc.zh and prefers_zh(request) else exc.message
+        message = exc.message_in("zh" if prefers_zh(request) else "en")
         return _html_error(request, exc.status, message, exc.hint)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -1,276 +1,216 @@
-"""UI strings in zh-CN (default) and English.
+"""One gettext message catalog for the node and the hub: pages, page scripts, CSV headers,
+SMS texts and error messages, in zh-CN (the default) and English.
 
-``t(key, lang)`` returns the string for ``lang`` and falls back to Chinese, then to the key.
-Pages pick the language from ``?lang=`` (remembered in a cookie) or the node's default.
+The msgid of a message is its zh-CN text, marked where it is used::
+
+    _("自助取号", lang)                      # Python, translated now
+    pgettext("button", "叫号", lang)         # the same Chinese, another English word
+    lazy_gettext("{n}号窗口", n=3)           # a table entry or an error raised before the
+                                             # language is known; translated by .text(lang)
+    {{ _("自助取号") }}                      # Jinja templates (the page's ``lang``)
+    _("正在取号，请稍候…")                   # page scripts: OS._ / the hub's _ (see
+                                             # :func:`script_messages`)
+
+Placeholders are ``{name}`` (``str.format``) everywhere.  The catalogs are
+``onestop/locale/{zh_CN,en}/LC_MESSAGES/messages.po``, read at first use (no compile step);
+``make messages`` extracts the marked strings with Babel (mapping in ``babel.cfg``) and merges
+them into both catalogs (docs/i18n.md).
 """
 
 from __future__ import annotations
 
+import functools
+import io
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+import jinja2
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+from babel.support import Translations
+
 LANGS = ("zh", "en")
-
-STRINGS: dict[str, dict[str, str]] = {
-    # field errors (onestop.identity)
-    "err.id.required": {"zh": "请输入身份证号码", "en": "ID card number is required"},
-    "err.id.length": {"zh": "身份证号码应为18位", "en": "ID card number must have 18 characters"},
-    "err.id.format": {"zh": "身份证号码格式不正确（17位数字加一位数字或X）",
-                      "en": "ID card number must be 17 digits and a digit or X"},
-    "err.id.birth": {"zh": "身份证号码中的出生日期无效",
-                     "en": "the birth date in the ID card number is not valid"},
-    "err.id.region": {"zh": "身份证号码中的地区代码不存在",
-                      "en": "the region code in the ID card number does not exist"},
-    "err.id.checksum": {"zh": "身份证号码校验位错误，请核对后重新输入",
-                        "en": "the check character of the ID card number is wrong"},
-    "err.phone.required": {"zh": "请输入手机号码", "en": "mobile number is required"},
-    "err.phone.format": {"zh": "手机号码格式不正确", "en": "mobile number is not a phone number"},
-    "err.phone.invalid": {"zh": "不是有效的中国大陆手机号码",
-                          "en": "not a valid mainland China mobile number"},
-    "err.phone.mobile": {"zh": "请填写手机号码，而非固定电话",
-                         "en": "a mobile number is needed, not a landline"},
-    # UI pages (node/views.py, node/templates, node/static)
-    "ui.product": {"zh": "一站式政务服务", "en": "One-stop Government Services"},
-    "ui.lang.zh": {"zh": "中文", "en": "中文"},
-    "ui.lang.en": {"zh": "English", "en": "English"},
-    "ui.lang.label": {"zh": "语言", "en": "Language"},
-    "ui.nav.home": {"zh": "首页", "en": "Home"},
-    "ui.nav.kiosk": {"zh": "自助取号", "en": "Take a number"},
-    "ui.nav.display": {"zh": "叫号显示屏", "en": "Calling display"},
-    "ui.nav.window": {"zh": "窗口工作台", "en": "Window console"},
-    "ui.nav.admin": {"zh": "管理后台", "en": "Administration"},
-    "ui.nav.login": {"zh": "登录", "en": "Sign in"},
-    "ui.nav.logout": {"zh": "退出登录", "en": "Sign out"},
-    "ui.common.loading": {"zh": "加载中…", "en": "Loading…"},
-    "ui.common.neterr": {"zh": "网络异常，请稍后重试", "en": "Network error, please try again"},
-    "ui.common.window_n": {"zh": "{n}号窗口", "en": "Window {n}"},
-    "ui.common.minutes": {"zh": "{n} 分钟", "en": "{n} min"},
-    "ui.common.people": {"zh": "{n} 人", "en": "{n}"},
-    "ui.common.back_home": {"zh": "返回首页", "en": "Back to home"},
-    "ui.index.title": {"zh": "服务导航", "en": "Services"},
-    "ui.index.welcome": {"zh": "欢迎使用一站式政务服务系统",
-                         "en": "Welcome to the one-stop government service system"},
-    "ui.index.sub": {"zh": "“一窗受理、集成服务”，让群众办事“只进一扇门、最多跑一次”",
-                     "en": "One window, one visit: every service under one roof"},
-    "ui.index.kiosk": {"zh": "群众自助取号，按部门或功能区排队",
-                       "en": "Citizens take a queue number by department or service area"},
-    "ui.index.display": {"zh": "大厅叫号屏，实时显示叫号并语音播报",
-                         "en": "Hall screen showing calls live, with voice announcements"},
-    "ui.index.window": {"zh": "窗口工作人员叫号、办结、转移",
-                        "en": "Window staff call, finish and transfer tickets"},
-    "ui.index.admin": {"zh": "今日概况、窗口与用户管理",
-                       "en": "Today's overview, windows and users"},
-    # kiosk
-    "ui.kiosk.title": {"zh": "自助取号", "en": "Take a Number"},
-    "ui.kiosk.welcome": {"zh": "欢迎光临，请选择取号方式",
-                         "en": "Welcome! Please choose how to take a number"},
-    "ui.kiosk.by_dept": {"zh": "按部门取号", "en": "By department"},
-    "ui.kiosk.by_dept.desc": {"zh": "按办理业务的主管部门排队",
-                              "en": "Queue for the department that handles your matter"},
-    "ui.kiosk.by_area": {"zh": "按功能区取号", "en": "By service area"},
-    "ui.kiosk.by_area.desc": {"zh": "按大厅功能区（如社保、不动产、企业开办）排队",
-                              "en": "Queue for a hall area (social security, property, business…)"},
-    "ui.kiosk.step.mode": {"zh": "选择方式", "en": "Choose"},
-    "ui.kiosk.step.queue": {"zh": "选择队列", "en": "Queue"},
-    "ui.kiosk.step.item": {"zh": "办理事项", "en": "Service"},
-    "ui.kiosk.step.info": {"zh": "填写信息", "en": "Your details"},
-    "ui.kiosk.step.done": {"zh": "取号完成", "en": "Done"},
-    "ui.kiosk.choose_dept": {"zh": "请选择部门", "en": "Choose a department"},
-    "ui.kiosk.choose_area": {"zh": "请选择功能区", "en": "Choose a service area"},
-    "ui.kiosk.waiting": {"zh": "等候 {n} 人", "en": "{n} waiting"},
-    "ui.kiosk.est_short": {"zh": "约 {n} 分钟", "en": "about {n} min"},
-    "ui.kiosk.choose_item": {"zh": "请选择办理事项（可跳过）",
-                             "en": "Choose your service (optional)"},
-    "ui.kiosk.skip": {"zh": "跳过，直接取号", "en": "Skip this step"},
-    "ui.kiosk.enter_info": {"zh": "请输入身份证号码和手机号码",
-                            "en": "Enter your ID card number and mobile number"},
-    "ui.kiosk.id_label": {"zh": "身份证号码", "en": "ID card number"},
-    "ui.kiosk.id_ph": {"zh": "18位居民身份证号码", "en": "18-character resident ID number"},
-    "ui.kiosk.phone_label": {"zh": "手机号码", "en": "Mobile number"},
-    "ui.kiosk.phone_ph": {"zh": "11位手机号码", "en": "11-digit mobile number"},
-    "ui.kiosk.privacy": {"zh": "您的个人信息仅用于本次业务办理，全程加密保存。",
-                         "en": "Your personal data is used only for this visit and is stored encrypted."},
-    "ui.kiosk.submit": {"zh": "确认取号", "en": "Get my number"},
-    "ui.kiosk.back": {"zh": "返回", "en": "Back"},
-    "ui.kiosk.restart": {"zh": "重新开始", "en": "Start over"},
-    "ui.kiosk.clear": {"zh": "清空", "en": "Clear"},
-    "ui.kiosk.backspace": {"zh": "退格", "en": "Delete"},
-    "ui.kiosk.selected": {"zh": "已选择", "en": "Selected"},
-    "ui.kiosk.no_item": {"zh": "未选择事项", "en": "No service chosen"},
-    "ui.kiosk.submitting": {"zh": "正在取号，请稍候…", "en": "Issuing your number…"},
-    "ui.kiosk.fix": {"zh": "请核对标红的内容", "en": "Please check the fields marked in red"},
-    "ui.kiosk.your_number": {"zh": "您的排队号码", "en": "Your number"},
-    "ui.kiosk.ahead": {"zh": "前面等候", "en": "People ahead"},
-    "ui.kiosk.est": {"zh": "预计等候", "en": "Estimated wait"},
-    "ui.kiosk.queue": {"zh": "排队队列", "en": "Queue"},
-    "ui.kiosk.id_masked": {"zh": "身份证号", "en": "ID number"},
-    "ui.kiosk.priority": {"zh": "绿色通道 · 优先办理", "en": "Priority lane"},
-    "ui.kiosk.print": {"zh": "打印号票", "en": "Print ticket"},
-    "ui.kiosk.done": {"zh": "完成", "en": "Done"},
-    "ui.kiosk.reset_in": {"zh": "{n} 秒后自动返回首页", "en": "Back to start in {n} s"},
-    "ui.kiosk.scan": {"zh": "手机扫码查看排队进度", "en": "Scan to follow your place in line"},
-    "ui.kiosk.no_queues": {"zh": "暂无可取号的队列，请咨询工作人员",
-                           "en": "No queue is open; please ask a member of staff"},
-    "ui.kiosk.tips": {"zh": "温馨提示", "en": "Good to know"},
-    "ui.kiosk.tip1": {"zh": "请携带本人有效身份证件原件及办事材料",
-                      "en": "Bring your original ID card and the documents for your matter"},
-    "ui.kiosk.tip2": {"zh": "{age}周岁及以上老年人自动进入绿色通道，优先办理",
-                      "en": "Citizens aged {age} and over are served first (priority lane)"},
-    "ui.kiosk.tip3": {"zh": "取号后请留意叫号屏幕和语音提示，过号需重新取号",
-                      "en": "Watch the screens and listen for your number; if you miss it, take a new one"},
-    "ui.kiosk.help": {"zh": "如需帮助，请到咨询台或按铃呼叫工作人员",
-                      "en": "Need help? Please ask at the information desk"},
-    # ticket print and status
-    "ui.ticket.title": {"zh": "排队号票", "en": "Queue ticket"},
-    "ui.ticket.queue": {"zh": "业务队列", "en": "Queue"},
-    "ui.ticket.issued": {"zh": "取号时间", "en": "Issued"},
-    "ui.ticket.ahead": {"zh": "前面等候", "en": "People ahead"},
-    "ui.ticket.est": {"zh": "预计等候", "en": "Estimated wait"},
-    "ui.ticket.scan": {"zh": "扫码查看排队进度", "en": "Scan to check your place"},
-    "ui.ticket.notice": {"zh": "请留意叫号屏幕和语音提示",
-                         "en": "Please watch the screens and listen for your number"},
-    "ui.ticket.valid": {"zh": "本号当日有效，过号请重新取号",
-                        "en": "Valid today only; take a new number if you miss your call"},
-    "ui.ticket.print": {"zh": "打印", "en": "Print"},
-    "ui.ticket.priority": {"zh": "绿色通道", "en": "Priority"},
-    "ui.status.title": {"zh": "排队进度查询", "en": "Your place in line"},
-    "ui.status.number": {"zh": "您的号码", "en": "Your number"},
-    "ui.status.state": {"zh": "当前状态", "en": "Status"},
-    "ui.status.window": {"zh": "办理窗口", "en": "Window"},
-    "ui.status.refresh": {"zh": "本页每 10 秒自动刷新", "en": "This page refreshes every 10 seconds"},
-    "ui.status.updated": {"zh": "更新时间", "en": "Updated"},
-    "ui.state.waiting": {"zh": "排队等候中", "en": "Waiting"},
-    "ui.state.called": {"zh": "请到窗口办理", "en": "Please go to the window"},
-    "ui.state.called_n": {"zh": "请到 {n} 号窗口办理", "en": "Please go to window {n}"},
-    "ui.state.suspended": {"zh": "已挂起，请留意工作人员通知",
-                           "en": "On hold; staff will call you back"},
-    "ui.state.done": {"zh": "已办结，感谢您的耐心", "en": "Completed, thank you"},
-    "ui.state.no_show": {"zh": "已过号，请重新取号", "en": "Missed; please take a new number"},
-    # display board
-    "ui.display.title": {"zh": "叫号显示屏", "en": "Calling Display"},
-    "ui.display.now": {"zh": "正在呼叫", "en": "Now calling"},
-    "ui.display.please_go": {"zh": "请到", "en": "please go to"},
-    "ui.display.windows": {"zh": "窗口办理情况", "en": "Windows"},
-    "ui.display.recent": {"zh": "最近叫号", "en": "Recent calls"},
-    "ui.display.serving": {"zh": "正在办理", "en": "Serving"},
-    "ui.display.free": {"zh": "等待叫号", "en": "Free"},
-    "ui.display.paused": {"zh": "暂停服务", "en": "Paused"},
-    "ui.display.closed": {"zh": "未开放", "en": "Closed"},
-    "ui.display.recall": {"zh": "重呼", "en": "Recall"},
-    "ui.display.no_calls": {"zh": "暂无叫号", "en": "No calls yet"},
-    "ui.display.wait": {"zh": "请耐心等候叫号", "en": "Please wait for your number"},
-    "ui.display.queues": {"zh": "各队列等候人数", "en": "Waiting by queue"},
-    "ui.display.no_waiting": {"zh": "当前无人排队等候", "en": "Nobody is waiting"},
-    "ui.display.enable": {"zh": "点击启用语音", "en": "Tap to enable sound"},
-    "ui.display.enable.desc": {"zh": "浏览器需点击一次后才能播放提示音和语音播报",
-                               "en": "The browser needs one tap before it may play chimes and speech"},
-    "ui.display.offline": {"zh": "连接中断，正在重新连接…", "en": "Connection lost, reconnecting…"},
-    "ui.display.footer": {"zh": "请携带本人有效身份证件，留意叫号屏幕和语音提示；过号请重新取号。",
-                          "en": "Please bring your ID card and listen for your number; if you miss it, take a new one."},
-    # staff: login
-    "ui.login.title": {"zh": "工作人员登录", "en": "Staff sign-in"},
-    "ui.login.sub": {"zh": "窗口工作台与管理后台", "en": "Window console and administration"},
-    "ui.login.username": {"zh": "用户名", "en": "Username"},
-    "ui.login.password": {"zh": "密码", "en": "Password"},
-    "ui.login.submit": {"zh": "登 录", "en": "Sign in"},
-    "ui.login.wrong": {"zh": "用户名或密码错误", "en": "Wrong username or password"},
-    "ui.login.required": {"zh": "请输入用户名和密码", "en": "Enter your username and password"},
-    "ui.login.csrf": {"zh": "页面已过期，请刷新后重新登录",
-                      "en": "This form has expired; reload the page and sign in again"},
-    "ui.login.as": {"zh": "当前用户：{user}", "en": "Signed in as {user}"},
-    "ui.role.admin": {"zh": "管理员", "en": "Administrator"},
-    "ui.role.window": {"zh": "窗口人员", "en": "Window staff"},
-    "ui.role.reviewer": {"zh": "审核人员", "en": "Reviewer"},
-    # staff: window console
-    "ui.wsel.title": {"zh": "请选择您所在的窗口", "en": "Choose your window"},
-    "ui.wsel.none": {"zh": "尚未设置窗口，请联系管理员", "en": "No windows yet; ask an administrator"},
-    "ui.win.all_queues": {"zh": "全部队列", "en": "All queues"},
-    "ui.win.serves": {"zh": "服务队列", "en": "Serves"},
-    "ui.win.current": {"zh": "当前办理", "en": "Now serving"},
-    "ui.win.none": {"zh": "当前没有办理中的号码，请点击“叫号”呼叫下一位",
-                    "en": "No ticket at this window. Press “Call next”."},
-    "ui.win.queue": {"zh": "队列", "en": "Queue"},
-    "ui.win.item": {"zh": "事项", "en": "Service"},
-    "ui.win.id": {"zh": "身份证号", "en": "ID number"},
-    "ui.win.phone": {"zh": "手机号", "en": "Mobile"},
-    "ui.win.called_at": {"zh": "叫号时间", "en": "Called at"},
-    "ui.win.recalls": {"zh": "重呼次数", "en": "Recalls"},
-    "ui.win.intake": {"zh": "收件受理 ›", "en": "Open a case ›"},
-    "ui.win.priority": {"zh": "优先", "en": "Priority"},
-    "ui.win.priority.elderly": {"zh": "老年人优先", "en": "Elderly priority"},
-    "ui.win.priority.appointment": {"zh": "预约优先", "en": "Appointment"},
-    "ui.win.priority.staff": {"zh": "人工优先", "en": "Priority (staff)"},
-    "ui.win.call": {"zh": "叫号", "en": "Call next"},
-    "ui.win.recall": {"zh": "重呼", "en": "Recall"},
-    "ui.win.no_show": {"zh": "弃号", "en": "No-show"},
-    "ui.win.suspend": {"zh": "挂起", "en": "Suspend"},
-    "ui.win.finish": {"zh": "办结", "en": "Finish"},
-    "ui.win.transfer": {"zh": "转移", "en": "Transfer"},
-    "ui.win.transfer_to": {"zh": "转移至…", "en": "Transfer to…"},
-    "ui.win.to_queue": {"zh": "转至队列", "en": "To a queue"},
-    "ui.win.to_window": {"zh": "转至窗口", "en": "To a window"},
-    "ui.win.choose_target": {"zh": "请先选择转移目标", "en": "Choose where to transfer first"},
-    "ui.win.pause": {"zh": "暂停服务", "en": "Pause service"},
-    "ui.win.open": {"zh": "恢复服务", "en": "Resume service"},
-    "ui.win.suspended": {"zh": "挂起的号码", "en": "Suspended tickets"},
-    "ui.win.resume": {"zh": "恢复", "en": "Resume"},
-    "ui.win.no_suspended": {"zh": "暂无挂起的号码", "en": "No suspended tickets"},
-    "ui.win.queues": {"zh": "排队情况", "en": "Queues"},
-    "ui.win.total": {"zh": "等候合计", "en": "Total waiting"},
-    "ui.win.status.open": {"zh": "服务中", "en": "Open"},
-    "ui.win.status.paused": {"zh": "暂停服务", "en": "Paused"},
-    "ui.win.status.closed": {"zh": "已关闭", "en": "Closed"},
-    "ui.win.nobody": {"zh": "当前没有等候的群众", "en": "Nobody is waiting"},
-    "ui.win.called_ok": {"zh": "已呼叫 {no}", "en": "Called {no}"},
-    "ui.win.ok": {"zh": "操作成功", "en": "Done"},
-    "ui.win.failed": {"zh": "操作未完成", "en": "Not done"},
-    "ui.win.confirm_noshow": {"zh": "确认将 {no} 标记为弃号？", "en": "Mark {no} as a no-show?"},
-    "ui.win.switch": {"zh": "切换窗口", "en": "Switch window"},
-    "ui.win.live": {"zh": "实时", "en": "Live"},
-    # staff: admin
-    "ui.admin.title": {"zh": "管理后台", "en": "Administration"},
-    "ui.admin.today": {"zh": "今日概况", "en": "Today"},
-    "ui.admin.issued": {"zh": "今日取号", "en": "Issued today"},
-    "ui.admin.waiting": {"zh": "当前等候", "en": "Waiting now"},
-    "ui.admin.done": {"zh": "已办结", "en": "Completed"},
-    "ui.admin.open_windows": {"zh": "开放窗口", "en": "Open windows"},
-    "ui.admin.queues": {"zh": "队列等候情况", "en": "Queues"},
-    "ui.admin.code": {"zh": "编码", "en": "Code"},
-    "ui.admin.prefix": {"zh": "号段", "en": "Prefix"},
-    "ui.admin.name": {"zh": "名称", "en": "Name"},
-    "ui.admin.waiting_n": {"zh": "等候人数", "en": "Waiting"},
-    "ui.admin.est": {"zh": "预计等候（分钟）", "en": "Est. wait (min)"},
-    "ui.admin.windows": {"zh": "窗口", "en": "Windows"},
-    "ui.admin.number": {"zh": "窗口号", "en": "Number"},
-    "ui.admin.status": {"zh": "状态", "en": "Status"},
-    "ui.admin.current": {"zh": "当前号码", "en": "Current ticket"},
-    "ui.admin.users": {"zh": "用户", "en": "Users"},
-    "ui.admin.username": {"zh": "用户名", "en": "Username"},
-    "ui.admin.role": {"zh": "角色", "en": "Role"},
-    "ui.admin.window": {"zh": "所属窗口", "en": "Window"},
-    "ui.admin.department": {"zh": "部门", "en": "Department"},
-    "ui.admin.disabled": {"zh": "已停用", "en": "Disabled"},
-    "ui.admin.active": {"zh": "正常", "en": "Active"},
-    "ui.admin.add_window": {"zh": "新增窗口", "en": "Add a window"},
-    "ui.admin.add_user": {"zh": "新增用户", "en": "Add a user"},
-    "ui.admin.queue_codes": {"zh": "服务队列（队列编码，逗号分隔；* 表示全部）",
-                             "en": "Queues (codes separated by commas; * for all)"},
-    "ui.admin.password": {"zh": "初始密码", "en": "Initial password"},
-    "ui.admin.window_opt": {"zh": "窗口号（可选）", "en": "Window number (optional)"},
-    "ui.admin.save": {"zh": "保存", "en": "Save"},
-    "ui.admin.saved": {"zh": "已保存", "en": "Saved"},
-    "ui.admin.none": {"zh": "—", "en": "—"},
-    "ui.admin.open_console": {"zh": "进入", "en": "Open"},
-}
+#: Page language -> catalog locale.
+LOCALES = {"zh": "zh_CN", "en": "en"}
+DEFAULT_LANG = "zh"
+LOCALE_DIR = Path(__file__).with_name("locale")
+DOMAIN = "messages"
+#: Keywords beyond Babel's defaults (``_``, ``gettext``, ``pgettext`` ...).
+KEYWORDS = {"lazy_gettext": None, "lazy_pgettext": ((1, "c"), 2)}
+#: What the page scripts call: ``_(msgid, vars)`` and ``pgettext(context, msgid, vars)``.
+SCRIPT_KEYWORDS = {"_": None, "pgettext": ((1, "c"), 2)}
+#: Separator of context and msgid in a .mo file and in the scripts' message table.
+CONTEXT_SEP = "\x04"
 
 
-def t(key: str, lang: str = "zh", **fmt: Any) -> str:
-    entry = STRINGS.get(key)
-    if entry is None:
-        return key
-    text = entry.get(lang) or entry.get("zh") or key
+def po_path(lang: str) -> Path:
+    return LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@functools.cache
+def catalog(lang: str) -> Catalog:
+    """The catalog of ``lang`` as read from its .po file."""
+    with po_path(lang).open("rb") as f:
+        return read_po(f, locale=LOCALES[lang], domain=DOMAIN)
+
+
+@functools.cache
+def translations(lang: str) -> Translations:
+    """``gettext``/``pgettext`` of ``lang``: the .po compiled in memory."""
+    buf = io.BytesIO()
+    write_mo(buf, catalog(lang))
+    buf.seek(0)
+    return Translations(buf, domain=DOMAIN)
+
+
+def _lang(lang: str | None) -> str:
+    return lang if lang in LOCALES else DEFAULT_LANG
+
+
+def _format(text: str, fmt: dict[str, Any]) -> str:
     return text.format(**fmt) if fmt else text
 
 
-def add(strings: dict[str, dict[str, str]]) -> None:
-    """Modules add their own strings at import."""
-    STRINGS.update(strings)
+def gettext(message: str, lang: str | None = DEFAULT_LANG, **fmt: Any) -> str:
+    """``message`` (a zh-CN msgid) in ``lang``, with ``{name}`` placeholders filled."""
+    return _format(translations(_lang(lang)).gettext(message), fmt)
+
+
+_ = gettext
+
+
+def pgettext(context: str, message: str, lang: str | None = DEFAULT_LANG, **fmt: Any) -> str:
+    """Like :func:`gettext` for a msgid that needs a context to tell its English apart."""
+    return _format(str(translations(_lang(lang)).pgettext(context, message)), fmt)
+
+
+class LazyText:
+    """A message whose language is not known yet: a table entry built at import time, or the
+    text of an error raised deep in the code.  ``text(lang)`` translates it."""
+
+    __slots__ = ("msgid", "context", "fmt")
+
+    def __init__(self, msgid: str, context: str | None = None, **fmt: Any) -> None:
+        self.msgid = msgid
+        self.context = context
+        self.fmt = fmt
+
+    def text(self, lang: str | None = DEFAULT_LANG, **fmt: Any) -> str:
+        args = {**self.fmt, **fmt}
+        if self.context is None:
+            return gettext(self.msgid, lang, **args)
+        return pgettext(self.context, self.msgid, lang, **args)
+
+    def __str__(self) -> str:
+        return self.text(DEFAULT_LANG)
+
+    def __repr__(self) -> str:
+        return f"LazyText({self.msgid!r}, context={self.context!r}, fmt={self.fmt!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyText) and (self.msgid, self.context, self.fmt) == (
+            other.msgid,
+            other.context,
+            other.fmt,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.msgid, self.context))
+
+
+def lazy_gettext(message: str, **fmt: Any) -> LazyText:
+    return LazyText(message, **fmt)
+
+
+def lazy_pgettext(context: str, message: str, **fmt: Any) -> LazyText:
+    return LazyText(message, context, **fmt)
+
+
+def text(message: str | LazyText, lang: str | None = DEFAULT_LANG) -> str:
+    """A :class:`LazyText` in ``lang``; a plain string (a name from data) unchanged."""
+    return message.text(lang) if isinstance(message, LazyText) else message
+
+
+# -- Jinja --------------------------------------------------------------------------------------
+
+
+@jinja2.pass_context
+def _jinja_gettext(ctx: Any, message: str, **fmt: Any) -> str:
+    return gettext(message, ctx.get("lang"), **fmt)
+
+
+@jinja2.pass_context
+def _jinja_pgettext(ctx: Any, context: str, message: str, **fmt: Any) -> str:
+    return pgettext(context, message, ctx.get("lang"), **fmt)
+
+
+@jinja2.pass_context
+def _jinja_text(ctx: Any, message: str | LazyText | None) -> str:
+    return "" if message is None else text(message, ctx.get("lang"))
+
+
+def install_jinja(env: jinja2.Environment) -> None:
+    """``_()`` and ``pgettext()`` in templates (the language is the context's ``lang``), and
+    the ``text`` filter for a :class:`LazyText` handed in from Python."""
+    env.globals["_"] = env.globals["gettext"] = _jinja_gettext
+    env.globals["pgettext"] = _jinja_pgettext
+    env.filters["text"] = _jinja_text
+
+
+# -- page scripts -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _script_msgids(path: Path) -> tuple[tuple[str | None, str], ...]:
+    found: list[tuple[str | None, str]] = []
+    with path.open("rb") as f:
+        for _lineno, message, _comments, context in extract(
+            "javascript", f, keywords=SCRIPT_KEYWORDS
+        ):
+            if isinstance(message, str) and (context, message) not in found:
+                found.append((context, message))
+    return tuple(found)
+
+
+def script_messages(lang: str, scripts: Iterable[Path]) -> dict[str, str]:
+    """The messages the page scripts call ``_()``/``pgettext()`` with, in ``lang``: embedded
+    in the page as ``{msgid: text}`` (``context + "\\x04" + msgid`` for a context)."""
+    out: dict[str, str] = {}
+    for path in scripts:
+        for context, msgid in _script_msgids(path):
+            if context is None:
+                out[msgid] = gettext(msgid, lang)
+            else:
+                out[context + CONTEXT_SEP + msgid] = pgettext(context, msgid, lang)
+    return out
+
+
+# -- maintenance ----------------------------------------------------------------------------
+
+
+def fill_source_catalog() -> int:
+    """Give each new message of the zh_CN catalog its msgid as text (the msgid is the zh-CN
+    text); returns how many.  ``make messages`` runs it after ``pybabel update``."""
+    path = po_path("zh")
+    with path.open("rb") as f:
+        cat = read_po(f, locale=LOCALES["zh"], domain=DOMAIN)
+    filled = 0
+    for message in cat:
+        if message.id and not message.string:
+            message.string = message.id
+            filled += 1
+    if filled:
+        with path.open("wb") as f:
+            write_po(f, cat, width=0, ignore_obsolete=True)
+    return filled
+
+
+if __name__ == "__main__":
+    n = fill_source_catalog()
+    untranslated = [m.id for m in catalog("en") if m.id and not m.string]
+    print(f"zh_CN: {n} new message(s) filled; en: {len(untranslated)} to translate")
+    for msgid in untranslated:
+        print(f"  {msgid}")

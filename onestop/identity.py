@@ -15,37 +15,37 @@ from stdnum import exceptions as stdnum_exc
 from stdnum import numdb
 from stdnum.cn import ric
 
-from onestop.i18n import t
+from onestop.i18n import LazyText, lazy_gettext
 
 
 class FieldError(ValueError):
-    """A value that fails its check; ``message_key`` is an i18n key."""
+    """A value that fails its check; ``text`` says why in any language (``message``: English)."""
 
-    def __init__(self, message_key: str, message: str) -> None:
-        super().__init__(message)
-        self.message_key = message_key
-        self.message = message
+    def __init__(self, text: LazyText) -> None:
+        self.text = text
+        self.message = text.text("en")
+        super().__init__(self.message)
 
 
 def validate_id_number(value: str, today: dt.date | None = None) -> str:
     """Return the normalised 18-character ID number or raise FieldError saying why."""
     raw = (value or "").strip().upper().replace(" ", "")
     if not raw:
-        raise FieldError("err.id.required", "ID card number is required")
+        raise FieldError(lazy_gettext("请输入身份证号码"))
     if len(raw) != 18:
-        raise FieldError("err.id.length", "ID card number must have 18 characters")
+        raise FieldError(lazy_gettext("身份证号码应为18位"))
     if not raw[:17].isdigit() or not (raw[17].isdigit() or raw[17] == "X"):
-        raise FieldError("err.id.format", "ID card number must be 17 digits and a digit or X")
+        raise FieldError(lazy_gettext("身份证号码格式不正确（17位数字加一位数字或X）"))
     try:
         birth = ric.get_birth_date(raw)
     except stdnum_exc.ValidationError:
-        raise FieldError("err.id.birth", "the birth date in the ID card number is not a real date") from None
+        raise FieldError(lazy_gettext("身份证号码中的出生日期无效")) from None
     if birth > (today or dt.date.today()):
-        raise FieldError("err.id.birth", "the birth date in the ID card number is in the future")
+        raise FieldError(lazy_gettext("身份证号码中的出生日期无效"))
     if not _region_exists(raw[:6]):
-        raise FieldError("err.id.region", "the region code in the ID card number does not exist")
+        raise FieldError(lazy_gettext("身份证号码中的地区代码不存在"))
     if ric.calc_check_digit(raw) != raw[17]:
-        raise FieldError("err.id.checksum", "the check character of the ID card number is wrong")
+        raise FieldError(lazy_gettext("身份证号码校验位错误，请核对后重新输入"))
     return raw
 
 
@@ -81,18 +81,18 @@ def validate_phone(value: str) -> str:
     """Return the 11-digit national number of a mainland China mobile or raise FieldError."""
     raw = (value or "").strip().replace(" ", "").replace("-", "")
     if not raw:
-        raise FieldError("err.phone.required", "mobile number is required")
+        raise FieldError(lazy_gettext("请输入手机号码"))
     try:
         num = phonenumbers.parse(raw, "CN")
     except phonenumbers.NumberParseException:
-        raise FieldError("err.phone.format", "mobile number is not a phone number") from None
+        raise FieldError(lazy_gettext("手机号码格式不正确")) from None
     if num.country_code != 86 or not phonenumbers.is_valid_number(num):
-        raise FieldError("err.phone.invalid", "mobile number is not a valid mainland China number")
+        raise FieldError(lazy_gettext("不是有效的中国大陆手机号码"))
     if phonenumbers.number_type(num) not in (
         phonenumbers.PhoneNumberType.MOBILE,
         phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
     ):
-        raise FieldError("err.phone.mobile", "a mobile number is needed, not a landline")
+        raise FieldError(lazy_gettext("请填写手机号码，而非固定电话"))
     return str(num.national_number)
 
 
@@ -111,7 +111,6 @@ def person_fields(
     Returns ``(id_number, phone, lang)``; each bad field adds its message, in the request's
     language, to ``errors`` and comes back empty.
     """
-
     lang = data.get("lang") or default_lang
     if lang not in ("zh", "en"):
         errors["lang"] = "lang must be zh or en"
@@ -119,11 +118,11 @@ def person_fields(
     try:
         id_number = validate_id_number(str(data.get("id_number") or ""), today)
     except FieldError as exc:
-        errors["id_number"] = t(exc.message_key, lang)
+        errors["id_number"] = exc.text.text(lang)
         id_number = ""
     try:
         phone = validate_phone(str(data.get("phone") or ""))
     except FieldError as exc:
-        errors["phone"] = t(exc.message_key, lang)
+        errors["phone"] = exc.text.text(lang)
         phone = ""
     return id_number, phone, str(lang)

@@ -6,15 +6,16 @@ page scripts do and check what the pages then show.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 
-from node.cases.views import STRINGS, deadline_view, describe
+from node.cases.views import deadline_view, describe
 from tests import test_cases_common as common
 from tests.test_cases_common import (
     REVIEWER_AGRI,
-    SCHOOL_ITEM,
     SCHOOL_MATERIALS,
     Actor,
     Env,
@@ -31,6 +32,14 @@ async def page(actor: Actor, path: str, status: int = 200, **params: str) -> str
     assert got == status, (path, got, str(html)[:500])
     assert isinstance(html, str)
     return html
+
+
+def page_data(html: str) -> dict[str, Any]:
+    m = re.search(r'<script type="application/json" id="page-data">(.*?)</script>', html, re.S)
+    assert m, "no page data"
+    data = json.loads(m.group(1))
+    assert isinstance(data, dict)
+    return data
 
 
 async def agri(e: Env) -> Actor:
@@ -92,16 +101,14 @@ async def test_intake_page_in_both_languages(env: Env) -> None:
     assert 'data-code="370000-edu-001"' in html and "中外合作办学机构终止" in html
     assert 'class="cat-group" data-dept="edu"' in html
     assert "省教育厅" in html and "省民政厅" in html
-    assert "ui.cases." not in re.sub(
-        r'<script type="application/json".*?</script>', "", html, flags=re.S
-    )
     no_external(html)
 
     html = await page(e.clerk, "/cases/new", ticket=str(t["id"]), lang="en")
     assert '<html lang="en">' in html and "<title>Window intake" in html
     assert "<title>窗口收件受理" not in html
     assert "Termination of a Sino-foreign cooperatively-run educational institution" in html
-    assert '"ui.cases.intake.ok": "All materials are in' in html  # strings for the script
+    strings = page_data(html)["strings"]  # the script's messages, in the page language
+    assert strings["材料齐全，提交后即予受理。"].startswith("All materials are in")
 
 
 async def test_intake_without_ticket_offers_the_called_tickets(env: Env) -> None:
@@ -184,9 +191,12 @@ async def test_reviewer_of_another_department_cannot_decide(env: Env) -> None:
     assert 'class="decide"' not in html
     assert re.search(r'data-department="edu" data-state="approved"', html)
     assert "省教育厅审查通过" in html
-    # The script shows API refusals with the status explained.
-    assert STRINGS["ui.cases.err.403"]["zh"] == "无权操作"
-    assert STRINGS["ui.cases.err.409"]["en"] == "Not possible now"
+    # The script explains API refusals by status, with messages from the catalog.
+    strings = page_data(await page(e.edu, f"/cases/{no}", lang="en"))["strings"]
+    assert strings["无权操作"] == "Not allowed"
+    assert strings["当前状态不允许此操作"] == "Not possible now"
+    strings = page_data(await page(e.edu, f"/cases/{no}", lang="zh"))["strings"]
+    assert strings["当前状态不允许此操作"] == "当前状态不允许此操作"
 
 
 async def test_full_story_on_the_detail_page(env: Env) -> None:
@@ -335,10 +345,3 @@ async def test_overview_in_both_languages(env: Env) -> None:
     assert "Case overview" in html and "past the statutory limit" in html
     assert re.search(r'id="ov-red">1<', html)
     assert "working days overdue" in html
-
-
-async def test_every_case_string_has_both_languages() -> None:
-    for key, entry in STRINGS.items():
-        assert key.startswith("ui.cases."), key
-        assert entry.get("zh") and entry.get("en"), key
-    assert SCHOOL_ITEM == "370000-edu-001"

@@ -11,11 +11,20 @@
   var tab = "departments";
   var NS = "http://www.w3.org/2000/svg";
 
-  function _(key, fmt) {
-    var s = S[key] || key;
+  /* S: the page's messages from the catalog, {zh-CN msgid: text}, a context as
+     "context\u0004msgid" (onestop.i18n.script_messages). */
+  function fill(s, fmt) {
     if (fmt) Object.keys(fmt).forEach(function (k) { s = s.split("{" + k + "}").join(fmt[k]); });
     return s;
   }
+  function _(msgid, fmt) { return fill(S[msgid] || msgid, fmt); }
+  function pgettext(context, msgid, fmt) { return fill(S[context + "\u0004" + msgid] || msgid, fmt); }
+  var HEALTH = { green: _("正常"), amber: _("关注"), red: _("异常"), grey: _("未接入") };
+  var STATES = { online: _("在线"), offline: _("离线"), never: _("未上线"), revoked: _("密钥吊销") };
+  var ALERTS = { fork: _("分叉"), rollback: _("回滚"), rejected: _("拒收记录"),
+                 revoked_key: pgettext("alert", "密钥吊销"), unknown_node: _("未登记节点") };
+  var RATINGS = { 5: _("非常满意"), 4: _("满意"), 3: _("基本满意"), 2: _("不满意"), 1: _("非常不满意") };
+  function alertName(k) { return ALERTS[k] || k; }
   function esc(v) {
     return String(v === null || v === undefined ? "" : v).replace(/[&<>"']/g, function (c) {
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
@@ -32,17 +41,17 @@
   function dur(s) {
     if (s === null || s === undefined) return "—";
     s = Math.round(s);
-    if (s < 60) return s + _("unit.s");
+    if (s < 60) return _("{s}秒", { s: s });
     if (s < 3600) {
       var m = Math.floor(s / 60), r = s % 60;
-      return LANG === "en" ? m + " min " + r + " s" : m + "分" + (r ? r + "秒" : "钟");
+      return r ? _("{m}分{s}秒", { m: m, s: r }) : _("{m}分钟", { m: m });
     }
     if (s < 86400) {
       var h = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60);
-      return LANG === "en" ? h + " h " + mm + " min" : h + "小时" + (mm ? mm + "分" : "");
+      return mm ? _("{h}小时{m}分", { h: h, m: mm }) : _("{h}小时", { h: h });
     }
     var d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600);
-    return LANG === "en" ? d + " d " + hh + " h" : d + "天" + (hh ? hh + "小时" : "");
+    return hh ? _("{d}天{h}小时", { d: d, h: hh }) : _("{d}天", { d: d });
   }
   function durHTML(s) {
     var t = dur(s);
@@ -58,15 +67,15 @@
 
   /* ---------------------------------------------------------------- KPIs */
   var KPIS = [
-    { id: "online", label: "kpi.centers_online" },
-    { id: "tickets", label: "kpi.tickets" },
-    { id: "cases", label: "kpi.cases" },
-    { id: "review", label: "kpi.in_review" },
-    { id: "done", label: "kpi.completed" },
-    { id: "onevisit", label: "kpi.one_visit" },
-    { id: "wait", label: "kpi.avg_wait" },
-    { id: "sat", label: "kpi.satisfaction" },
-    { id: "follow", label: "kpi.followups" }
+    { id: "online", label: _("在线中心") },
+    { id: "tickets", label: _("取号量") },
+    { id: "cases", label: _("办件受理") },
+    { id: "review", label: _("在办") },
+    { id: "done", label: _("办结") },
+    { id: "onevisit", label: _("最多跑一次") },
+    { id: "wait", label: _("平均等候") },
+    { id: "sat", label: _("满意率") },
+    { id: "follow", label: _("差评整改") }
   ];
   function kpiValues(d) {
     var f = d.figures, st = d.status;
@@ -74,27 +83,27 @@
     var down = st.offline + st.never + st.revoked;
     return {
       online: { v: num(online) + "<small>/ " + num(enrolled) + "</small>",
-                sub: _("kpi.offline") + " <b class='" + (down ? "red" : "") + "'>" + num(down) + "</b> · " +
-                     _("kpi.not_enrolled") + " <b>" + num(st.not_enrolled) + "</b>",
+                sub: _("离线") + " <b class='" + (down ? "red" : "") + "'>" + num(down) + "</b> · " +
+                     _("未接入") + " <b>" + num(st.not_enrolled) + "</b>",
                 cls: !enrolled ? "" : (down * 2 > enrolled ? "bad" : (down ? "warn" : "good")) },
-      tickets: { v: num(f.tickets_issued), sub: _("kpi.called") + " <b>" + num(f.tickets_called) +
-                 "</b> · " + _("kpi.no_show") + " <b>" + num(f.tickets_no_show) + "</b>" },
-      cases: { v: num(f.cases_received), sub: _("col.cases_accepted") + " <b>" + num(f.cases_accepted) +
-               "</b> · " + _("kpi.complaints") + " <b>" + num(f.complaints) + "</b>" },
-      review: { v: num(f.in_review), sub: _("kpi.overdue") + " <b class='" + (f.overdue ? "red" : "") + "'>" +
+      tickets: { v: num(f.tickets_issued), sub: _("叫号") + " <b>" + num(f.tickets_called) +
+                 "</b> · " + _("过号") + " <b>" + num(f.tickets_no_show) + "</b>" },
+      cases: { v: num(f.cases_received), sub: _("正式受理") + " <b>" + num(f.cases_accepted) +
+               "</b> · " + _("投诉") + " <b>" + num(f.complaints) + "</b>" },
+      review: { v: num(f.in_review), sub: _("超期在办") + " <b class='" + (f.overdue ? "red" : "") + "'>" +
                 num(f.overdue) + "</b>", cls: f.overdue ? "warn" : "" },
-      done: { v: num(f.cases_completed), sub: _("kpi.late") + " <b class='" + (f.cases_late ? "red" : "") + "'>" +
-              num(f.cases_late) + "</b> · " + _("col.cases_delivered") + " <b>" + num(f.cases_delivered) + "</b>" },
+      done: { v: num(f.cases_completed), sub: _("超期办结") + " <b class='" + (f.cases_late ? "red" : "") + "'>" +
+              num(f.cases_late) + "</b> · " + _("出件") + " <b>" + num(f.cases_delivered) + "</b>" },
       onevisit: { v: f.one_visit_share === null ? "—" : (f.one_visit_share * 100).toFixed(1) + "<small>%</small>",
-                  sub: _("kpi.of_delivered", { n: num(f.cases_delivered) }) + " · <b>" + num(f.cases_one_visit) + "</b>",
+                  sub: _("出件 {n} 件", { n: num(f.cases_delivered) }) + " · <b>" + num(f.cases_one_visit) + "</b>",
                   cls: f.one_visit_share === null ? "" : (f.one_visit_share >= 0.9 ? "good" : "warn") },
-      wait: { v: durHTML(f.avg_wait_s), sub: _("kpi.avg_service") + " <b>" + esc(dur(f.avg_service_s)) + "</b>" },
+      wait: { v: durHTML(f.avg_wait_s), sub: _("平均办理") + " <b>" + esc(dur(f.avg_service_s)) + "</b>" },
       sat: { v: f.satisfaction === null ? "—" : (f.satisfaction * 100).toFixed(1) + "<small>%</small>",
-             sub: _("ui.rated") + " <b>" + num(f.ratings) + "</b> · " + _("ui.bad") +
+             sub: _("评价") + " <b>" + num(f.ratings) + "</b> · " + _("差评") +
                   " <b class='" + (f.bad_ratings ? "red" : "") + "'>" + num(f.bad_ratings) + "</b>",
              cls: f.satisfaction === null ? "" : (f.satisfaction >= 0.9 ? "good" : (f.satisfaction >= 0.75 ? "warn" : "bad")) },
       follow: { v: num(f.followups_closed) + "<small>/ " + num(f.followups_opened) + "</small>",
-                sub: _("kpi.open_closed", { closed: num(f.followups_closed), opened: num(f.followups_opened) }),
+                sub: _("已办结 {closed} / 共 {opened}", { closed: num(f.followups_closed), opened: num(f.followups_opened) }),
                 cls: f.followups_opened > f.followups_closed ? "warn" : "" }
     };
   }
@@ -103,7 +112,7 @@
     var box = document.getElementById("kpis");
     if (first || !box.children.length) {
       box.innerHTML = KPIS.map(function (k) {
-        return "<div class='kpi' id='kpi-" + k.id + "'><div class='k-label'>" + esc(_(k.label)) +
+        return "<div class='kpi' id='kpi-" + k.id + "'><div class='k-label'>" + esc(k.label) +
           "</div><div class='k-value'></div><div class='k-sub'></div></div>";
       }).join("");
     }
@@ -122,17 +131,17 @@
   /* ---------------------------------------------------------------- children table */
   function renderChildren(d) {
     var rows = d.children;
-    var head = "<thead><tr><th>" + esc(_("col.name")) + "</th><th>" + esc(_("col.online")) + "</th><th>" +
-      esc(_("ui.coverage")) + "</th><th>" +
-      esc(_("col.max_lag_s").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("col.tickets_issued")) +
-      "</th><th>" + esc(_("col.cases_received")) + "</th><th>" + esc(_("col.in_review")) + "</th><th>" +
-      esc(_("col.cases_completed")) + "</th><th>" + esc(_("col.overdue")) + "</th><th>" + esc(_("col.satisfaction")) +
-      "</th><th>" + esc(_("col.open_alerts")) + "</th></tr></thead>";
+    var head = "<thead><tr><th>" + esc(_("名称")) + "</th><th>" + esc(_("在线")) + "</th><th>" +
+      esc(_("接入")) + "</th><th>" +
+      esc(_("最大延迟(秒)").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("取号")) +
+      "</th><th>" + esc(_("受理")) + "</th><th>" + esc(_("在办")) + "</th><th>" +
+      esc(_("办结")) + "</th><th>" + esc(_("超期在办")) + "</th><th>" + esc(_("满意率")) +
+      "</th><th>" + esc(_("告警")) + "</th></tr></thead>";
     var maxT = Math.max.apply(null, [1].concat(rows.map(function (r) { return r.tickets_issued; })));
     var html = rows.map(function (r) {
       var st = r.status;
-      var name = r.own ? _("ui.own_center") + " · " + r.name : r.name;
-      var tags = (r.known ? "" : "<span class='tag red'>" + esc(_("ui.unknown_tag")) + "</span>");
+      var name = r.own ? _("本级中心") + " · " + r.name : r.name;
+      var tags = (r.known ? "" : "<span class='tag red'>" + esc(_("未知代码")) + "</span>");
       var link = r.own ? "" : " class='link' data-href='" + esc(drillHref(r.code)) + "'";
       var cls = r.own ? " class='own'" : link;
       var enrolled = st.enrolled, total = r.own ? 1 : st.divisions;
@@ -141,7 +150,7 @@
       var cover = total ? num(enrolled) + "<span class='muted'>/" + num(total) + "</span>" : "<span class='muted'>—</span>";
       var bar = "<span class='bar' style='width:" + Math.round(26 * r.tickets_issued / maxT) + "px'></span>";
       return "<tr" + cls + " data-code='" + esc(r.code) + "'><td class='name'><span class='dot " + st.health +
-        "' title='" + esc(_("health." + st.health)) + "'></span>" +
+        "' title='" + esc(HEALTH[st.health] || st.health) + "'></span>" +
         (r.own ? esc(name) : "<a href='" + esc(drillHref(r.code)) + "'>" + esc(name) + "</a>") + tags + "</td>" +
         "<td class='" + (st.offline + st.never ? "num-amber" : "") + "'>" + onlineTxt + "</td><td>" + cover + "</td><td class='" + (st.max_lag_s > d.online_seconds ? "num-amber" : "") + "'>" +
         esc(dur(st.max_lag_s)) + "</td><td>" + num(r.tickets_issued) + bar + "</td><td>" + num(r.cases_received) +
@@ -149,7 +158,7 @@
         (r.overdue ? "num-red" : "") + "'>" + num(r.overdue) + "</td><td>" + pct(r.satisfaction) + "</td><td class='" +
         (st.open_alerts ? "num-red" : "") + "'>" + num(st.open_alerts) + "</td></tr>";
     }).join("");
-    if (!rows.length) html = "<tr class='empty'><td colspan='11'>" + esc(_("ui.none")) + "</td></tr>";
+    if (!rows.length) html = "<tr class='empty'><td colspan='11'>" + esc(_("暂无数据")) + "</td></tr>";
     document.getElementById("children").innerHTML = head + "<tbody>" + html + "</tbody>";
     renderCenter(d);
   }
@@ -158,21 +167,21 @@
     var leaf = d.children.every(function (r) { return r.own; });
     if (!n || !leaf) { box.innerHTML = ""; box.hidden = true; return; }
     box.hidden = false;
-    var alerts = Object.keys(n.alerts || {}).map(function (k) { return _("alert." + k) + " " + n.alerts[k]; }).join(" · ");
+    var alerts = Object.keys(n.alerts || {}).map(function (k) { return alertName(k) + " " + n.alerts[k]; }).join(" · ");
     var rows = [
-      ["col.state", "<span class='dot " + ({ online: "green", offline: "amber", never: "", revoked: "red" }[n.state] || "") +
-        "'></span>" + esc(_("state." + n.state)), n.state === "online" ? "green" : "amber"],
-      ["col.last_contact", esc(fmtTime(n.last_contact)) + " <span class='muted'>(" + esc(dur(n.lag_s)) + ")</span>", ""],
-      ["col.newest_at", esc(fmtTime(n.newest_at)) + " <span class='muted'>(" + esc(dur(n.behind_s)) + ")</span>", ""],
-      ["col.records", num(n.records), ""],
-      ["col.backlog", num(n.backlog || 0), n.backlog ? "amber" : ""],
-      ["col.key_status", esc(_(n.key_status === "active" ? "kpi.keys_ok" : "kpi.revoked")) + " <span class='muted'>" +
+      [pgettext("column", "状态"), "<span class='dot " + ({ online: "green", offline: "amber", never: "", revoked: "red" }[n.state] || "") +
+        "'></span>" + esc(STATES[n.state] || n.state), n.state === "online" ? "green" : "amber"],
+      [_("最近联系"), esc(fmtTime(n.last_contact)) + " <span class='muted'>(" + esc(dur(n.lag_s)) + ")</span>", ""],
+      [_("最新记录时间"), esc(fmtTime(n.newest_at)) + " <span class='muted'>(" + esc(dur(n.behind_s)) + ")</span>", ""],
+      [_("记录数"), num(n.records), ""],
+      [_("积压"), num(n.backlog || 0), n.backlog ? "amber" : ""],
+      [_("密钥"), esc(n.key_status === "active" ? _("全部正常") : _("已吊销")) + " <span class='muted'>" +
         esc(n.key_id) + "</span>", n.key_status === "active" ? "green" : "red"],
-      ["col.open_alerts", alerts ? esc(alerts) : "0", alerts ? "red" : ""],
-      ["col.last_error", n.last_error ? esc(n.last_error) : "—", n.last_error ? "red" : ""]
+      [_("告警"), alerts ? esc(alerts) : "0", alerts ? "red" : ""],
+      [_("最近错误"), n.last_error ? esc(n.last_error) : "—", n.last_error ? "red" : ""]
     ];
-    box.innerHTML = "<h4>" + esc(_("ui.center_detail")) + "</h4><div class='kv big'>" + rows.map(function (r) {
-      return "<span class='k'>" + esc(_(r[0])) + "</span><span class='v " + r[2] + "'>" + r[1] + "</span>";
+    box.innerHTML = "<h4>" + esc(_("本中心数据同步")) + "</h4><div class='kv big'>" + rows.map(function (r) {
+      return "<span class='k'>" + esc(r[0]) + "</span><span class='v " + r[2] + "'>" + r[1] + "</span>";
     }).join("") + "</div>";
   }
   function fmtTime(iso) {
@@ -186,11 +195,11 @@
   function renderBreakdown(d) {
     var rows = d[tab] || [];
     var isItem = tab === "items";
-    var head = "<thead><tr><th>" + esc(_(isItem ? "sec.items" : "col.dept_name")) + "</th>" +
-      (isItem ? "<th>" + esc(_("col.dept_name")) + "</th>" : "") + "<th>" + esc(_("col.tickets_issued")) + "</th><th>" +
-      esc(_("col.avg_wait_s").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("col.cases_received")) +
-      "</th><th>" + esc(_("col.in_review")) + "</th><th>" + esc(_("col.cases_completed")) + "</th><th>" +
-      esc(_("col.overdue")) + "</th><th>" + esc(_("kpi.one_visit")) + "</th><th>" + esc(_("col.satisfaction")) +
+    var head = "<thead><tr><th>" + esc(isItem ? _("按事项") : _("部门")) + "</th>" +
+      (isItem ? "<th>" + esc(_("部门")) + "</th>" : "") + "<th>" + esc(_("取号")) + "</th><th>" +
+      esc(_("平均等候(秒)").replace("(秒)", "").replace(" (s)", "")) + "</th><th>" + esc(_("受理")) +
+      "</th><th>" + esc(_("在办")) + "</th><th>" + esc(_("办结")) + "</th><th>" +
+      esc(_("超期在办")) + "</th><th>" + esc(_("最多跑一次")) + "</th><th>" + esc(_("满意率")) +
       "</th></tr></thead>";
     var html = rows.map(function (r) {
       return "<tr><td class='name' title='" + esc(r.code) + "'>" + esc(r.name) + "</td>" +
@@ -199,17 +208,17 @@
         "</td><td>" + num(r.cases_completed) + "</td><td class='" + (r.overdue ? "num-red" : "") + "'>" +
         num(r.overdue) + "</td><td>" + pct(r.one_visit_share) + "</td><td>" + pct(r.satisfaction) + "</td></tr>";
     }).join("");
-    if (!rows.length) html = "<tr class='empty'><td colspan='10'>" + esc(_("ui.none")) + "</td></tr>";
+    if (!rows.length) html = "<tr class='empty'><td colspan='10'>" + esc(_("暂无数据")) + "</td></tr>";
     document.getElementById("breakdown").innerHTML = head + "<tbody>" + html + "</tbody>";
     var ex = document.getElementById("breakdown-export");
     ex.href = ex.getAttribute("data-base") + tab + ".csv?" + ex.getAttribute("data-query");
   }
 
   /* ---------------------------------------------------------------- trend chart (SVG) */
-  var BARS = { key: "tickets_issued", label: "col.tickets_issued", color: "#3fd0ff" };
+  var BARS = { key: "tickets_issued", label: _("取号"), color: "#3fd0ff" };
   var LINES = [
-    { key: "cases_received", label: "col.cases_received", color: "#ffcf5a" },
-    { key: "cases_completed", label: "col.cases_completed", color: "#2fe39a" }
+    { key: "cases_received", label: _("受理"), color: "#ffcf5a" },
+    { key: "cases_completed", label: _("办结"), color: "#2fe39a" }
   ];
   function el(name, attrs, text) {
     var e = document.createElementNS(NS, name);
@@ -255,7 +264,7 @@
     series.forEach(function (r, i) {
       var v = r[BARS.key], top = yT(v);
       var rect = el("rect", { x: x(i) - bw / 2, y: top, width: bw, height: Math.max(0, T + ih - top), rx: 2, fill: "url(#barg)" });
-      rect.appendChild(el("title", {}, r.day + " " + _(BARS.label) + " " + v));
+      rect.appendChild(el("title", {}, r.day + " " + BARS.label + " " + v));
       svg.appendChild(rect);
       if (n <= 16 && v) svg.appendChild(el("text", { x: x(i), y: top - 5, "text-anchor": "middle",
         style: "fill:#9fe4ff;font-size:11px" }, num(v)));
@@ -270,17 +279,17 @@
         "stroke-width": 2.5, "stroke-linejoin": "round" }));
       series.forEach(function (r, i) {
         var c = el("circle", { cx: x(i), cy: yC(r[ln.key]), r: n > 20 ? 2.5 : 4, fill: "#07172d", stroke: ln.color, "stroke-width": 2 });
-        c.appendChild(el("title", {}, r.day + " " + _(ln.label) + " " + r[ln.key]));
+        c.appendChild(el("title", {}, r.day + " " + ln.label + " " + r[ln.key]));
         svg.appendChild(c);
       });
     });
     box.innerHTML = "";
     box.appendChild(svg);
     document.getElementById("trend-legend").innerHTML =
-      "<span><i style='background:" + BARS.color + ";height:10px'></i>" + esc(_(BARS.label)) + "</span>" +
+      "<span><i style='background:" + BARS.color + ";height:10px'></i>" + esc(BARS.label) + "</span>" +
       LINES.map(function (ln) {
-        return "<span><i style='background:" + ln.color + "'></i>" + esc(_(ln.label)) + "</span>";
-      }).join("") + "<span class='muted'>" + esc(_("ui.trend_axis")) + " · " + esc(d.trend_period.from) + " – " +
+        return "<span><i style='background:" + ln.color + "'></i>" + esc(ln.label) + "</span>";
+      }).join("") + "<span class='muted'>" + esc(_("取号（左轴） 办件（右轴）")) + " · " + esc(d.trend_period.from) + " – " +
       esc(d.trend_period.to) + "</span>";
   }
 
@@ -308,22 +317,22 @@
     ];
     var share = st.enrolled ? Math.round((100 * st.online) / st.enrolled) + "%" : "—";
     var alerts = Object.keys(st.alerts || {}).map(function (k) {
-      return "<span class='chip red'>" + esc(_("alert." + k)) + " " + num(st.alerts[k]) + "</span>";
+      return "<span class='chip red'>" + esc(alertName(k)) + " " + num(st.alerts[k]) + "</span>";
     }).join("");
-    if (!alerts) alerts = "<span class='chip green'>" + esc(_("sec.alerts")) + " 0</span>";
-    var keys = st.revoked ? "<span class='v red'>" + esc(_("kpi.revoked")) + " " + num(st.revoked) + "</span>" :
-      "<span class='v green'>" + esc(_("kpi.keys_ok")) + "</span>";
+    if (!alerts) alerts = "<span class='chip green'>" + esc(_("告警")) + " 0</span>";
+    var keys = st.revoked ? "<span class='v red'>" + esc(_("已吊销")) + " " + num(st.revoked) + "</span>" :
+      "<span class='v green'>" + esc(_("全部正常")) + "</span>";
     box.innerHTML = "<div class='status-wrap'><div class='donut'></div><div class='kv'>" +
-      "<span class='k'><span class='dot green'></span>" + esc(_("state.online")) + "</span><span class='v green'>" + num(st.online) + "</span>" +
-      "<span class='k'><span class='dot amber'></span>" + esc(_("state.offline")) + "</span><span class='v " + (st.offline ? "amber" : "") + "'>" + num(st.offline) + "</span>" +
-      "<span class='k'><span class='dot'></span>" + esc(_("state.never")) + " / " + esc(_("kpi.not_enrolled")) + "</span><span class='v'>" + num(st.never) + " / " + num(st.not_enrolled) + "</span>" +
-      "<span class='k'>" + esc(_("kpi.max_lag")) + "</span><span class='v " + (st.max_lag_s > d.online_seconds ? "amber" : "") + "'>" + esc(dur(st.max_lag_s)) + "</span>" +
-      "<span class='k'>" + esc(_("kpi.behind")) + "</span><span class='v'>" + esc(dur(st.max_behind_s)) + "</span>" +
-      "<span class='k'>" + esc(_("kpi.backlog")) + "</span><span class='v " + (st.backlog ? "amber" : "") + "'>" + num(st.backlog) + "</span>" +
-      "<span class='k'>" + esc(_("kpi.keys")) + "</span>" + keys +
-      (st.unknown_codes ? "<span class='k'>" + esc(_("level.unknown")) + "</span><span class='v red'>" + num(st.unknown_codes) + "</span>" : "") +
+      "<span class='k'><span class='dot green'></span>" + esc(_("在线")) + "</span><span class='v green'>" + num(st.online) + "</span>" +
+      "<span class='k'><span class='dot amber'></span>" + esc(_("离线")) + "</span><span class='v " + (st.offline ? "amber" : "") + "'>" + num(st.offline) + "</span>" +
+      "<span class='k'><span class='dot'></span>" + esc(_("未上线")) + " / " + esc(_("未接入")) + "</span><span class='v'>" + num(st.never) + " / " + num(st.not_enrolled) + "</span>" +
+      "<span class='k'>" + esc(_("最大同步延迟")) + "</span><span class='v " + (st.max_lag_s > d.online_seconds ? "amber" : "") + "'>" + esc(dur(st.max_lag_s)) + "</span>" +
+      "<span class='k'>" + esc(_("最新记录距今")) + "</span><span class='v'>" + esc(dur(st.max_behind_s)) + "</span>" +
+      "<span class='k'>" + esc(_("待同步积压")) + "</span><span class='v " + (st.backlog ? "amber" : "") + "'>" + num(st.backlog) + "</span>" +
+      "<span class='k'>" + esc(_("密钥状态")) + "</span>" + keys +
+      (st.unknown_codes ? "<span class='k'>" + esc(_("未知区划代码")) + "</span><span class='v red'>" + num(st.unknown_codes) + "</span>" : "") +
       "</div></div><div class='alert-chips'>" + alerts + "</div>";
-    box.querySelector(".donut").appendChild(donut(parts, st.enrolled, share, _("kpi.centers_online")));
+    box.querySelector(".donut").appendChild(donut(parts, st.enrolled, share, _("在线中心")));
   }
 
   /* ---------------------------------------------------------------- ratings */
@@ -332,13 +341,13 @@
     var f = d.figures, total = f.ratings || 0;
     var html = [5, 4, 3, 2, 1].map(function (lv) {
       var n = f["rating_" + lv], w = total ? (100 * n) / total : 0;
-      return "<div class='rating-row'><span>" + esc(_("rating." + lv)) + "</span><div class='track'><div class='fill' style='width:" +
+      return "<div class='rating-row'><span>" + esc(RATINGS[lv]) + "</span><div class='track'><div class='fill' style='width:" +
         w.toFixed(1) + "%;background:" + RCOLORS[lv] + "'></div></div><span class='n'><b>" + num(n) + "</b> · " +
         (total ? w.toFixed(0) + "%" : "—") + "</span></div>";
     }).join("");
-    html += "<div class='rating-foot'><span>" + esc(_("kpi.followups")) + " <b>" + num(f.followups_closed) + "/" +
-      num(f.followups_opened) + "</b></span><span>" + esc(_("kpi.complaints")) + " <b>" + num(f.complaints) +
-      "</b></span><span>" + esc(_("kpi.satisfaction")) + " <b>" + pct(f.satisfaction) + "</b></span></div>";
+    html += "<div class='rating-foot'><span>" + esc(_("差评整改")) + " <b>" + num(f.followups_closed) + "/" +
+      num(f.followups_opened) + "</b></span><span>" + esc(_("投诉")) + " <b>" + num(f.complaints) +
+      "</b></span><span>" + esc(_("满意率")) + " <b>" + pct(f.satisfaction) + "</b></span></div>";
     document.getElementById("ratings").innerHTML = html;
   }
 
@@ -347,14 +356,14 @@
     var rows = d.attention || [];
     var html = rows.map(function (n) {
       var why = [];
-      if (n.open_alerts) why.push(Object.keys(n.alerts).map(function (k) { return _("alert." + k) + " " + n.alerts[k]; }).join(" "));
-      if (n.state !== "online") why.push(_("state." + n.state) + (n.lag_s !== null ? " " + dur(n.lag_s) : ""));
+      if (n.open_alerts) why.push(Object.keys(n.alerts).map(function (k) { return alertName(k) + " " + n.alerts[k]; }).join(" "));
+      if (n.state !== "online") why.push((STATES[n.state] || n.state) + (n.lag_s !== null ? " " + dur(n.lag_s) : ""));
       var dot = n.state === "revoked" || n.open_alerts ? "red" : (n.state === "online" ? "green" : "amber");
       return "<div class='att'><span class='dot " + dot + "'></span><a href='" + esc(drillHref(n.code)) + "'>" +
         esc(n.name) + " <span class='muted'>" + esc(n.code) + "</span></a><span class='why" + (dot === "red" ? " red" : "") +
         "'>" + esc(why.join(" · ")) + "</span></div>";
     }).join("");
-    if (!rows.length) html = "<div class='ok-note'>✓ " + esc(_("health.green")) + "</div>";
+    if (!rows.length) html = "<div class='ok-note'>✓ " + esc(_("正常")) + "</div>";
     document.getElementById("attention").innerHTML = html;
   }
 
@@ -376,7 +385,7 @@
     var live = document.getElementById("live");
     live.classList.toggle("stale", !ok);
     var t = stamp ? stamp.toTimeString().slice(0, 8) : "";
-    document.getElementById("live-text").textContent = ok ? _("ui.live") + " · " + _("ui.updated") + " " + t : _("ui.stale");
+    document.getElementById("live-text").textContent = ok ? _("实时") + " · " + _("更新于") + " " + t : _("连接中断");
   }
   function poll() {
     var url = "/api/v1/dash/" + encodeURIComponent(CODE) + "?" + periodQuery() + "&lang=" + LANG;

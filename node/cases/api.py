@@ -22,6 +22,7 @@ from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.notify import NOTIFIER
 from onestop.clock import local_date
 from onestop.errors import ApiError, Forbidden, Invalid, NotFound
+from onestop.i18n import _, lazy_gettext, lazy_pgettext, pgettext
 
 STAFF = ("admin", "window", "reviewer")
 WINDOW = ("admin", "window")
@@ -450,8 +451,34 @@ def _page(title: str, body: str, lang: str, status: int = 200) -> web.Response:
     return web.Response(text=html, content_type="text/html", status=status)
 
 
-def _two(zh: str, en: str, lang: str) -> str:
-    return en if lang == "en" else zh
+#: The texts of the printed notice, which carries Chinese and English side by side.
+NOTICE_TEXTS = {
+    "required": lazy_gettext("必需"),
+    "may_follow": lazy_gettext("可容后补交"),
+    "supplement": lazy_gettext("补正材料告知书"),
+    "supplement_status": lazy_gettext("审查部门要求补正，办理时限暂停计算，补齐后恢复。"),
+    "rongque": lazy_gettext("一次性告知书（容缺受理）"),
+    "rongque_status": lazy_gettext("已受理。请于 {date} 前补交下列材料。"),
+    "intake": lazy_gettext("一次性告知书"),
+    "intake_status": lazy_gettext("材料不全，暂未受理。请一次性补齐下列全部材料后再来办理。"),
+    "note": lazy_pgettext("notice", "说明"),
+    "case_no": lazy_gettext("办件编码"),
+    "issued": lazy_gettext("告知时间"),
+    "items": lazy_gettext("办理事项"),
+    "material": lazy_gettext("材料名称"),
+    "code": lazy_gettext("编码"),
+    "kind": lazy_gettext("类别"),
+    "count": lazy_gettext("共 {n} 项"),
+    "all_at_once": lazy_gettext("本告知书一次性列明全部所需补充材料。"),
+    "print": lazy_gettext("打印"),
+    "title": lazy_gettext("{case_no} 一次性告知书"),
+}
+
+
+def _both(key: str, **fmt: Any) -> str:
+    """A text of the notice in Chinese and English, escaped."""
+    message = NOTICE_TEXTS[key]
+    return escape(f"{message.text('zh', **fmt)} / {message.text('en', **fmt)}")
 
 
 async def notice_page(request: web.Request) -> web.Response:
@@ -461,14 +488,11 @@ async def notice_page(request: web.Request) -> web.Response:
     case = common.get(app[DB], request.match_info["case_no"])
     _visible(user, case)
     n = notices.notice(app[DB], app[CONFIG], case["case_no"])
+    required, may_follow = _both("required"), _both("may_follow")
     rows = "".join(
         f"<tr><td>{i}</td><td>{escape(m['name_zh'])}<br><span class='muted'>"
         f"{escape(m['name_en'])}</span></td><td>{escape(m['code'])}</td><td>"
-        + (
-            "<span class='crit'>必需 / required</span>"
-            if m["critical"]
-            else "可容后补交 / may follow"
-        )
+        + (f"<span class='crit'>{required}</span>" if m["critical"] else may_follow)
         + "</td></tr>"
         for i, m in enumerate(n["missing"], 1)
     )
@@ -477,53 +501,47 @@ async def notice_page(request: web.Request) -> web.Response:
         for it in n["items"]
     )
     if n["reason"] == "supplement":
-        heading = "补正材料告知书 / Notice of supplementary materials"
-        status = (
-            "审查部门要求补正，办理时限暂停计算，补齐后恢复。 / The reviewing department "
-            "asks for more; the deadline is paused until you bring it."
-        )
+        heading, status = _both("supplement"), _both("supplement_status")
     elif n["accepted"]:
-        heading = "一次性告知书（容缺受理） / One-time notice (accepted with missing materials)"
-        status = (
-            f"已受理。请于 {escape(n['catch_up_date'] or '')} 前补交下列材料。 / Accepted. "
-            f"Please bring the materials below by {escape(n['catch_up_date'] or '')}."
-        )
+        heading = _both("rongque")
+        status = _both("rongque_status", date=n["catch_up_date"] or "")
     else:
-        heading = "一次性告知书 / One-time notice of missing materials"
-        status = (
-            "材料不全，暂未受理。请一次性补齐下列全部材料后再来办理。 / Not accepted yet: "
-            "please bring all the materials below on your next visit."
-        )
-    note = f"<p><b>说明 / Note:</b> {escape(n['note'])}</p>" if n.get("note") else ""
+        heading, status = _both("intake"), _both("intake_status")
+    t = {k: _both(k) for k in ("note", "case_no", "issued", "items", "material", "code",
+                               "kind", "all_at_once", "print")}  # fmt: skip
+    count = _both("count", n=len(n["missing"]))
+    note = f"<p><b>{t['note']}:</b> {escape(n['note'])}</p>" if n.get("note") else ""
     body = (
         f"<h1>{escape(n['center'])}<br>{heading}</h1>"
-        f"<p><b>办件编码 / Case number:</b> {escape(n['case_no'])}<br>"
-        f"<b>告知时间 / Issued:</b> {escape(n['issued_at'])}</p>"
-        f"<p><b>办理事项 / Service items:</b></p><ul>{items}</ul>"
+        f"<p><b>{t['case_no']}:</b> {escape(n['case_no'])}<br>"
+        f"<b>{t['issued']}:</b> {escape(n['issued_at'])}</p>"
+        f"<p><b>{t['items']}:</b></p><ul>{items}</ul>"
         f"<p>{status}</p>{note}"
-        "<table><tr><th>#</th><th>材料名称 / Material</th><th>编码 / Code</th>"
-        f"<th>类别 / Kind</th></tr>{rows}</table>"
-        f"<p class='muted'>共 {len(n['missing'])} 项 / {len(n['missing'])} item(s). "
-        "本告知书一次性列明全部所需补充材料。 / This notice lists every missing material at "
-        "once.</p>"
-        "<p class='noprint'><button onclick='print()'>打印 / Print</button></p>"
+        f"<table><tr><th>#</th><th>{t['material']}</th><th>{t['code']}</th>"
+        f"<th>{t['kind']}</th></tr>{rows}</table>"
+        f"<p class='muted'>{count}. {t['all_at_once']}</p>"
+        f"<p class='noprint'><button onclick='print()'>{t['print']}</button></p>"
     )
-    return _page(f"{n['case_no']} 一次性告知书", body, "zh")
+    return _page(NOTICE_TEXTS["title"].text("zh", case_no=n["case_no"]), body, "zh")
 
 
 def _status_form(lang: str, case_no: str = "", message: str = "") -> str:
+    title = escape(_("办件进度查询", lang))
+    number = escape(_("办件编码", lang))
+    last4 = escape(_("手机号后四位", lang))
+    look_up = escape(pgettext("citizen", "查询", lang))
     return (
-        f"<h1>{_two('办件进度查询', 'Case status', lang)}</h1>"
+        f"<h1>{title}</h1>"
         + (f"<p class='crit'>{escape(message)}</p>" if message else "")
         + "<form method='get' action='/status'>"
         f"<input type='hidden' name='lang' value='{lang}'>"
-        f"<p><label>{_two('办件编码', 'Case number', lang)}<br>"
+        f"<p><label>{number}<br>"
         f"<input name='case_no' value='{escape(case_no)}' required "
         "placeholder='370102001-20261129-0007' size='28'></label></p>"
-        f"<p><label>{_two('手机号后四位', 'Last 4 digits of your mobile', lang)}<br>"
+        f"<p><label>{last4}<br>"
         "<input name='phone_last4' inputmode='numeric' pattern='[0-9]{4}' maxlength='4' "
         "required size='6'></label></p>"
-        f"<p><button type='submit'>{_two('查询', 'Look up', lang)}</button> "
+        f"<p><button type='submit'>{look_up}</button> "
         f"<a href='?lang={'zh' if lang == 'en' else 'en'}'>"
         f"{'中文' if lang == 'en' else 'English'}</a></p></form>"
     )
@@ -536,7 +554,7 @@ async def status_form(request: web.Request) -> web.Response:
 
         qs = urlencode({"phone_last4": request.query.get("phone_last4", ""), "lang": lang})
         raise web.HTTPSeeOther(f"/status/{_quote(case_no)}?{qs}")
-    return _page(_two("办件进度查询", "Case status", lang), _status_form(lang), lang)
+    return _page(_("办件进度查询", lang), _status_form(lang), lang)
 
 
 async def status_page(request: web.Request) -> web.Response:
@@ -545,17 +563,13 @@ async def status_page(request: web.Request) -> web.Response:
     try:
         s = _lookup_status(request, case_no, request.query.get("phone_last4", "").strip())
     except ApiError as exc:
-        msg = _two(
-            "未找到该办件，请核对办件编码和手机号后四位。",
-            "No case with this number and phone; please check both.",
-            lang,
-        )
+        msg = _("未找到该办件，请核对办件编码和手机号后四位。", lang)
         if exc.status == 429:
-            msg = _two("尝试次数过多，请稍后再试。", "Too many attempts; try again later.", lang)
+            msg = _("尝试次数过多，请稍后再试。", lang)
         elif exc.status == 422:
-            msg = _two("请输入手机号后四位数字。", "Enter the last 4 digits of your mobile.", lang)
+            msg = _("请输入手机号后四位数字。", lang)
         return _page(
-            _two("办件进度查询", "Case status", lang),
+            _("办件进度查询", lang),
             _status_form(lang, case_no, msg),
             lang,
             exc.status,
@@ -565,45 +579,42 @@ async def status_page(request: web.Request) -> web.Response:
         f"<li>{escape(it['name_en'] if lang == 'en' else it['name_zh'])}</li>" for it in s["items"]
     )
     colour = {
-        "green": _two("正常", "on track", lang),
-        "yellow": _two("临近时限", "due soon", lang),
-        "red": _two("已超时", "overdue", lang),
+        "green": pgettext("deadline", "正常", lang),
+        "yellow": _("临近时限", lang),
+        "red": _("已超时", lang),
     }.get(s["deadline_status"] or "", "")
     rows = [
-        (_two("办件编码", "Case number", lang), escape(s["case_no"])),
-        (_two("办理状态", "Status", lang), escape(name)),
+        (_("办件编码", lang), escape(s["case_no"])),
+        (_("办理状态", lang), escape(name)),
         (
-            _two("承诺办结日期", "Promised by", lang),
-            escape(s["promised_deadline"] or "—") + (f" ({colour})" if colour else ""),
+            _("承诺办结日期", lang),
+            escape(s["promised_deadline"] or "—") + (f" ({escape(colour)})" if colour else ""),
         ),
     ]
     if s["handover_method"]:
-        how = {"pickup": _two("窗口领取", "picked up", lang), "mail": _two("邮寄", "mailed", lang)}[
-            s["handover_method"]
-        ]
+        how = {"pickup": _("窗口领取", lang), "mail": _("邮寄", lang)}[s["handover_method"]]
         rows.append(
             (
-                _two("送达方式", "Delivery", lang),
+                _("送达方式", lang),
                 escape(how + (f" {s['tracking']}" if s["tracking"] else "")),
             )
         )
-    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    table = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     gaps = ""
     if s["missing"]:
         li = "".join(
             f"<li>{escape(m['name_en'] if lang == 'en' else m['name_zh'])}</li>"
             for m in s["missing"]
         )
-        due = (
-            f" ({_two('补交期限', 'due', lang)} {escape(s['catch_up_date'])})"
-            if s["catch_up_date"]
-            else ""
-        )
-        gaps = f"<h2>{_two('尚缺材料', 'Materials still missing', lang)}{due}</h2><ul>{li}</ul>"
+        due_by = escape(pgettext("citizen", "补交期限", lang))
+        due = f" ({due_by} {escape(s['catch_up_date'])})" if s["catch_up_date"] else ""
+        still_missing = escape(pgettext("citizen", "尚缺材料", lang))
+        gaps = f"<h2>{still_missing}{due}</h2><ul>{li}</ul>"
+    service_items = escape(_("办理事项", lang))
+    another = escape(_("查询其他办件", lang))
     body = (
         f"<h1>{escape(s['center'])}</h1><table>{table}</table>"
-        f"<h2>{_two('办理事项', 'Service items', lang)}</h2><ul>{items}</ul>{gaps}"
-        f"<p><a href='/status?lang={lang}'>{_two('查询其他办件', 'Look up another', lang)}"
-        "</a></p>"
+        f"<h2>{service_items}</h2><ul>{items}</ul>{gaps}"
+        f"<p><a href='/status?lang={lang}'>{another}</a></p>"
     )
-    return _page(_two("办件进度查询", "Case status", lang), body, lang)
+    return _page(_("办件进度查询", lang), body, lang)

@@ -12,45 +12,43 @@ import sqlite_utils
 
 from node import db as dbm
 from onestop.errors import Invalid, NotFound
+from onestop.i18n import lazy_gettext, lazy_pgettext
 
 CASE_NO_RE = re.compile(r"^(\d{2,12})-(\d{8})-(\d{4,})$")
 OPEN_STATES = ("accepted", "supplement")  # the deadline clock concerns these
 DECIDED_STATES = ("approved", "rejected", "result_ready", "delivered")
 
+#: The long names of the case states (the citizen's status page and the API).
 STATE_NAMES = {
-    "pending_materials": ("待补齐材料（未受理）", "waiting for materials (not accepted)"),
-    "accepted": ("已受理，审查中", "accepted, under review"),
-    "supplement": ("待补正（时限暂停）", "supplementary materials requested (clock paused)"),
-    "approved": ("审批通过，待出件", "approved, result being prepared"),
-    "rejected": ("不予许可，待出件", "rejected, decision being prepared"),
-    "result_ready": ("办结，待领取", "result ready for collection"),
-    "delivered": ("已送达", "delivered"),
+    "pending_materials": lazy_pgettext("case status", "待补齐材料（未受理）"),
+    "accepted": lazy_pgettext("case status", "已受理，审查中"),
+    "supplement": lazy_pgettext("case status", "待补正（时限暂停）"),
+    "approved": lazy_pgettext("case status", "审批通过，待出件"),
+    "rejected": lazy_pgettext("case status", "不予许可，待出件"),
+    "result_ready": lazy_pgettext("case status", "办结，待领取"),
+    "delivered": lazy_pgettext("case status", "已送达"),
 }
 
+#: SMS to the applicant, in the language of the case.
 SMS_TEXTS = {
-    "accepted": (
-        "【{center}】您的办件{case_no}已受理，承诺办结日期{deadline}。",
-        "[{center}] Your case {case_no} has been accepted; promised by {deadline}.",
+    "accepted": lazy_gettext("【{center}】您的办件{case_no}已受理，承诺办结日期{deadline}。"),
+    "supplement": lazy_gettext(
+        "【{center}】您的办件{case_no}需补正：{reason}。请携带材料到窗口办理，期间办理时限暂停。"
     ),
-    "supplement": (
-        "【{center}】您的办件{case_no}需补正：{reason}。请携带材料到窗口办理，期间办理时限暂停。",
-        "[{center}] Case {case_no} needs more: {reason}. Please bring the materials to the "
-        "window; the deadline is paused meanwhile.",
+    "result_ready": lazy_gettext(
+        "【{center}】您的办件{case_no}已办结，请到统一出件窗口领取结果或申请邮寄。"
     ),
-    "result_ready": (
-        "【{center}】您的办件{case_no}已办结，请到统一出件窗口领取结果或申请邮寄。",
-        "[{center}] The result of case {case_no} is ready at the results window (pickup or mail).",
-    ),
-    "mailed": (
-        "【{center}】您的办件{case_no}结果已寄出，运单号{tracking}。",
-        "[{center}] The result of case {case_no} was mailed; tracking number {tracking}.",
+    "mailed": lazy_gettext("【{center}】您的办件{case_no}结果已寄出，运单号{tracking}。"),
+    "appointment": lazy_gettext(
+        "【{center}】您已预约{date} {slot}办理业务，预约号{ref}，请按时到自助机签到取号。"
     ),
 }
+
+_REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 def sms_text(template: str, lang: str, **fields: Any) -> str:
-    zh, en = SMS_TEXTS[template]
-    return (en if lang == "en" else zh).format(**fields)
+    return SMS_TEXTS[template].text(lang, **fields)
 
 
 def int_field(value: Any, field: str) -> int:

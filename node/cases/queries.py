@@ -84,7 +84,8 @@ def summary(db: sqlite_utils.Database, case: dict[str, Any], today: dt.date) -> 
     )
     out = {k: case[k] for k in keep}
     out["commitment"] = bool(case["commitment"])
-    out["state_name_zh"], out["state_name_en"] = STATE_NAMES[case["state"]]
+    name = STATE_NAMES[case["state"]]
+    out["state_name_zh"], out["state_name_en"] = name.text("zh"), name.text("en")
     out["deadline"] = deadline(case, today)
     out["visit_count"] = visit_count(db, case["id"])
     return out
@@ -275,7 +276,8 @@ def public_status(
     today = local_date(now(), cfg.timezone)
     dl = deadline(case, today)
     gaps = missing(db, case["id"])
-    zh, en = STATE_NAMES[case["state"]]
+    name = STATE_NAMES[case["state"]]
+    zh, en = name.text("zh"), name.text("en")
     return {
         "case_no": case_no,
         "state": case["state"],

@@ -20,67 +20,6 @@ from node.replication import status as statusm
 from node.replication.service import SYNC, SyncHolder
 from onestop.errors import ApiError, Invalid, NotFound
 
-LABELS = {
-    "zh": {
-        "title": "数据同步",
-        "node": "本中心",
-        "hub": "省级汇聚中心",
-        "via": "经由",
-        "none": "未配置",
-        "log": "日志记录数",
-        "ack": "汇聚中心已确认至",
-        "backlog": "待上传",
-        "success": "最近成功",
-        "error": "最近错误",
-        "alert": "告警",
-        "receipts": "回执数",
-        "rejections": "被拒记录",
-        "checkpoint": "检查点",
-        "catalog": "事项目录版本",
-        "catalog_error": "目录被拒绝",
-        "relay": "代为转发的中心",
-        "held": "已接收",
-        "never": "从未",
-        "key": "签名密钥",
-        "seq": "序号",
-        "reason": "原因",
-        "message": "说明",
-        "count": "次数",
-        "next": "下次重试",
-        "seconds": "秒后",
-        "ok": "正常",
-    },
-    "en": {
-        "title": "Sync",
-        "node": "This center",
-        "hub": "Provincial hub",
-        "via": "via",
-        "none": "not configured",
-        "log": "Log records",
-        "ack": "Hub acknowledged up to",
-        "backlog": "Waiting to send",
-        "success": "Last success",
-        "error": "Last error",
-        "alert": "Alert",
-        "receipts": "Receipts",
-        "rejections": "Rejected records",
-        "checkpoint": "Checkpoint",
-        "catalog": "Catalog version",
-        "catalog_error": "Catalog refused",
-        "relay": "Relayed centers",
-        "held": "Held",
-        "never": "never",
-        "key": "Signing key",
-        "seq": "Seq",
-        "reason": "Reason",
-        "message": "Message",
-        "count": "Count",
-        "next": "Next try",
-        "seconds": "s",
-        "ok": "OK",
-    },
-}
-
 
 def _status(request: web.Request) -> dict[str, Any]:
     holder = request.app.get(SYNC)
@@ -96,12 +35,7 @@ async def sync_status(request: web.Request) -> web.Response:
 async def sync_page(request: web.Request) -> web.Response:
 
     user = await auth.require(request)
-    lang, _ = views.page_lang(request)
-    return await views.render(
-        request,
-        "sync.html",
-        {"user": user, "s": _status(request), "L": LABELS.get(lang, LABELS["zh"])},
-    )
+    return await views.render(request, "sync.html", {"user": user, "s": _status(request)})
 
 
 def _poke(request: web.Request) -> None:

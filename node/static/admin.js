@@ -1,7 +1,7 @@
 /* Admin page: add windows and users through the JSON API. */
 (function () {
   "use strict";
-  var OS = window.OS, t = OS.t;
+  var OS = window.OS, _ = OS._;
 
   function payload(form) {
     var out = {};
@@ -30,7 +30,7 @@
         alert.hidden = false;
         if (r.ok) {
           alert.className = "alert alert-ok";
-          alert.textContent = t("ui.admin.saved");
+          alert.textContent = _("已保存");
           setTimeout(function () { window.location.reload(); }, 700);
         } else {
           alert.className = "alert alert-error";

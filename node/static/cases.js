@@ -2,7 +2,7 @@
    JSON API with the session's CSRF token; pages reload to show the new state. */
 (function () {
   "use strict";
-  var OS = window.OS, t = OS.t, esc = OS.esc, data = OS.data || {};
+  var OS = window.OS, _ = OS._, esc = OS.esc, data = OS.data || {};
   var lang = data.lang || document.body.dataset.lang || "zh";
   var csrf = window.CSRF_TOKEN || "";
   var $ = function (id) { return document.getElementById(id); };
@@ -21,11 +21,11 @@
 
   function failure(r) {
     var sep = lang === "en" ? ": " : "：";
-    var head = t("ui.cases.failed");
-    var key = "ui.cases.err." + r.status;
-    var why = t(key);
-    if (why !== key) head += sep + why;
-    var text = (r.body && r.body.message) || (r.status ? "HTTP " + r.status : t("ui.cases.neterr"));
+    var head = _("操作未完成");
+    var why = { 403: _("无权操作"), 404: _("未找到"), 409: _("当前状态不允许此操作"),
+                422: _("请检查填写内容") }[r.status];
+    if (why) head += sep + why;
+    var text = (r.body && r.body.message) || (r.status ? "HTTP " + r.status : _("网络异常，请稍后重试"));
     return head + sep + text;
   }
 
@@ -51,7 +51,7 @@
       headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (b) { return { ok: r.ok, status: r.status, body: b }; });
-    }, function () { return { ok: false, status: 0, body: { message: t("ui.cases.neterr") } }; });
+    }, function () { return { ok: false, status: 0, body: { message: _("网络异常，请稍后重试") } }; });
   }
 
   function pick(obj, field) {
@@ -118,7 +118,7 @@
     function renderSelected() {
       var box = $("selected");
       if (!selected.length) {
-        box.innerHTML = '<span class="muted">' + esc(t("ui.cases.intake.none_selected")) + "</span>";
+        box.innerHTML = '<span class="muted">' + esc(_("请在左侧勾选一个或多个办理事项")) + "</span>";
         return;
       }
       var promised = 0, statutory = 0;
@@ -130,9 +130,10 @@
           '<button type="button" data-unselect="' + esc(code) + '" aria-label="×">×</button></span>';
       }).join("");
       var sep = lang === "en" ? " · " : " · ";
-      box.innerHTML = chips + '<span class="sel-summary">' + esc(t("ui.cases.departments")) +
+      box.innerHTML = chips + '<span class="sel-summary">' + esc(_("审查部门")) +
         (lang === "en" ? ": " : "：") + esc(deptNames().join(lang === "en" ? ", " : "、")) + sep +
-        esc(t(promised === 1 ? "ui.cases.intake.promise1" : "ui.cases.intake.promise", { n: promised, s: statutory })) + "</span>";
+        esc(promised === 1 ? _("承诺时限 1 个工作日（法定 {s} 个工作日）", { s: statutory }) :
+          _("承诺时限 {n} 个工作日（法定 {s} 个工作日）", { n: promised, s: statutory })) + "</span>";
     }
 
     function renderChecklist() {
@@ -148,13 +149,13 @@
         var sub = lang === "en" ? m.name_zh : m.name_en;
         return '<tr data-material="' + esc(m.code) + '" class="' + cls + '">' +
           '<td class="c-tick"><input type="checkbox" class="m-got" data-code="' + esc(m.code) + '"' + (got ? " checked" : "") +
-          ' aria-label="' + esc(t("ui.cases.received")) + '"></td>' +
+          ' aria-label="' + esc(_("已收取")) + '"></td>' +
           '<td><div class="m-name">' + (i + 1) + ". " + esc(pick(m)) + '</div><div class="m-en">' + esc(sub) + "</div></td>" +
-          "<td>" + (m.critical ? '<span class="tag tag-crit">' + esc(t("ui.cases.critical")) + "</span>"
-                               : '<span class="tag">' + esc(t("ui.cases.optional")) + "</span>") + "</td>" +
+          "<td>" + (m.critical ? '<span class="tag tag-crit">' + esc(_("必要")) + "</span>"
+                               : '<span class="tag">' + esc(_("可容缺")) + "</span>") + "</td>" +
           '<td><label class="file-pick' + (f ? " has" : "") + '" title="' + esc(f ? f.name : "") + '">' +
           '<input type="file" class="m-file" data-code="' + esc(m.code) + '" hidden>' +
-          esc(f ? f.name : t("ui.cases.intake.choose_file")) + "</label></td></tr>";
+          esc(f ? f.name : _("选择文件")) + "</label></td></tr>";
       }).join("");
       renderVerdict(rows);
     }
@@ -168,29 +169,30 @@
       if (!rows.length) {
         v.hidden = true; commitBox.hidden = true;
       } else if (!missing.length) {
-        v.hidden = false; v.className = "verdict v-ok"; v.textContent = t("ui.cases.intake.ok");
+        v.hidden = false; v.className = "verdict v-ok"; v.textContent = _("材料齐全，提交后即予受理。");
         commitBox.hidden = true; accept = true;
       } else if (critical.length) {
         v.hidden = false; v.className = "verdict v-bad";
-        v.textContent = t("ui.cases.intake.gap_critical", { n: critical.length });
+        v.textContent = _("缺少 {n} 项必要材料：暂不受理，提交后出具一次性告知书。", { n: critical.length });
         commitBox.hidden = true;
       } else {
         v.hidden = false; v.className = "verdict v-warn";
         commitBox.hidden = false;
         accept = $("commitment").checked;
-        v.textContent = t(accept ? "ui.cases.intake.gap_committed" : "ui.cases.intake.gap_optional", { n: missing.length });
+        v.textContent = accept ? _("容缺受理：缺少 {n} 项非必要材料，申请人承诺限期补交，将一并出具一次性告知书。", { n: missing.length }) :
+          _("缺少 {n} 项非必要材料：申请人书面承诺限期补交的，可容缺受理。", { n: missing.length });
       }
       $("catch-up").disabled = !$("commitment").checked;
       var btn = $("submit");
-      btn.textContent = t(accept || !rows.length ? "ui.cases.intake.submit_accept" : "ui.cases.intake.submit_notice");
+      btn.textContent = accept || !rows.length ? _("受理并生成办件") : _("收件并出具告知书");
       btn.classList.toggle("btn-red", accept || !rows.length);
       btn.classList.toggle("btn-warn", !(accept || !rows.length));
       var haveWho = !!$("ticket").value || !!preRef;
       btn.disabled = busy || !rows.length || !haveWho;
-      btn.title = !haveWho ? t("ui.cases.intake.need_ticket") : (!rows.length ? t("ui.cases.intake.need_item") : "");
+      btn.title = !haveWho ? _("请选择号票或载入网上预审") : (!rows.length ? _("请至少选择一个办理事项") : "");
       var got = rows.length - missing.length;
-      $("summary").innerHTML = rows.length ? esc(t("ui.cases.intake.checklist")) + " <b>" + got + " / " + rows.length + "</b>" +
-        (critical.length ? ' · <span class="crit">' + esc(t("ui.cases.critical")) + " " + critical.length + "</span>" : "") : "";
+      $("summary").innerHTML = rows.length ? esc(_("材料清单")) + " <b>" + got + " / " + rows.length + "</b>" +
+        (critical.length ? ' · <span class="crit">' + esc(_("必要")) + " " + critical.length + "</span>" : "") : "";
     }
 
     function render() {
@@ -269,7 +271,7 @@
         received = {};
         p.materials.forEach(function (m) { received[m.code] = !!m.provided; });
         render();
-        message(t("ui.cases.intake.pre_loaded", { ref: p.ref, n: p.items.length }), "info");
+        message(_("已载入预审 {ref}：{n} 个事项", { ref: p.ref, n: p.items.length }), "info");
       });
     }
     $("pre-load").addEventListener("click", loadPre);
@@ -279,8 +281,8 @@
     function submit() {
       if (busy) return;
       var rows = checklist();
-      if (!rows.length) { message(t("ui.cases.intake.need_item"), "warn"); return; }
-      if (!$("ticket").value && !preRef) { message(t("ui.cases.intake.need_ticket"), "warn"); return; }
+      if (!rows.length) { message(_("请至少选择一个办理事项"), "warn"); return; }
+      if (!$("ticket").value && !preRef) { message(_("请选择号票或载入网上预审"), "warn"); return; }
       var body = {
         items: selected.slice(),
         received: rows.filter(function (m) { return received[m.code]; }).map(function (m) { return m.code; })
@@ -295,7 +297,7 @@
       busy = true;
       var btn = $("submit");
       btn.disabled = true;
-      btn.textContent = t("ui.cases.intake.submitting");
+      btn.textContent = _("正在提交…");
       document.body.classList.add("busy");
       post("/api/v1/cases", body).then(function (r) {
         if (!r.ok) {
@@ -311,9 +313,9 @@
         var chain = Promise.resolve();
         todo.forEach(function (code, i) {
           chain = chain.then(function () {
-            btn.textContent = t("ui.cases.intake.uploading", { i: i + 1, n: todo.length });
+            btn.textContent = _("正在上传扫描件 {i}/{n}…", { i: i + 1, n: todo.length });
             return upload(c.case_no, code, files[code]).then(function (u) {
-              if (!u.ok) problems.push(t("ui.cases.intake.upload_failed", { name: files[code].name, msg: (u.body && u.body.message) || u.status }));
+              if (!u.ok) problems.push(_("扫描件 {name} 上传失败：{msg}", { name: files[code].name, msg: (u.body && u.body.message) || u.status }));
             });
           });
         });
@@ -338,25 +340,25 @@
       $("result-case-no").textContent = c.case_no;
       $("result-state").innerHTML = '<span class="st-badge st-' + esc(c.state) + '" data-state="' + esc(c.state) + '">' +
         esc(lang === "en" ? c.state_name_en : c.state_name_zh) + "</span>" +
-        (c.commitment ? ' <span class="tag tag-warn">' + esc(t("ui.cases.intake.rongque")) + "</span>" : "");
+        (c.commitment ? ' <span class="tag tag-warn">' + esc(_("容缺受理")) + "</span>" : "");
       var text;
-      if (!accepted) text = t("ui.cases.intake.done_pending");
-      else if (missing.length) text = t("ui.cases.intake.done_rongque", { date: c.catch_up_date || c.promised_deadline || "" });
-      else text = t("ui.cases.intake.done_accepted");
+      if (!accepted) text = _("材料不全，暂未受理。请打印一次性告知书交申请人，补齐后凭办件编码补交。");
+      else if (missing.length) text = _("已容缺受理。请打印一次性告知书交申请人，提醒其在 {date} 前补交。", { date: c.catch_up_date || c.promised_deadline || "" });
+      else text = _("已受理，已短信告知申请人办件编码和承诺办结日期。");
       $("result-text").textContent = text;
       var facts = [
-        [t("ui.cases.items"), (c.items || []).map(function (it) { return pick(it); }).join(lang === "en" ? "; " : "；")],
-        [t("ui.cases.departments"), (c.departments || []).map(function (d) { return deptName[d] || d; }).join(lang === "en" ? ", " : "、")],
-        [t("ui.cases.applicant"), c.id_masked],
-        [t("ui.cases.phone_masked"), c.phone_masked],
-        [t("ui.cases.promised"), c.promised_deadline || t("ui.cases.not_started")]
+        [_("办理事项"), (c.items || []).map(function (it) { return pick(it); }).join(lang === "en" ? "; " : "；")],
+        [_("审查部门"), (c.departments || []).map(function (d) { return deptName[d] || d; }).join(lang === "en" ? ", " : "、")],
+        [_("申请人"), c.id_masked],
+        [_("手机号"), c.phone_masked],
+        [_("承诺办结"), c.promised_deadline || _("未受理，不计时")]
       ];
       $("result-facts").innerHTML = facts.map(function (f) {
         return "<div><dt>" + esc(f[0]) + "</dt><dd>" + esc(f[1]) + "</dd></div>";
       }).join("");
       $("result-missing").hidden = missing.length === 0;
       $("result-missing-list").innerHTML = missing.map(function (m) {
-        return "<li>" + esc(pick(m)) + (m.critical ? ' <span class="tag tag-crit">' + esc(t("ui.cases.critical")) + "</span>" : "") + "</li>";
+        return "<li>" + esc(pick(m)) + (m.critical ? ' <span class="tag tag-crit">' + esc(_("必要")) + "</span>" : "") + "</li>";
       }).join("");
       var notice = $("print-notice");
       notice.hidden = missing.length === 0;
@@ -390,7 +392,7 @@
         busy = false;
         document.body.classList.remove("busy");
         if (!r.ok) { message(failure(r)); return; }
-        flashThenReload(done || t("ui.cases.done_ok"));
+        flashThenReload(done || _("操作成功"));
       });
     }
 
@@ -406,15 +408,15 @@
         if (decision !== "approve" && !reason) {
           area.classList.add("invalid");
           area.focus();
-          message(t("ui.cases.detail.need_reason"), "warn");
+          message(_("请填写理由"), "warn");
           return;
         }
-        if (decision === "reject" && !window.confirm(t("ui.cases.detail.confirm_reject", { no: caseNo }))) return;
+        if (decision === "reject" && !window.confirm(_("确认对办件 {no} 作出不予许可决定？该决定将终止其他部门的审查。", { no: caseNo }))) return;
         var mats = Array.prototype.map.call(form.querySelectorAll('input[name="materials"]:checked'), function (i) { return i.value; });
         var body = { decision: decision };
         if (reason) body.reason = reason;
         if (decision === "supplement" && mats.length) body.materials = mats;
-        act(base + "/reviews/" + encodeURIComponent(form.dataset.department), body, t("ui.cases.detail.decided_ok"));
+        act(base + "/reviews/" + encodeURIComponent(form.dataset.department), body, _("审查意见已提交"));
       });
     });
 
@@ -465,7 +467,7 @@
         upload(caseNo, input.dataset.material, f).then(function (r) {
           busy = false;
           if (!r.ok) { message(failure(r)); return; }
-          flashThenReload(t("ui.cases.uploaded", { name: f.name }));
+          flashThenReload(_("已上传 {name}", { name: f.name }));
         });
       });
     });
@@ -490,7 +492,7 @@
         if (!note) { form.querySelector("input[name=note]").focus(); return; }
         post("/api/v1/followups/" + encodeURIComponent(form.dataset.id) + "/close", { note: note }).then(function (r) {
           if (!r.ok) { message(failure(r)); return; }
-          flashThenReload(t("ui.cases.done_ok"));
+          flashThenReload(_("操作成功"));
         });
       });
     });

@@ -3,16 +3,26 @@
   "use strict";
   var dataEl = document.getElementById("page-data");
   var data = dataEl ? JSON.parse(dataEl.textContent) : {};
+  /* The page's messages from the catalog: {zh-CN msgid: text in the page language}, a context
+     as "context\u0004msgid" (onestop.i18n.script_messages). */
   var strings = data.strings || {};
 
-  function t(key, vars) {
-    var s = Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : key;
+  function fill(s, vars) {
     if (vars) {
       Object.keys(vars).forEach(function (k) {
         s = s.split("{" + k + "}").join(String(vars[k]));
       });
     }
     return s;
+  }
+
+  function _(msgid, vars) {
+    return fill(Object.prototype.hasOwnProperty.call(strings, msgid) ? strings[msgid] : msgid, vars);
+  }
+
+  function pgettext(context, msgid, vars) {
+    var key = context + "\u0004" + msgid;
+    return fill(Object.prototype.hasOwnProperty.call(strings, key) ? strings[key] : msgid, vars);
   }
 
   function esc(value) {
@@ -39,7 +49,7 @@
         return { ok: r.ok, status: r.status, body: parsed || {} };
       });
     }, function () {
-      return { ok: false, status: 0, body: { message: t("ui.common.neterr") } };
+      return { ok: false, status: 0, body: { message: _("网络异常，请稍后重试") } };
     });
   }
 
@@ -63,6 +73,6 @@
     return (lang === "en" && q.name_en) ? q.name_en : (q.name_zh || q.code || "");
   }
 
-  window.OS = { data: data, t: t, esc: esc, api: api, timeIn: timeIn, dateIn: dateIn,
+  window.OS = { data: data, _: _, pgettext: pgettext, esc: esc, api: api, timeIn: timeIn, dateIn: dateIn,
                 queueName: queueName };
 })();

@@ -1,7 +1,9 @@
 /* Window console: call, recall, no-show, suspend, finish, transfer, pause; live refresh. */
 (function () {
   "use strict";
-  var OS = window.OS, t = OS.t, esc = OS.esc, data = OS.data, lang = data.lang;
+  var OS = window.OS, _ = OS._, esc = OS.esc, data = OS.data, lang = data.lang;
+  var STATUS = { open: _("服务中"), paused: _("暂停服务"), closed: _("已关闭") };
+  var PRIORITY = { elderly: _("老年人优先"), appointment: _("预约优先"), staff: _("人工优先") };
   var csrf = window.CSRF_TOKEN;
   var $ = function (id) { return document.getElementById(id); };
   var win = data.window, current = data.current, suspended = data.suspended || [];
@@ -32,7 +34,7 @@
     var open = win.status === "open";
     $("window-status").className = "badge badge-" + win.status;
     $("window-status").dataset.status = win.status;
-    $("window-status").textContent = t("ui.win.status." + win.status);
+    $("window-status").textContent = STATUS[win.status] || win.status;
     $("btn-pause").hidden = !open;
     $("btn-open").hidden = open;
 
@@ -49,7 +51,7 @@
       $("intake-link").href = "/cases/new?ticket=" + encodeURIComponent(current.id);
       var prio = $("current-prio");
       prio.hidden = !current.priority;
-      prio.textContent = t("ui.win.priority." + (current.priority_reason || "staff"));
+      prio.textContent = PRIORITY[current.priority_reason] || PRIORITY.staff;
     }
     document.body.dataset.current = current ? current.ticket_no : "";
 
@@ -63,8 +65,8 @@
     $("suspended").innerHTML = suspended.length ? suspended.map(function (s) {
       return '<li><span class="s-no">' + esc(s.ticket_no) + '</span><span class="s-meta">' +
         esc(queueName(s.queue)) + '</span><button type="button" class="btn btn-small" data-action="resume" data-ticket="' +
-        esc(s.id) + '"' + (current ? " disabled" : "") + '>' + esc(t("ui.win.resume")) + '</button></li>';
-    }).join("") : '<li class="empty">' + esc(t("ui.win.no_suspended")) + '</li>';
+        esc(s.id) + '"' + (current ? " disabled" : "") + '>' + esc(_("恢复")) + '</button></li>';
+    }).join("") : '<li class="empty">' + esc(_("暂无挂起的号码")) + '</li>';
 
     var all = win.queues.indexOf("*") >= 0;
     var served = queues.filter(function (q) {
@@ -77,7 +79,7 @@
       return '<li data-queue="' + esc(q.code) + '" class="' + (q.waiting ? "has-waiting" : "") + '">' +
         '<span class="qc-prefix">' + esc(q.prefix) + '</span><span class="qc-name">' + esc(OS.queueName(q, lang)) +
         '</span><span class="qc-n">' + esc(q.waiting) + '</span></li>';
-    }).join("") || '<li class="empty">' + esc(t("ui.win.nobody")) + '</li>';
+    }).join("") || '<li class="empty">' + esc(_("当前没有等候的群众")) + '</li>';
     $("queue-total").textContent = String(total);
     tickElapsed();
   }
@@ -117,29 +119,29 @@
     var body = extra;
     if (action === "transfer") {
       var v = $("transfer-target").value;
-      if (!v) { message(t("ui.win.choose_target"), "warn"); return; }
+      if (!v) { message(_("请先选择转移目标"), "warn"); return; }
       var parts = v.split(":"), kind = parts.shift(), target = parts.join(":");
       body = kind === "window" ? { window: Number(target) } : { queue: target };
     }
     if (action === "no-show" && current &&
-        !window.confirm(t("ui.win.confirm_noshow").replace("{no}", current.ticket_no))) return;
+        !window.confirm(_("确认将 {no} 标记为弃号？").replace("{no}", current.ticket_no))) return;
     busy = true;
     document.body.classList.add("busy");
     OS.api("POST", base + "/" + action, body === undefined ? {} : body, csrf).then(function (r) {
       busy = false;
       document.body.classList.remove("busy");
       if (!r.ok) {
-        message(t("ui.win.failed") + (lang === "en" ? ": " : "：") + (r.body.message || ("HTTP " + r.status)), "error");
+        message(_("操作未完成") + (lang === "en" ? ": " : "：") + (r.body.message || ("HTTP " + r.status)), "error");
         if (r.status === 401) window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname);
         return refresh();
       }
       if (action === "call-next") {
-        if (r.body.ticket) message(t("ui.win.called_ok").replace("{no}", r.body.ticket.ticket_no), "ok");
-        else message(t("ui.win.nobody"), "warn");
+        if (r.body.ticket) message(_("已呼叫 {no}").replace("{no}", r.body.ticket.ticket_no), "ok");
+        else message(_("当前没有等候的群众"), "warn");
       } else if (action === "recall" || action === "resume") {
-        message(t("ui.win.called_ok").replace("{no}", r.body.ticket.ticket_no), "ok");
+        message(_("已呼叫 {no}").replace("{no}", r.body.ticket.ticket_no), "ok");
       } else {
-        message(t("ui.win.ok"), "ok");
+        message(_("操作成功"), "ok");
       }
       if (action === "transfer") $("transfer-target").value = "";
       return refresh();

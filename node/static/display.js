@@ -1,7 +1,7 @@
 /* Display board: live state over server-sent events, chime + speech on every call. */
 (function () {
   "use strict";
-  var OS = window.OS, t = OS.t, esc = OS.esc, data = OS.data, lang = data.lang;
+  var OS = window.OS, _ = OS._, esc = OS.esc, data = OS.data, lang = data.lang;
   var $ = function (id) { return document.getElementById(id); };
   var audio = null;           // AudioContext once unlocked by a tap
   var queue = [], speaking = false;
@@ -16,7 +16,7 @@
   tick(); setInterval(tick, 1000);
 
   /* -- rendering ------------------------------------------------------------------- */
-  function windowLabel(n) { return t("ui.common.window_n", { n: n }); }
+  function windowLabel(n) { return _("{n}号窗口", { n: n }); }
 
   function renderWindows(wins) {
     var grid = $("win-grid");
@@ -25,10 +25,10 @@
     grid.innerHTML = wins.map(function (w) {
       var cls = "win-card " + (w.status !== "open" ? w.status : (w.ticket_no ? "serving" : "idle"));
       var ticket, stateText;
-      if (w.status === "paused") { ticket = t("ui.display.paused"); stateText = w.ticket_no || ""; }
-      else if (w.status === "closed") { ticket = t("ui.display.closed"); stateText = ""; }
-      else if (w.ticket_no) { ticket = w.ticket_no; stateText = t("ui.display.serving"); }
-      else { ticket = "—"; stateText = t("ui.display.free"); }
+      if (w.status === "paused") { ticket = _("暂停服务"); stateText = w.ticket_no || ""; }
+      else if (w.status === "closed") { ticket = _("未开放"); stateText = ""; }
+      else if (w.ticket_no) { ticket = w.ticket_no; stateText = _("正在办理"); }
+      else { ticket = "—"; stateText = _("等待叫号"); }
       var name = w.name && w.name !== windowLabel(w.number) && w.name !== w.number + "号窗口" ? w.name : "";
       return '<div class="' + cls + '" data-window="' + esc(w.number) + '" data-ticket="' + esc(w.ticket_no || "") + '">' +
         '<div class="win-top"><span class="win-num">' + esc(windowLabel(w.number)) + '</span>' +
@@ -45,14 +45,14 @@
   function renderRecent(calls) {
     var list = $("recent");
     if (!calls.length) {
-      list.innerHTML = '<li><span class="r-empty">' + esc(t("ui.display.no_calls")) + '</span></li>';
+      list.innerHTML = '<li><span class="r-empty">' + esc(_("暂无叫号")) + '</span></li>';
       return;
     }
     list.innerHTML = calls.slice(0, 8).map(function (c) {
       var at = c.at ? OS.timeIn(new Date(c.at), data.tz, false) : "";
       var recall = c.kind === "ticket.recalled" || c.kind === "recall";
       return '<li data-ticket="' + esc(c.ticket_no) + '"><span class="r-ticket">' + esc(c.ticket_no) +
-        (recall ? '<span class="r-recall">' + esc(t("ui.display.recall")) + '</span>' : '') + '</span>' +
+        (recall ? '<span class="r-recall">' + esc(_("重呼")) + '</span>' : '') + '</span>' +
         '<span class="r-window">' + esc(windowLabel(c.window)) + '</span>' +
         '<span class="r-meta">' + esc(at) + (c.window_name && c.window_name !== windowLabel(c.window) ? " · " + esc(c.window_name) : "") + '</span></li>';
     }).join("");
@@ -66,7 +66,7 @@
         '<span class="chip-prefix">' + esc(q.prefix) + '</span>' +
         '<span class="chip-name">' + esc(OS.queueName(q, lang)) + '</span>' +
         '<span class="chip-n">' + esc(q.waiting) + '</span></div>';
-    }).join("") : '<div class="chip-empty">' + esc(t("ui.display.no_waiting")) + '</div>';
+    }).join("") : '<div class="chip-empty">' + esc(_("当前无人排队等候")) + '</div>';
   }
 
   var queuesTimer = null;

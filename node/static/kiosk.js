@@ -1,7 +1,7 @@
 /* Kiosk: choose department/area queue, optional item, ID + mobile with keypad, ticket. */
 (function () {
   "use strict";
-  var OS = window.OS, t = OS.t, esc = OS.esc, data = OS.data, lang = data.lang;
+  var OS = window.OS, _ = OS._, esc = OS.esc, data = OS.data, lang = data.lang;
   var RESET_SECONDS = 30, IDLE_SECONDS = 120;
   var state = { mode: null, queue: null, item: null, field: "id_number" };
   var history = [];
@@ -61,7 +61,7 @@
   function renderQueues() {
     if (!state.mode) return;
     var list = data.queues.filter(function (q) { return q.kind === state.mode; });
-    $("queue-title").textContent = t(state.mode === "area" ? "ui.kiosk.choose_area" : "ui.kiosk.choose_dept");
+    $("queue-title").textContent = state.mode === "area" ? _("请选择功能区") : _("请选择部门");
     $("queue-empty").hidden = list.length > 0;
     $("queue-list").classList.toggle("many", list.length > 12);
     $("queue-list").innerHTML = list.map(function (q) {
@@ -69,8 +69,8 @@
       return '<button type="button" class="queue-tile kind-' + esc(q.kind) + '" data-queue="' + esc(q.code) + '">' +
         '<span class="q-prefix' + (q.prefix.length > 1 ? " q-prefix-long" : "") + '">' + esc(q.prefix) + '</span>' +
         '<span class="q-name">' + esc(name) + '</span>' +
-        '<span class="q-wait"><b>' + esc(t("ui.kiosk.waiting", { n: q.waiting })) + '</b>' +
-        (q.waiting ? ' · ' + esc(t("ui.kiosk.est_short", { n: q.estimated_wait_minutes })) : '') +
+        '<span class="q-wait"><b>' + esc(_("等候 {n} 人", { n: q.waiting })) + '</b>' +
+        (q.waiting ? ' · ' + esc(_("约 {n} 分钟", { n: q.estimated_wait_minutes })) : '') +
         '</span></button>';
     }).join("");
   }
@@ -160,7 +160,7 @@
       if (f) f.classList.add("invalid");
       if (!first && name !== "other") first = name;
     });
-    $("form-alert").textContent = t("ui.kiosk.fix");
+    $("form-alert").textContent = _("请核对标红的内容");
     $("form-alert").hidden = false;
     if (first) setField(first);
   }
@@ -197,8 +197,8 @@
     $("ticket-queue").textContent = OS.queueName(state.queue, lang) +
       (state.item ? " · " + (lang === "en" && state.item.name_en ? state.item.name_en : state.item.name_zh) : "");
     $("ticket-id").textContent = mask(idNumber);
-    $("ticket-ahead").textContent = t("ui.common.people", { n: ticket.waiting_ahead });
-    $("ticket-wait").textContent = t("ui.common.minutes", { n: ticket.estimated_wait_minutes });
+    $("ticket-ahead").textContent = _("{n} 人", { n: ticket.waiting_ahead });
+    $("ticket-wait").textContent = _("{n} 分钟", { n: ticket.estimated_wait_minutes });
     $("ticket-priority").hidden = !ticket.priority;
     $("ticket-qr").src = "/t/" + encodeURIComponent(ticket.token) + "/qr.svg";
     $("print-ticket").dataset.url = ticket.print_url;
@@ -207,11 +207,11 @@
     history = [];
     show("done", false);
     var left = RESET_SECONDS;
-    $("countdown").textContent = t("ui.kiosk.reset_in", { n: left });
+    $("countdown").textContent = _("{n} 秒后自动返回首页", { n: left });
     clearInterval(countdownTimer);
     countdownTimer = setInterval(function () {
       left -= 1;
-      $("countdown").textContent = t("ui.kiosk.reset_in", { n: left });
+      $("countdown").textContent = _("{n} 秒后自动返回首页", { n: left });
       if (left <= 0) restart();
     }, 1000);
   }
