@@ -34,6 +34,7 @@ from typing import Any
 
 from bench.common import Options, Row, log, percentile, run_onestop, skipped, workdir
 from bench.records import case_events
+from onestop.clock import utcnow
 
 GENESIS = "0" * 64
 PLACEHOLDER_SIG = "A" * 86 + "=="  # 64 zero bytes, base64: the shape of an Ed25519 signature
@@ -232,7 +233,7 @@ def build_hub_db(
     tpl = _templates(seed)
     today = dt.datetime.now(dt.UTC).date()
     per, extra = divmod(events, nodes)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = utcnow()
     key = Ed25519PrivateKey.generate()  # one key is enough for rows nobody verifies
     pem = (
         key.public_key()

@@ -12,7 +12,6 @@ gzipped into one push body of the protocol before the clock starts.  Then every 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gzip
 import json
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from bench.common import Options, Row, Server, free_port, log, onestop_argv, percentile, workdir
 from bench.hubutil import enroll, hub_init, node_code, signed_headers, write_node_key
+from onestop.clock import utcnow
 
 INGEST = "/api/v1/ingest"
 
@@ -32,7 +32,7 @@ def _push_body(code: str, key: Any, count: int) -> bytes:
     records = signed_records(code, key, count, seed=hash(code) & 0xFFFF)
     tree = MerkleTree(record_leaf(r["hash"]) for r in records)
     cp = make_checkpoint(code, len(records), tree.root(), key)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = utcnow()
     payload = {
         "node": code,
         "batches": [{"node": code, "records": records, "checkpoint": cp}],

@@ -3,13 +3,13 @@ node codes and key files, and the signed request headers of the protocol."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from bench.common import Server, free_port, onestop_argv, run_cli_inprocess, run_onestop
+from onestop.clock import utcnow
 
 
 def node_code(i: int) -> str:
@@ -59,7 +59,7 @@ def signed_headers(key: Any, node: str, method: str, target: str) -> dict[str, s
     except ImportError:  # pragma: no cover - hub.auth is the reference; same bytes here
         from sync.canonical import b64encode
 
-        t = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        t = utcnow()
         sig = key.sign(
             b"onestop-request-v1\n" + method.upper().encode() + target.encode() + t.encode()
         )
