@@ -17,7 +17,7 @@ import sqlite_utils
 
 from hub import config as cfgm
 from hub import db as hubdb
-from onestop.cli import CliError, read_password
+from onestop.cli import CliError, read_password, run_server
 
 LEVELS = ("province", "city", "county", "township")
 CODE_LENGTHS = (2, 4, 6, 9, 12)
@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = hsub.add_parser("serve", help="run the hub's web server")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
     p.add_argument("--host", default=None, help="override the configured address")
-    p.add_argument("--port", type=int, default=None, help="override the configured port")
+    p.add_argument(
+        "--port", type=int, default=None, help="override the configured port (0: any free port)"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = hsub.add_parser("enroll", help="enroll a node's public key (or update its details)")
@@ -161,8 +163,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from hub.app import create_app
     from hub.identity import IdentityError
 
@@ -174,8 +174,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(cfg)
     except IdentityError as exc:
         raise CliError(str(exc)) from None
-    print(f"onestop hub serving on http://{cfg.host}:{cfg.port}/", flush=True)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    run_server(app, cfg.host, cfg.port, "onestop hub")
     return 0
 
 

@@ -57,6 +57,7 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     views.setup_jinja(env)
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_streams)
     from sync.push import push_ctx
 
     app.cleanup_ctx.append(push_ctx)  # after _lifecycle: stops before the database closes
@@ -67,6 +68,12 @@ def _board_state(app: web.Application) -> dict[str, Any]:
     from node.api import board_state
 
     return board_state(app)
+
+
+async def _close_streams(app: web.Application) -> None:
+    # Display boards hold an event stream open: end them before the server waits for its
+    # requests to finish, or a stop waits for the shutdown timeout.
+    app[BOARD].close_all()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

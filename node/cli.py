@@ -10,7 +10,7 @@ import sqlite_utils
 from node import config as cfgm
 from node import db as dbm
 from node import pii as piim
-from onestop.cli import CliError, read_password
+from onestop.cli import CliError, read_password, run_server
 from onestop.errors import ApiError
 
 
@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = nsub.add_parser("serve", help="run the node's web server")
     p.add_argument("--data", required=True, help="data directory of the node")
     p.add_argument("--host", default=None, help="override the configured address")
-    p.add_argument("--port", type=int, default=None, help="override the configured port")
+    p.add_argument(
+        "--port", type=int, default=None, help="override the configured port (0: any free port)"
+    )
     p.set_defaults(func=cmd_serve)
 
     user = nsub.add_parser("user", help="staff accounts")
@@ -117,17 +119,13 @@ INIT_HOOKS: list = []  # type: ignore[type-arg]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from node.app import create_app
 
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
-    app = create_app(cfg)
-    print(f"onestop node {cfg.code} serving on http://{cfg.host}:{cfg.port}/", flush=True)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    run_server(create_app(cfg), cfg.host, cfg.port, f"onestop node {cfg.code}")
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 # Each part adds its subcommands through ``register(subparsers)`` in these modules.
 PARTS = ("node.cli", "hub.cli", "sync.cli", "onestop.demo", "onestop.ansible_cli")
@@ -55,6 +56,29 @@ def read_password(prompt: str = "password: ") -> str:
             raise CliError("the passwords differ")
         return pw
     return sys.stdin.readline().rstrip("\n")
+
+
+def run_server(app: Any, host: str, port: int, name: str) -> None:
+    """Serve ``app`` until stopped, after printing ``{name} serving on http://HOST:PORT/``.
+
+    ``port`` 0 binds a port the system picks and the line names that port (tests and
+    scripts start servers that way and read the line, so no two servers race for a port)."""
+    from aiohttp import web
+
+    if port != 0:
+        print(f"{name} serving on http://{host}:{port}/", flush=True)
+        web.run_app(app, host=host, port=port, print=None)
+        return
+    import socket
+
+    family, kind, proto, _, addr = socket.getaddrinfo(
+        host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr)
+    print(f"{name} serving on http://{host}:{sock.getsockname()[1]}/", flush=True)
+    web.run_app(app, sock=sock, print=None)
 
 
 class CliError(Exception):
