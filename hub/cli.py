@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import sqlite_utils
-from aiohttp import web
 from cryptography.hazmat.primitives import serialization as ser
 
 from hub import catalog as catalogm
@@ -22,6 +21,7 @@ from hub.identity import IdentityError
 from hub.ingest.readback import verify_stored
 from onestop import logs
 from onestop.clock import utcnow
+from onestop.commands import serve
 from onestop.divisions import DivisionError
 from onestop.errors import ApiError, CliError
 from onestop.passwords import read_password
@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = hsub.add_parser("serve", help="run the hub's web server")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
     p.add_argument("--host", default=None, help="override the configured address")
-    p.add_argument("--port", type=int, default=None, help="override the configured port")
+    p.add_argument(
+        "--port", type=int, default=None, help="override the configured port (0: any free port)"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = hsub.add_parser("enroll", help="enroll a node's public key (or update its details)")
@@ -157,7 +159,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
@@ -167,8 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(cfg)
     except IdentityError as exc:
         raise CliError(str(exc)) from None
-    log.info("onestop hub serving on http://%s:%s/", cfg.host, cfg.port)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None, access_log=None)
+    serve(app, cfg.host, cfg.port, "onestop hub", log)
     return 0
 
 

@@ -62,12 +62,19 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     # Background jobs, started in this order and stopped in reverse: WAL checkpoints and the
     # database, then the push service (stops before the database closes).
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.append(push_ctx)
     return app
 
 
 def _board_state(app: web.Application) -> dict[str, Any]:
     return windows.board_state(app[DB], app[CONFIG], app[CLOCK])
+
+
+async def _close_streams(app: web.Application) -> None:
+    # Display boards hold an event stream open: end them before the server waits for its
+    # requests to finish, or a stop waits for the shutdown timeout.
+    app[BOARD].close_all()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import sqlite_utils
-from aiohttp import web
 
 from node import catalog, catalog_cli, litestream, restore, signer, users, windows
 from node import config as cfgm
@@ -17,6 +16,7 @@ from node.app import create_app
 from node.replication import cli as replication_cli
 from node.signer import open_node_db
 from onestop import logs
+from onestop.commands import serve
 from onestop.errors import ApiError, CliError
 from onestop.passwords import read_password
 from schemas.catalog import load_catalog, seed_path
@@ -48,7 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = nsub.add_parser("serve", help="run the node's web server")
     p.add_argument("--data", required=True, help="data directory of the node")
     p.add_argument("--host", default=None, help="override the configured address")
-    p.add_argument("--port", type=int, default=None, help="override the configured port")
+    p.add_argument(
+        "--port", type=int, default=None, help="override the configured port (0: any free port)"
+    )
     p.set_defaults(func=cmd_serve)
 
     user = nsub.add_parser("user", help="staff accounts")
@@ -121,15 +123,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
 
-
     try:
         cfg = cfgm.load(args.data, host=args.host, port=args.port)
     except cfgm.ConfigError as exc:
         raise CliError(str(exc)) from None
     logs.configure(cfg.log_level, cfg.log_format)
-    app = create_app(cfg)
-    log.info("onestop node %s serving on http://%s:%s/", cfg.code, cfg.host, cfg.port)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None, access_log=None)
+    serve(create_app(cfg), cfg.host, cfg.port, f"onestop node {cfg.code}", log)
     return 0
 
 

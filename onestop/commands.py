@@ -8,9 +8,13 @@ the ``hint:`` (the next command to run) and exits with its code.
 from __future__ import annotations
 
 import argparse
+import logging
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Protocol
+
+from aiohttp import web
 
 from onestop.errors import CliError
 
@@ -43,3 +47,23 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.code
+
+
+def serve(app: web.Application, host: str, port: int, name: str, log: logging.Logger) -> None:
+    """Serve ``app`` until stopped, logging ``{name} serving on http://HOST:PORT/`` first (to
+    the service's ``log``).
+
+    ``port`` 0 binds a port the system picks and the line names that port (tests and scripts
+    start servers that way and read the line, so no two servers race for a port)."""
+    if port != 0:
+        log.info("%s serving on http://%s:%s/", name, host, port)
+        web.run_app(app, host=host, port=port, print=None, access_log=None)
+        return
+    family, kind, proto, _, addr = socket.getaddrinfo(
+        host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr)
+    log.info("%s serving on http://%s:%s/", name, host, sock.getsockname()[1])
+    web.run_app(app, sock=sock, print=None, access_log=None)

@@ -30,7 +30,7 @@ import pytest
 from bench import rpo
 from onestop import divisions
 from onestop.cli import ansible as ansible_cli
-from tests.conftest import free_port, run_cli
+from tests.conftest import fixed_port, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSIBLE = ROOT / "ansible"
@@ -283,6 +283,15 @@ def _stop_services(tmp: Path) -> None:
             break
 
 
+def log_size(node_dir: Path) -> int:
+    """Records in a node's signed log (what its hub should end up holding)."""
+    conn = sqlite3.connect(f"{(node_dir / 'node.db').as_uri()}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read())
@@ -291,8 +300,9 @@ def _get(url: str) -> Any:
 @pytest.mark.ansible
 @pytest.mark.timeout(900)
 def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
-    hub_port = free_port()
-    ports = {"370102001": free_port(), "370102002": free_port()}
+    # The inventory names the ports before anything runs (no port 0 here).
+    hub_port = fixed_port((0, 1, 2))
+    ports = {"370102001": hub_port + 1, "370102002": hub_port + 2}
     src = _snapshot_sources(tmp_path / "src")
     inventory = _inventory(tmp_path, hub_port, ports, src)
     hub_url = f"http://127.0.0.1:{hub_port}"
@@ -313,27 +323,24 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
         assert "sync-interval: 1s" in (node_dir / "litestream.yml").read_text()
         assert list((tmp_path / "hosts/hub01/srv/onestop/hub/nodes").glob("370102001.*.enrolled"))
 
-        # Both nodes are enrolled and pushed their first records; an event at a node arrives
-        # at the hub.
+        # Both nodes are enrolled and pushed their whole log on their own (at start); an
+        # event at a node arrives at the hub, pushed by the node's background sync.
         def ack(code: str) -> int:
             return int(_get(f"{hub_url}/api/v1/ingest/{code}/position")["ack_seq"])
 
-        assert ack("370102002") >= 0
-        before = ack("370102001")
+        def wait_ack(code: str, want: int, timeout: float = 30) -> None:
+            deadline = time.monotonic() + timeout
+            while (now := ack(code)) != want and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert now == want, (code, now, want)
+
+        heads = {code: log_size(tmp_path / f"hosts/c{code}/srv/onestop/node") for code in ports}
+        assert all(n > 0 for n in heads.values()), heads
+        for code, head in heads.items():
+            wait_ack(code, head)
         ticket = rpo.issue(f"http://127.0.0.1:{ports['370102001']}", 1)
-        deadline = time.monotonic() + 30
-        now = before
-        while time.monotonic() < deadline and now <= before:
-            time.sleep(0.3)
-            now = ack("370102001")
-        if now <= before:  # the node's background push did not run: push by hand
-            venv = tmp_path / "hosts/c370102001/opt/onestop/venv/bin/onestop"
-            done = subprocess.run(
-                [venv, "sync", "push", "--data", str(node_dir)], capture_output=True, text=True
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
-            now = ack("370102001")
-        assert now > before > 0, (ticket, before, now)
+        assert log_size(node_dir) == heads["370102001"] + 1, ticket  # ticket.issued
+        wait_ack("370102001", heads["370102001"] + 1)
         hub_db = tmp_path / "hosts/hub01/srv/onestop/hub/hub.db"
         conn = sqlite3.connect(f"{hub_db.as_uri()}?mode=ro", uri=True)
         enrolled = {r[0] for r in conn.execute("SELECT code FROM nodes WHERE status = 'active'")}

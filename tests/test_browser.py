@@ -21,7 +21,7 @@ if not CHROMIUM.exists():
     pytest.skip("Chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]  # one Chromium
 
 SHOTS = Path(__file__).parent / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
@@ -110,7 +110,7 @@ def test_kiosk_issues_a_ticket_and_shows_field_errors(browser: Any, live_node: L
     assert number.startswith("N") and len(number) >= 3
     masked = page.locator("#ticket-id").inner_text()
     assert good not in page.content()
-    assert masked.startswith(good[:6]) and masked.endswith(good[-4:]) and "*" in masked
+    assert masked == good[:6] + "*" * 8 + good[-4:]
     assert waiting(live_node, "dept:edu") == 1
     page.wait_for_function("document.getElementById('ticket-qr').naturalWidth > 0")
     shot(page, "kiosk-5-ticket.png")
@@ -128,6 +128,9 @@ def test_kiosk_issues_a_ticket_and_shows_field_errors(browser: Any, live_node: L
     pp.goto(live_node.url + f"/s/{token}")
     assert number in pp.content() and good[-4:] not in pp.locator("body").inner_text()
     shot(pp, "ticket-status.png", full_page=True)
+    # Done with the phone: a tab in the background gets no animation frames, so every action
+    # on the kiosk tab would wait about two seconds for the page to be "stable".
+    pp.close()
 
     # The English kiosk sends lang=en and shows English errors.
     page.click("#done")
@@ -186,7 +189,8 @@ def test_window_call_appears_on_display(browser: Any, live_node: LiveServer) -> 
     staff.wait_for_function(f"document.getElementById('current-no').textContent === '{number}'")
     assert staff.locator("#message").inner_text().strip().endswith(number)
     assert staff.locator("#btn-call").is_disabled()
-    assert "*" in staff.locator("#current-id").inner_text()
+    elderly = make_id("19450101")
+    assert staff.locator("#current-id").inner_text() == elderly[:6] + "*" * 8 + elderly[-4:]
     assert staff.locator("#current-prio").is_visible()
 
     cell = board.locator('.win-card[data-window="1"] .win-ticket')

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN, CLERK, PHONE, LiveServer, init_node, make_id, run_cli
+from tests.conftest import ADMIN, CLERK, PHONE, LiveServer, make_id, run_cli
 from tests.test_cases_common import REVIEWER_CIVIL, REVIEWER_EDU, SCHOOL_ITEM, SCHOOL_MATERIALS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,10 +43,9 @@ CASE_NO = re.compile(r"^370102001-\d{8}-\d{4}$")
 
 
 @pytest.fixture
-def node_dir(tmp_path: Path) -> Path:
+def node_dir(node_dir: Path) -> Path:
     """The usual test node plus one reviewer each for education and civil affairs."""
-    data = tmp_path / "node"
-    init_node(data)
+    data = node_dir
     for (username, password), dept in ((REVIEWER_EDU, "edu"), (REVIEWER_CIVIL, "civil")):
         assert (
             run_cli(
@@ -190,8 +189,9 @@ def test_intake_review_and_approval(browser: Any, live_node: LiveServer, tmp_pat
     )
     p.goto(live_node.url + "/cases/new")
     ticket_label = p.locator("#ticket option:checked").inner_text()
-    assert ticket_label.startswith(issued["ticket_no"] + " ")
-    assert "370102********" in ticket_label or "*" in ticket_label
+    # Region and the last four digits shown, the birth date and sequence masked.
+    masked = "370102" + "*" * 8 + make_id("19750305")[-4:]
+    assert ticket_label == f"{issued['ticket_no']} · 省教育厅 · {masked} · 1号窗口 · 办理中"
     assert p.locator("#submit").is_disabled()  # nothing chosen yet
 
     p.fill("#cat-search", "合作办学")

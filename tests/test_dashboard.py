@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +24,10 @@ import pytest
 
 from hub import db as hubdb
 from hub import rollups
-from tests.conftest import CLERK, PHONE, LiveServer, free_port, init_node, make_id, run_cli
+from tests.conftest import CLERK, PHONE, LiveServer, init_node, make_id, run_cli, start_server
+
+# One province (a hub and two centers, set up once) for the whole module, on one worker.
+pytestmark = pytest.mark.xdist_group("dashboard")
 
 JINAN_TOWN, JINAN_COUNTY, JINAN = "370102001", "370102", "3701"  # 历下区 解放路街道
 QINGDAO_TOWN, QINGDAO_COUNTY, QINGDAO = "370202001", "370202", "3702"  # 市南区 香港中路街道
@@ -88,34 +89,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"did not start: {log.read_text(errors='replace')[-2000:]}")
-
-
 def serve(args: list[str], probe: str, data: Path) -> LiveServer:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = data / "serve.log"
-    with log.open("ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "onestop.cli", *args, "--port", str(port)],
-                                stdout=fh, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
-    srv = LiveServer(proc, url, data)
-    try:
-        wait_http(url + probe, proc, log)
-    except RuntimeError:
-        srv.stop()
-        raise
-    return srv
+    """``onestop ARGS --port 0``: the server picks its port and names it in its log."""
+    return start_server([*args, "--port", "0"], data, data / "serve.log", probe)
 
 
 # --------------------------------------------------------------------------- the province

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import PHONE, free_port, make_id
+from tests.conftest import PHONE, fixed_port, make_id
 
 
 def _get(url: str) -> dict:
@@ -17,35 +17,36 @@ def _get(url: str) -> dict:
         return dict(json.loads(r.read()))
 
 
-def test_demo_serves_hub_and_two_centers_that_replicate(tmp_path: Path) -> None:
-    port = free_port()
-    while True:  # the demo uses port, port+1 and port+10
-        try:
-            import socket
+def start_demo(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """``onestop demo`` on a fixed layout of ports (port, port+1 and port+10), again on
+    other ports if one was taken meanwhile."""
+    for attempt in range(5):
+        port = fixed_port((0, 1, 10))
+        log = tmp_path / f"demo{attempt}.log"
+        with log.open("wb") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "onestop", "demo", "--data",
+                                     str(tmp_path / f"demo{attempt}"), "--port", str(port)],
+                                    stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while proc.poll() is None:
+            try:
+                _get(f"http://127.0.0.1:{port + 10}/api/v1/health")
+                _get(f"http://127.0.0.1:{port}/api/v1/queues")
+                _get(f"http://127.0.0.1:{port + 1}/api/v1/queues")
+                return proc, port, log
+            except OSError:
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(log.read_text()) from None
+                time.sleep(0.2)
+        assert "address already in use" in log.read_text().lower(), log.read_text()
+    raise AssertionError("the demo found no free ports")
 
-            for p in (port + 1, port + 10):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-            break
-        except OSError:
-            port = free_port()
-    log = (tmp_path / "demo.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "onestop", "demo", "--data",
-                             str(tmp_path / "demo"), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+
+def test_demo_serves_hub_and_two_centers_that_replicate(tmp_path: Path) -> None:
+    proc, port, log = start_demo(tmp_path)
     try:
         node, hub = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 10}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                _get(f"{hub}/api/v1/health")
-                _get(f"{node}/api/v1/queues")
-                _get(f"http://127.0.0.1:{port + 1}/api/v1/queues")
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "demo.log").read_text()
-                assert time.time() < deadline, (tmp_path / "demo.log").read_text()
-                time.sleep(0.2)
         before = _get(f"{hub}/api/v1/ingest/370102001/position")["ack_seq"]
         req = urllib.request.Request(
             f"{node}/api/v1/tickets", method="POST", headers={"Content-Type": "application/json"},
@@ -56,7 +57,7 @@ def test_demo_serves_hub_and_two_centers_that_replicate(tmp_path: Path) -> None:
         while _get(f"{hub}/api/v1/ingest/370102001/position")["ack_seq"] <= before:
             assert time.time() < deadline, "the ticket never reached the hub"
             time.sleep(0.2)
-        text = (tmp_path / "demo.log").read_text()
+        text = log.read_text()
         assert "/kiosk" in text and "/dash" in text and "onestop-admin" in text
     finally:
         proc.terminate()

@@ -24,6 +24,7 @@ USER = ("prov", "prov-pass-001")
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.xdist_group("hub_browser"),  # one seeded hub for the module
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
 ]
 

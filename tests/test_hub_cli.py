@@ -8,9 +8,6 @@ import json
 import os
 import re
 import stat
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,7 +23,7 @@ from sync.keys import load_private, load_public
 from sync.receipts import verify_receipt
 from sync.requests import sign_request
 from tests import test_hub_support as support
-from tests.conftest import LiveServer, free_port, run_cli
+from tests.conftest import run_cli, start_server
 from tests.test_hub_support import (
     TOWNSHIP,
     NodeLog,
@@ -176,37 +173,16 @@ def test_config_load_rejects_unknown_and_mistyped(tmp_path: Path) -> None:
     assert exc.value.field == "port"
 
 
-def start_hub(data: Path, port: int) -> LiveServer:
-    """`onestop hub serve` in a subprocess (conftest's start_process probes a node URL)."""
-    url = f"http://127.0.0.1:{port}"
-    log = data / "serve.log"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "onestop.cli", "hub", "serve", "--data", str(data),
-             "--port", str(port)],
-            stdout=fh, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    srv = LiveServer(proc, url, data)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"hub exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            urllib.request.urlopen(url + "/api/v1/hub/pubkey", timeout=1).read()
-            return srv
-        except OSError:
-            time.sleep(0.1)
-    srv.stop()
-    raise RuntimeError(f"hub did not start: {log.read_text(errors='replace')[-2000:]}")
-
-
 def test_live_hub_serve(hub_dir: Path) -> None:
     log = NodeLog(TOWNSHIP)
     log.extend(4)
     enroll(hub_dir, log)
-    srv = start_hub(hub_dir, free_port())
+    # --port 0: the hub binds a free port and its first line names it.
+    srv = start_server(["hub", "serve", "--data", str(hub_dir), "--port", "0"], hub_dir,
+                       hub_dir / "serve.log", "/api/v1/hub/pubkey")  # fmt: skip
     url = srv.url
+    assert srv.port > 0
+    assert f"onestop hub serving on {url}/" in (hub_dir / "serve.log").read_text()
     try:
         keys = json.loads(urllib.request.urlopen(url + "/api/v1/hub/pubkey").read())
         assert keys["ed25519_pem"] == (hub_dir / "hub.pub").read_text()

@@ -20,7 +20,7 @@ from sync.checkpoint import make_checkpoint
 from sync.keys import Ed25519PrivateKey, load_public
 from sync.merkle import MerkleTree, record_leaf
 from sync.requests import sign_request
-from tests.conftest import run_cli
+from tests.conftest import copy_hub, run_cli
 
 AT = "2026-11-29T10:00:00.000Z"
 # The hub under test lives on this instant (its clock seam), whatever day the suite runs on:
@@ -155,10 +155,8 @@ async def push_ok(client: Any, body: dict[str, Any], signer: NodeLog | None = No
 
 
 @pytest.fixture
-def hub_dir(tmp_path: Path) -> Path:
-    data = tmp_path / "hub"
-    init_hub(data)
-    return data
+def hub_dir(tmp_path: Path, hub_template: Path) -> Path:
+    return copy_hub(hub_template, tmp_path / "hub")
 
 
 HUB_ADMIN = ("hubadmin", "hub-admin-pass-1")

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from bench import rpo
 from node import litestream as lsm
-from tests.conftest import CLERK, free_port, init_node, run_cli
+from tests.conftest import CLERK, init_node, run_cli, wait_serving
 
 CODE = "370102001"
 
@@ -77,6 +78,26 @@ def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def served(proc: subprocess.Popen[bytes], log: Path, probe: str) -> str:
+    """The URL a server started with ``--port 0`` names in its log, once it answers."""
+    url = wait_serving(proc, log, probe)
+    if url is None:
+        raise RuntimeError(f"exited: {log.read_text(errors='replace')[-2000:]}")
+    return url
+
+
+def replica_log_size(data: Path, tmp: Path) -> int:
+    """The log size of what ``litestream restore`` brings back from the replica now."""
+    probe = Path(tempfile.mkdtemp(dir=tmp, prefix="replica-probe-"))
+    done = subprocess.run(
+        [lsm.binary(), "restore", "-config", str(data / "litestream.yml"), "-o",
+         str(probe / "node.db"), str((data / "node.db").resolve())],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return log_size(probe) if done.returncode == 0 and (probe / "node.db").exists() else -1
 
 
 class Clerk:
@@ -202,15 +223,14 @@ def test_restore_refuses_to_overwrite(tmp_path: Path, capsys: Any) -> None:
 
 def test_kill_restore_recovers_everything_and_sync_resumes(tmp_path: Path, procs: Procs) -> None:
     hub, data = tmp_path / "hub", tmp_path / "node"
-    hub_port, node_port = free_port(), free_port()
-    hub_url, node_url = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{node_port}"
-    assert run_cli("hub", "init", "--data", str(hub), "--port", str(hub_port)) == 0
+    assert run_cli("hub", "init", "--data", str(hub)) == 0
+    hub_proc = procs.start("hub", "hub", "serve", "--data", str(hub), "--port", "0")
+    hub_url = served(hub_proc, tmp_path / "hub.log", "/api/v1/health")
     init_node(
         data,
         hub_url=hub_url,
         hub_pubkey=str(hub / "hub.pub"),
         hub_seal_pubkey=str(hub / "hub-seal.pub"),
-        port=str(node_port),
     )
     assert (
         run_cli(
@@ -231,19 +251,18 @@ def test_kill_restore_recovers_everything_and_sync_resumes(tmp_path: Path, procs
         )
         == 0
     )
-    hub_proc = procs.start("hub", "hub", "serve", "--data", str(hub))
-    rpo.wait_http(hub_url + "/api/v1/health", hub_proc, tmp_path / "hub.log")
     ls = procs.start("litestream", "node", "replicate", "--data", str(data))
     rpo.wait_replicating(ls, tmp_path / "litestream.log")
-    node = procs.start("node", "node", "serve", "--data", str(data))
-    rpo.wait_http(node_url + "/api/v1/queues", node, tmp_path / "node.log")
+    node = procs.start("node", "node", "serve", "--data", str(data), "--port", "0")
+    node_url = served(node, tmp_path / "node.log", "/api/v1/queues")
 
     def hub_ack() -> int:
         return int(get_json(f"{hub_url}/api/v1/ingest/{CODE}/position")["ack_seq"])
 
     issued = [rpo.issue(node_url, n) for n in range(12)]
     wait_for("the hub to hold the log", lambda: hub_ack() == log_size(data))
-    time.sleep(2.5)  # two sync intervals: the replica has everything so far
+    held = log_size(data)
+    wait_for("the replica to hold the log", lambda: replica_log_size(data, tmp_path) == held)
     procs.kill9(ls)  # replication stops; the node goes on and keeps pushing to the hub
     issued += [rpo.issue(node_url, n) for n in range(12, 17)]
     clerk = Clerk(node_url)  # window 1 serves every queue
@@ -274,8 +293,8 @@ def test_kill_restore_recovers_everything_and_sync_resumes(tmp_path: Path, procs
     # Back in service: replication and sync resume, the hub sees no fork and no rollback.
     ls = procs.start("litestream2", "node", "replicate", "--data", str(data))
     rpo.wait_replicating(ls, tmp_path / "litestream2.log")
-    node = procs.start("node2", "node", "serve", "--data", str(data))
-    rpo.wait_http(node_url + "/api/v1/queues", node, tmp_path / "node2.log")
+    node = procs.start("node2", "node", "serve", "--data", str(data), "--port", "0")
+    node_url = served(node, tmp_path / "node2.log", "/api/v1/queues")
     after = rpo.issue(node_url, 17)
     wait_for("the hub to take the new record", lambda: hub_ack() == log_size(data) > size)
     assert hub_alerts(hub) == []

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from onestop import logs
-from tests.conftest import PHONE, LiveServer, free_port, init_node, make_id, run_cli, start_process
+from tests.conftest import PHONE, LiveServer, init_node, make_id, run_cli, start_server
 
 TEXT_LINE = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: "
@@ -118,9 +118,8 @@ async def test_one_access_line_per_request(client: Any, caplog: pytest.LogCaptur
 def _serve(data: Path, fmt: str) -> LiveServer:
     toml = data / "node.toml"
     toml.write_text(toml.read_text().replace('log_format = "text"', f'log_format = "{fmt}"'))
-    port = free_port()
-    return start_process(["node", "serve", "--data", str(data), "--port", str(port)],
-                         f"http://127.0.0.1:{port}", data, data / "serve.log")  # fmt: skip
+    return start_server(["node", "serve", "--data", str(data), "--port", "0"], data,
+                        data / "serve.log")  # fmt: skip
 
 
 def _post(url: str, body: dict[str, Any], rid: str | None = None) -> tuple[int, str]:
@@ -165,7 +164,7 @@ async def test_text_log_of_a_served_node_shows_sync_progress(
 
     hub = tmp_path / "hub"
     assert run_cli("hub", "init", "--data", str(hub)) == 0
-    srv = await aiohttp_server(create_hub(hubcfg.load(hub)), port=free_port())
+    srv = await aiohttp_server(create_hub(hubcfg.load(hub)))
     data = tmp_path / "node"
     cfg = init_node(data, windows=False, hub_url=str(srv.make_url("")).rstrip("/"),
                     hub_pubkey=str(hub / "hub.pub"))  # fmt: skip

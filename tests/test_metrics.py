@@ -21,7 +21,7 @@ from onestop.config import ConfigError, networks
 from onestop.metrics import allowed
 from sync.keys import Ed25519PrivateKey
 from tests import test_hub_support as support
-from tests.conftest import CLERK, PHONE, free_port, init_node, login, make_id, run_cli
+from tests.conftest import CLERK, PHONE, ClosedPort, init_node, login, make_id, run_cli
 from tests.test_hub_support import (
     TOWNSHIP,
     TOWNSHIP2,
@@ -164,13 +164,14 @@ async def test_node_push_backlog_and_lag(
                    "--pubkey", str(cfg.data_dir / "node.pub")) == 0  # fmt: skip
     size = signerm.log_size(signerm.open_node_db(cfg))
 
-    down = dataclasses.replace(cfg, hub_url=f"http://127.0.0.1:{free_port()}")
-    client = await aiohttp_client(create_app(down))
-    m = await scrape(client)
-    assert value(m, "onestop_node_push_backlog_records") == size
-    assert 0 <= value(m, "onestop_node_push_lag_seconds") < 600
-    assert ("onestop_node_push_last_success_timestamp_seconds", ()) not in m
-    await client.close()
+    with ClosedPort() as closed:  # nothing listens there
+        down = dataclasses.replace(cfg, hub_url=f"http://127.0.0.1:{closed.port}")
+        client = await aiohttp_client(create_app(down))
+        m = await scrape(client)
+        assert value(m, "onestop_node_push_backlog_records") == size
+        assert 0 <= value(m, "onestop_node_push_lag_seconds") < 600
+        assert ("onestop_node_push_last_success_timestamp_seconds", ()) not in m
+        await client.close()
 
     srv = await aiohttp_server(create_hub(hubcfg.load(hub)))
     client = await aiohttp_client(

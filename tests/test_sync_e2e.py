@@ -24,7 +24,15 @@ from typing import Any
 import pytest
 
 from node import config as cfgm
-from tests.conftest import PHONE, LiveServer, free_port, init_node, make_id, run_cli, start_process
+from tests.conftest import (
+    PHONE,
+    LiveServer,
+    copy_hub,
+    init_node,
+    make_id,
+    run_cli,
+    start_server,
+)
 
 TOWN = "370102001"
 COUNTY = "370102"
@@ -42,11 +50,18 @@ def _fast_sync(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Hub:
-    def __init__(self, data: Path) -> None:
-        self.data, self.port = data, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        assert run_cli("hub", "init", "--data", str(data)) == 0
+    def __init__(self, data: Path, template: Path) -> None:
+        self.data = data
+        # Chosen by the hub's first start (--port 0); it comes back on the same port, where
+        # its nodes are configured to find it.
+        self.port = 0
+        self.srv: LiveServer | None = None
+        copy_hub(template, data)
+
+    @property
+    def url(self) -> str:
+        assert self.port, "the hub has an address once it has started"
+        return f"http://127.0.0.1:{self.port}"
 
     def enroll(self, node: Path, code: str) -> None:
         assert (
@@ -64,29 +79,15 @@ class Hub:
         )
 
     def start(self) -> None:
-        log = (self.data / "serve.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "onestop.cli",
-                "hub",
-                "serve",
-                "--data",
-                str(self.data),
-                "--port",
-                str(self.port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(lambda: _get(self.url + "/api/v1/health") is not None, 30, "hub start")
+        args = ["hub", "serve", "--data", str(self.data), "--port", str(self.port)]
+        self.srv = start_server(args, self.data, self.data / "serve.log", "/api/v1/health")
+        self.port = self.srv.port
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(10)
-        self.proc = None
+        if self.srv and self.srv.proc.poll() is None:
+            self.srv.proc.send_signal(sig)
+            self.srv.proc.wait(10)
+        self.srv = None
 
     def position(self, code: str) -> int:
         body = _get(f"{self.url}/api/v1/ingest/{code}/position")
@@ -166,14 +167,10 @@ def make_node(
     return data
 
 
-def serve(data: Path) -> LiveServer:
-    port = free_port()
-    return start_process(
-        ["node", "serve", "--data", str(data), "--port", str(port)],
-        f"http://127.0.0.1:{port}",
-        data,
-        data / "serve.log",
-    )
+def serve(data: Path, port: int = 0) -> LiveServer:
+    """``onestop node serve`` on a port of its own (or on ``port`` again, after a stop)."""
+    args = ["node", "serve", "--data", str(data), "--port", str(port)]
+    return start_server(args, data, data / "serve.log")
 
 
 def kill9(srv: LiveServer) -> None:
@@ -223,6 +220,15 @@ def sync_state(data: Path) -> dict[str, Any]:
         conn.close()
 
 
+def rejections(data: Path) -> set[tuple[int | None, str]]:
+    """(seq, reason) of what the node's pushes were refused or flagged for."""
+    conn = sqlite3.connect(f"{(data / 'node.db').resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return {(s, str(r)) for s, r in conn.execute("SELECT seq, reason FROM sync_rejections")}
+    finally:
+        conn.close()
+
+
 def wait_synced(hub: Hub, data: Path, code: str, timeout: float = 40) -> list[tuple[int, str]]:
     """Wait until the hub acknowledges the node's whole log; return the hub's copy."""
     mine = node_hashes(data)
@@ -233,8 +239,8 @@ def wait_synced(hub: Hub, data: Path, code: str, timeout: float = 40) -> list[tu
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = Hub(tmp_path / "hub")
+def hub(tmp_path: Path, hub_template: Path) -> Iterator[Hub]:
+    h = Hub(tmp_path / "hub", hub_template)
     yield h
     h.stop()
 
@@ -258,7 +264,9 @@ def _no_tracebacks(data: Path) -> None:
 def test_offline_node_catches_up_and_kill_9_loses_nothing(
     hub: Hub, tmp_path: Path, servers: list[LiveServer]
 ) -> None:
+    hub.start()  # once, to have its address
     node = make_node(tmp_path / "node", hub)
+    hub.stop()
     srv = serve(node)
     servers.append(srv)
     # A long stretch offline: hundreds of tickets while the hub is down.
@@ -325,8 +333,8 @@ def test_duplicated_reordered_and_replayed_batches_change_nothing(
     from node import signer as signerm
     from sync.requests import sign_request
 
-    node = make_node(tmp_path / "node", hub)
     hub.start()
+    node = make_node(tmp_path / "node", hub)
     srv = serve(node)
     servers.append(srv)
     tickets(srv, 40)
@@ -396,11 +404,13 @@ def test_duplicated_reordered_and_replayed_batches_change_nothing(
 def test_rolled_back_and_forked_logs_are_flagged(
     hub: Hub, tmp_path: Path, servers: list[LiveServer]
 ) -> None:
-    node = make_node(tmp_path / "node", hub)
     hub.start()
+    node = make_node(tmp_path / "node", hub)
     srv = serve(node)
     tickets(srv, 10)
-    wait_synced(hub, node, TOWN)
+    old = wait_synced(hub, node, TOWN)
+    # The backup knows the hub holds all of it (the node has stored the hub's answer).
+    wait_for(lambda: sync_state(node)["hub_ack_seq"] == len(old), 10, "the node's ack")
     srv.stop()
     backup = tmp_path / "backup"
     backup.mkdir()
@@ -412,6 +422,7 @@ def test_rolled_back_and_forked_logs_are_flagged(
     servers.append(srv)
     tickets(srv, 5)
     good = wait_synced(hub, node, TOWN)
+    assert len(good) == len(old) + 5
     srv.stop()
     # Restore the old copy of the database, then make different events.
     for f in node.glob("node.db*"):
@@ -421,42 +432,58 @@ def test_rolled_back_and_forked_logs_are_flagged(
     srv = serve(node)
     servers.append(srv)
     tickets(srv, 3)
-    st = wait_for(lambda: (s := sync_state(node))["alert"] and s, 20, "the node to flag")
-    assert "rollback" in st["alert"] or "fork" in st["alert"]
-    kinds = wait_for(
-        lambda: {a["kind"] for a in hub.alerts(TOWN)} & {"fork", "rollback"}, 10, "a hub alert"
+    mine = node_hashes(node)
+    assert len(mine) == len(old) + 3 and mine[: len(old)] == old
+    # The node sees the hub ahead of its log: a rollback (asked again on every push while
+    # the hub holds the evidence, so the alert settles on the log's final size) ...
+    rolled_back = (
+        f"rollback: the hub holds {len(good)} records of this node but its log ends at "
+        f"{len(mine)}: was the database restored from an old copy?"
     )
-    assert kinds
+    wait_for(lambda: sync_state(node)["alert"] == rolled_back, 20, "the node to flag")
+    # ... and sends on from where the backup and the hub agreed; the hub finds a different
+    # signed record at the next seq: a fork, quarantined, nothing merged.
+    seq = len(old) + 1
+
+    def fork(record: str) -> str:
+        return (
+            f"seq {seq}: the node sent a signed record with hash {record[:16]}… "
+            f"where the hub holds {good[seq - 1][1][:16]}…"
+        )
+
+    alerts = wait_for(lambda: hub.alerts(TOWN), 10, "a hub alert")
+    assert [(a["kind"], a["message"]) for a in alerts] == [("fork", fork(mine[seq - 1][1]))]
     assert hub.hashes(node, TOWN) == good  # nothing merged
-    conn = sqlite3.connect(f"{(node / 'node.db').resolve().as_uri()}?mode=ro", uri=True)
-    reasons = {r[0] for r in conn.execute("SELECT reason FROM sync_rejections")}
-    conn.close()
-    assert reasons & {"fork", "rollback"}
+    flagged = {(len(good), "rollback"), (None, "fork")}  # (seq, reason)
+    assert rejections(node) == flagged
     srv.stop()
-    # The clone (same key, same code) makes its own events from the shared past: a fork.
+    # The clone (same key, same code) makes its own events from the shared past: to the hub
+    # another fork at the same seq; to the clone, too, the hub is ahead of its log.
     cl = serve(clone)
     servers.append(cl)
     tickets(cl, 2)
-    wait_for(
-        lambda: (
-            (s := sync_state(clone))["alert"]
-            and "fork" in s["alert"]
-            or "rollback" in (s["alert"] or "")
-        ),
-        20,
-        "the clone to be flagged",
-    )
+    theirs = node_hashes(clone)
+    assert len(theirs) == len(old) + 2 and theirs[seq - 1] != mine[seq - 1]
+    behind = rolled_back.replace(f"ends at {len(mine)}", f"ends at {len(theirs)}")
+    wait_for(lambda: sync_state(clone)["alert"] == behind, 20, "the clone to be flagged")
+    wait_for(lambda: rejections(clone) == flagged, 10, "the clone's rejections")
+    assert [(a["kind"], a["message"]) for a in hub.alerts(TOWN)] == [
+        ("fork", fork(mine[seq - 1][1])),
+        ("fork", fork(theirs[seq - 1][1])),
+    ]
     assert hub.hashes(node, TOWN) == good
 
 
 def test_township_syncs_through_its_county_relay(
     hub: Hub, tmp_path: Path, servers: list[LiveServer]
 ) -> None:
+    hub.start()
     county = make_node(
         tmp_path / "county", hub, code=COUNTY, level="county", name="历下区政务服务中心"
     )
-    county_port = free_port()
-    town = make_node(tmp_path / "town", hub, hub_url=f"http://127.0.0.1:{county_port}")
+    csrv = serve(county)
+    servers.append(csrv)
+    town = make_node(tmp_path / "town", hub, hub_url=csrv.url)
     hub.enroll(town, TOWN)
     assert (
         run_cli(
@@ -472,14 +499,6 @@ def test_township_syncs_through_its_county_relay(
         )
         == 0
     )
-    hub.start()
-    csrv = start_process(
-        ["node", "serve", "--data", str(county), "--port", str(county_port)],
-        f"http://127.0.0.1:{county_port}",
-        county,
-        county / "serve.log",
-    )
-    servers.append(csrv)
     tsrv = serve(town)
     servers.append(tsrv)
     tickets(tsrv, 60)
@@ -500,14 +519,7 @@ def test_township_syncs_through_its_county_relay(
     # While the county is down the township queues; afterwards everything arrives.
     csrv.stop()
     tickets(tsrv, 20)
-    servers.append(
-        start_process(
-            ["node", "serve", "--data", str(county), "--port", str(county_port)],
-            f"http://127.0.0.1:{county_port}",
-            county,
-            county / "serve.log",
-        )
-    )
+    servers.append(serve(county, csrv.port))  # where the township expects its county
     wait_synced(hub, town, TOWN)
     _no_tracebacks(town)
 
@@ -517,8 +529,8 @@ def test_catalog_update_reaches_the_node_and_a_tampered_one_is_refused(
 ) -> None:
     from schemas.catalog import load_catalog, seed_path
 
-    node = make_node(tmp_path / "node", hub)
     hub.start()
+    node = make_node(tmp_path / "node", hub)
     srv = serve(node)
     servers.append(srv)
     cat = load_catalog(seed_path())

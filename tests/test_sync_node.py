@@ -22,7 +22,7 @@ from node import signer as signerm
 from sync.chain import GENESIS, ROTATION_KIND
 from sync.keys import load_public, public_key_id
 from sync.verify import verify_log
-from tests.conftest import ADMIN, PHONE, init_node, login, make_id, run_cli
+from tests.conftest import ADMIN, PHONE, ClosedPort, copy_hub, init_node, login, make_id, run_cli
 
 CODE = "370102001"
 
@@ -284,10 +284,8 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def hub_dir(tmp_path: Path) -> Path:
-    hub = tmp_path / "hub"
-    assert run_cli("hub", "init", "--data", str(hub)) == 0
-    return hub
+def hub_dir(tmp_path: Path, hub_template: Path) -> Path:
+    return copy_hub(hub_template, tmp_path / "hub")
 
 
 async def _hub(aiohttp_server: Any, hub: Path) -> Any:
@@ -369,29 +367,29 @@ def test_unreachable_hub_is_reported(tmp_path: Path) -> None:
     from node.replication.client import HubUnreachable, PushClient
     from node.replication.service import backoff_delay
     from node.replication.state import state
-    from tests.conftest import free_port
 
     data = tmp_path / "n"
     init_node(data, windows=False)
-    cfg = dataclasses.replace(cfgm.load(data), hub_url=f"http://127.0.0.1:{free_port()}")
-    db = _db(data)
+    with ClosedPort() as closed:  # nothing listens there, nothing can start to
+        cfg = dataclasses.replace(cfgm.load(data), hub_url=f"http://127.0.0.1:{closed.port}")
+        db = _db(data)
 
-    async def run() -> None:
-        client = PushClient(cfg, db)
-        try:
-            await client.push_once()
-        finally:
-            await client.close()
+        async def run() -> None:
+            client = PushClient(cfg, db)
+            try:
+                await client.push_once()
+            finally:
+                await client.close()
 
-    with pytest.raises(HubUnreachable):
-        asyncio.run(run())
-    assert "unreachable" in state(db)["last_error"]
+        with pytest.raises(HubUnreachable):
+            asyncio.run(run())
+        assert "unreachable" in state(db)["last_error"]
+        # The CLI says so, with a hint, and exits non-zero.
+        toml = data / "node.toml"
+        toml.write_text(toml.read_text().replace('hub_url = ""', f'hub_url = "{cfg.hub_url}"'))
+        assert run_cli("sync", "push", "--data", str(data)) == 1
     assert all(0.5 <= backoff_delay(1, 60) <= 1 for _ in range(20))
     assert all(backoff_delay(30, 60) <= 60 for _ in range(20))
-    # The CLI says so, with a hint, and exits non-zero.
-    text = (data / "node.toml").read_text().replace('hub_url = ""', f'hub_url = "{cfg.hub_url}"')
-    (data / "node.toml").write_text(text)
-    assert run_cli("sync", "push", "--data", str(data)) == 1
 
 
 # --------------------------------------------------------------------------- catalog down
