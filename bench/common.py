@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import socket
+import re
 import statistics
 import subprocess
 import sys
@@ -131,12 +131,6 @@ def workdir(opts: Options, prefix: str) -> Iterator[Path]:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (0-100) by linear interpolation; NaN for no values."""
     if not values:
@@ -214,12 +208,18 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class Server:
-    """A server child process (``onestop node serve`` / ``onestop hub serve``)."""
+SERVING = re.compile(r"serving on (http://[0-9.]+:[0-9]+)/")
 
-    def __init__(self, argv: list[str], url: str, log_path: Path, ready_path: str) -> None:
-        self.url = url
+
+class Server:
+    """A server child process (``onestop node serve`` / ``onestop hub serve``) started with
+    ``--port 0``: it binds a port of its own and names it in its "serving on" log line, where
+    :attr:`url` comes from (no port is picked here and then raced for)."""
+
+    def __init__(self, argv: list[str], log_path: Path, ready_path: str) -> None:
+        self.url = ""
         self.log_path = log_path
+        self._offset = log_path.stat().st_size if log_path.exists() else 0
         self._fh = log_path.open("ab")
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -232,6 +232,13 @@ class Server:
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited ({self.proc.returncode}): {self.tail()}")
+            if not self.url:
+                found = SERVING.search(self.log_path.read_bytes()[self._offset :].decode(
+                    "utf-8", "replace"))  # fmt: skip
+                if found is None:
+                    time.sleep(0.005)
+                    continue
+                self.url = found.group(1)
             try:
                 with urllib.request.urlopen(self.url + path, timeout=2) as r:
                     r.read()

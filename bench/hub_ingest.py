@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any
 
-from bench.common import Options, Row, Server, free_port, log, onestop_argv, percentile, workdir
+from bench.common import Options, Row, Server, log, onestop_argv, percentile, workdir
 from bench.hubutil import enroll, hub_init, node_code, signed_headers, write_node_key
 from onestop.clock import utcnow
 
@@ -164,10 +164,9 @@ def run(opts: Options) -> list[Row]:
             enroll(hub_dir, code, pub, f"{code} 便民服务中心")
             pushes.append((code, key, _push_body(code, key, per)))
         prep_s = time.perf_counter() - t0
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = onestop_argv("hub", "serve", "--data", str(hub_dir), "--port", str(port))
-        with Server(argv, url, hub_dir / "serve.log", "/api/v1/nodes") as hub:
+        argv = onestop_argv("hub", "serve", "--data", str(hub_dir), "--port", "0")
+        with Server(argv, hub_dir / "serve.log", "/api/v1/nodes") as hub:
+            url = hub.url
             log(opts, f"hub: {k} nodes push {per} records each at once")
             r = asyncio.run(_fan_in(url, pushes))
             mem = hub.memory_kb()

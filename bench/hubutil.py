@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import Server, free_port, onestop_argv, run_cli_inprocess, run_onestop
+from bench.common import Server, onestop_argv, run_cli_inprocess, run_onestop
 from onestop.clock import utcnow
 
 
@@ -22,9 +22,8 @@ def hub_init(data: Path) -> None:
 
 
 def hub_serve(data: Path, log_name: str = "hub-serve.log") -> Server:
-    port = free_port()
-    argv = onestop_argv("hub", "serve", "--data", str(data), "--port", str(port))
-    return Server(argv, f"http://127.0.0.1:{port}", data / log_name, "/api/v1/nodes")
+    argv = onestop_argv("hub", "serve", "--data", str(data), "--port", "0")
+    return Server(argv, data / log_name, "/api/v1/nodes")
 
 
 def write_node_key(dir: Path, name: str) -> tuple[Any, Path]:

@@ -43,7 +43,6 @@ from bench.common import (
     Row,
     Server,
     child_env,
-    free_port,
     loadavg,
     log,
     median,
@@ -150,9 +149,8 @@ def setup_node(data: Path, windows: int) -> None:
 
 
 def serve(data: Path, log_name: str = "serve.log") -> Server:
-    port = free_port()
-    argv = onestop_argv("node", "serve", "--data", str(data), "--port", str(port))
-    return Server(argv, f"http://127.0.0.1:{port}", data / log_name, "/api/v1/queues")
+    argv = onestop_argv("node", "serve", "--data", str(data), "--port", "0")
+    return Server(argv, data / log_name, "/api/v1/queues")
 
 
 def run(opts: Options) -> list[Row]:

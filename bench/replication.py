@@ -19,12 +19,13 @@ hub's last answer, like the peer's ``replicate.to``); the hub runs in its own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Options, Row, Server, free_port, log, onestop_argv, workdir
+from bench.common import Options, Row, Server, log, onestop_argv, workdir
 from bench.hubutil import enroll, hub_init, position
 
 NODE_CODE = "370102001"
@@ -110,8 +111,6 @@ def run(opts: Options) -> list[Row]:
     with workdir(opts, "replication") as tmp:
         hub_dir, node_dir = tmp / "hub", tmp / "node"
         hub_init(hub_dir)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         run_cli_inprocess(
             "node",
             "init",
@@ -124,7 +123,7 @@ def run(opts: Options) -> list[Row]:
             "--level",
             "township",
             "--hub-url",
-            url,
+            "http://127.0.0.1:9",  # the hub's own port is known once it serves (below)
             "--hub-pubkey",
             str(hub_dir / "hub.pub"),
         )
@@ -135,8 +134,10 @@ def run(opts: Options) -> list[Row]:
         log(opts, f"replication: signing {n:,} events into the node database")
         sign_s = _append_events(db, n, 1)
         size_full = signerm.log_size(db)
-        argv = onestop_argv("hub", "serve", "--data", str(hub_dir), "--port", str(port))
-        with Server(argv, url, hub_dir / "serve.log", "/api/v1/nodes") as hub:
+        argv = onestop_argv("hub", "serve", "--data", str(hub_dir), "--port", "0")
+        with Server(argv, hub_dir / "serve.log", "/api/v1/nodes") as hub:
+            url = hub.url
+            cfg = dataclasses.replace(cfg, hub_url=url)
             log(opts, f"replication: pushing {size_full:,} records to {url}")
             counter = _Counter()
             client = _client(cfg, db, counter)

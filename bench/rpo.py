@@ -20,8 +20,8 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -35,12 +35,7 @@ from pathlib import Path
 from typing import Any
 
 QUEUES = ("dept:edu", "dept:civil", "area:agri")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SERVING = re.compile(r"serving on (http://[0-9.]+:[0-9]+)/")
 
 
 def onestop(
@@ -68,19 +63,23 @@ def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subp
     )
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def wait_serving(proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> str:
+    """The URL a ``serve --port 0`` process names in its "serving on" line, once it answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer: {log.read_text(errors='replace')[-2000:]}")
+        found = SERVING.search(log.read_text(errors="replace"))
+        if found is not None:
+            try:
+                urllib.request.urlopen(found.group(1) + "/api/v1/queues", timeout=1).read()
+                return found.group(1)
+            except urllib.error.HTTPError:
+                return found.group(1)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the node did not answer: {log.read_text(errors='replace')[-2000:]}")
 
 
 def wait_replicating(proc: subprocess.Popen[bytes], log: Path, timeout: float = 15) -> None:
@@ -166,9 +165,7 @@ class Trial:
 def trial(work: Path, *, rate: float = 20.0, kill_after: float = 5.0) -> Trial:
     """One node, steady writes, SIGKILL of node and litestream, restore from the replica."""
     data = work / "node"
-    port = free_port()
-    init_node(data, port)
-    url = f"http://127.0.0.1:{port}"
+    init_node(data, 0)  # port 0: the node picks a free port and names it in its log
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("ONESTOP_LITESTREAM", None)
     ls = spawn(["node", "replicate", "--data", str(data)], work / "litestream.log", env)
@@ -176,7 +173,7 @@ def trial(work: Path, *, rate: float = 20.0, kill_after: float = 5.0) -> Trial:
     acked: list[tuple[float, str]] = []
     try:
         wait_replicating(ls, work / "litestream.log")
-        wait_http(url + "/api/v1/queues", node, work / "node.log")
+        url = wait_serving(node, work / "node.log")
         start = time.monotonic()
         n = 0
         while time.monotonic() - start < kill_after:
