@@ -22,6 +22,7 @@ from hub import dash_api, staff
 from hub.dash_api import LANG_COOKIE, lang_of
 from hub.i18n import strings, t
 from hub.keys import CONFIG
+from hub.models import ExportQuery, PageQuery
 from onestop.errors import Unauthorized
 
 LANG_COOKIE_AGE = 365 * 24 * 3600
@@ -104,7 +105,7 @@ async def dash_home(request: web.Request) -> web.Response:
 
 
 async def dash_page(request: web.Request) -> web.Response:
-    c = await dash_api.context(request)
+    c = await dash_api.context(request, query=PageQuery)
     data = dash_api.summary(c)
     return await render(request, "dash.html", {
         "data": _json_script(data), "strings": _json_script(strings(c.lang)),
@@ -117,7 +118,7 @@ async def dash_page(request: web.Request) -> web.Response:
 
 
 async def dash_export(request: web.Request) -> web.Response:
-    c = await dash_api.context(request)
+    c = await dash_api.context(request, query=ExportQuery)
     table = request.match_info["table"]
     rows = dash_api.table_rows(c, table)
     return dash_api.csv_response(c, table, rows)
