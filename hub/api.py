@@ -54,8 +54,14 @@ def _get_node(db: sqlite_utils.Database, code: str) -> dict[str, Any]:
 # -- ingest ------------------------------------------------------------------------------------
 
 
-@operation("Push signed records and checkpoints (docs/sync-protocol.md)", tag="sync",
-           public=True, security=[{}, *SIGNED], body=Envelope, errors=(401, 403, 413, 422))
+@operation(
+    "Push signed records and checkpoints (docs/sync-protocol.md)",
+    tag="sync",
+    public=True,
+    security=[{}, *SIGNED],
+    body=Envelope,
+    errors=(401, 403, 413, 422),
+)
 async def ingest(request: web.Request) -> web.Response:
     app = request.app
     cfg = app[CONFIG]
@@ -116,8 +122,7 @@ async def list_nodes(request: web.Request) -> web.Response:
     return web.json_response({"nodes": [_node_out(r) for r in rows]})
 
 
-@operation("One node: position, keys, open alerts, latest checkpoint", tag="status",
-           errors=(404,))
+@operation("One node: position, keys, open alerts, latest checkpoint", tag="status", errors=(404,))
 async def node_detail(request: web.Request) -> web.Response:
     db = request.app[DB]
     await staff.require(request, code=request.match_info["code"])
@@ -147,9 +152,14 @@ async def node_detail(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
-@operation("The hub's verified copy of a node's records (request signed by that node)",
-           tag="sync", public=True, security=SIGNED, query=m.RecordsQuery,
-           errors=(401, 403, 404, 422))
+@operation(
+    "The hub's verified copy of a node's records (request signed by that node)",
+    tag="sync",
+    public=True,
+    security=SIGNED,
+    query=m.RecordsQuery,
+    errors=(401, 403, 404, 422),
+)
 async def node_records(request: web.Request) -> web.Response:
     """The hub's verified copy of a node's records, for that node only (signed request)."""
     app = request.app
@@ -196,8 +206,13 @@ def _etag_matches(header: str, version: str) -> bool:
     return False
 
 
-@operation("The latest signed service catalog", tag="sync", public=True, errors=(404,),
-           responses={"304": {"description": "Not modified (If-None-Match)"}})
+@operation(
+    "The latest signed service catalog",
+    tag="sync",
+    public=True,
+    errors=(404,),
+    responses={"304": {"description": "Not modified (If-None-Match)"}},
+)
 async def catalog_latest(request: web.Request) -> web.StreamResponse:
     db = request.app[DB]
     version = catalogm.latest_version(db)
@@ -227,8 +242,7 @@ async def hub_pubkey(request: web.Request) -> web.Response:
 ALERT_STATES = {"open": " AND resolved = 0", "resolved": " AND resolved = 1", "all": ""}
 
 
-@operation("Alerts of nodes in the user's scope", tag="status", query=m.AlertsQuery,
-           errors=(422,))
+@operation("Alerts of nodes in the user's scope", tag="status", query=m.AlertsQuery, errors=(422,))
 async def list_alerts(request: web.Request) -> web.Response:
     """Alerts of nodes in the user's scope (login required)."""
     user = await staff.require(request)

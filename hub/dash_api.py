@@ -46,8 +46,13 @@ async def health(request: web.Request) -> web.Response:
                               "name": request.app[CONFIG].name})  # fmt: skip
 
 
-@operation("Log in: sets the session cookie, returns the CSRF token", tag="staff",
-           public=True, body=LoginRequest, errors=(401, 422))
+@operation(
+    "Log in: sets the session cookie, returns the CSRF token",
+    tag="staff",
+    public=True,
+    body=LoginRequest,
+    errors=(401, 422),
+)
 async def login(request: web.Request) -> web.Response:
     data = await requests.body(request, LoginRequest)
     user, csrf = await staff.login(request, data.username, data.password)
@@ -131,8 +136,9 @@ class Ctx:
         return out
 
 
-async def context(request: web.Request, code: str | None = None,
-                  query: type[m.PeriodQuery] = m.PeriodQuery) -> Ctx:
+async def context(
+    request: web.Request, code: str | None = None, query: type[m.PeriodQuery] = m.PeriodQuery
+) -> Ctx:
     """Login, then scope, then existence (so another scope's code is 403 even if unknown),
     then the query string (``query``)."""
     user = await staff.require(request)
@@ -203,16 +209,26 @@ def csv_response(c: Ctx, table: str, rows: list[dict[str, Any]]) -> web.Response
 # -- handlers ------------------------------------------------------------------------------------
 
 
-@operation("Dashboard of the user's scope (same as /dash/{scope})", tag="dashboard",
-           query=m.PeriodQuery, returns=DASHBOARD, errors=(422,))
+@operation(
+    "Dashboard of the user's scope (same as /dash/{scope})",
+    tag="dashboard",
+    query=m.PeriodQuery,
+    returns=DASHBOARD,
+    errors=(422,),
+)
 async def dash_root(request: web.Request) -> web.Response:
     c = await context(request)
     return web.json_response(summary(c))
 
 
-@operation("Dashboard of a division: center status, service figures, children, daily series, "
-           "departments, items, centers needing attention", tag="dashboard",
-           query=m.PeriodQuery, returns=DASHBOARD, errors=(404, 422))
+@operation(
+    "Dashboard of a division: center status, service figures, children, daily series, "
+    "departments, items, centers needing attention",
+    tag="dashboard",
+    query=m.PeriodQuery,
+    returns=DASHBOARD,
+    errors=(404, 422),
+)
 async def dash_summary(request: web.Request) -> web.Response:
     c = await context(request)
     return web.json_response(summary(c))

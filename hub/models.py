@@ -7,12 +7,11 @@ largest records page) stay in the handlers and :mod:`hub.dash`.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import Field
 
-from onestop.models import Lang
+from onestop.models import Day, Lang
 from onestop.requests import Model
 
 AlertState = Literal["open", "resolved", "all"]
@@ -33,8 +32,8 @@ class AlertsQuery(Model):
 class PeriodQuery(Model):
     preset: Literal["today", "7d", "30d"] | None = Field(None, description="today (default), "
                                                          "7d or 30d")  # fmt: skip
-    from_: dt.date | None = Field(None, alias="from", description="first local date of the period")
-    to: dt.date | None = Field(None, description="last local date of the period")
+    from_: Day | None = Field(None, alias="from", description="first local date of the period")
+    to: Day | None = Field(None, description="last local date of the period")
     lang: Lang | None = Field(None, description="zh (default) or en: names and CSV headers")
 
 

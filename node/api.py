@@ -51,8 +51,15 @@ async def catalog(request: web.Request) -> web.Response:
     )
 
 
-@operation("Issue a queue ticket (kiosk)", tag="kiosk", public=True, ok=201,
-           body=m.TicketRequest, returns=m.IssuedTicket, errors=(422,))
+@operation(
+    "Issue a queue ticket (kiosk)",
+    tag="kiosk",
+    public=True,
+    ok=201,
+    body=m.TicketRequest,
+    returns=m.IssuedTicket,
+    errors=(422,),
+)
 async def create_ticket(request: web.Request) -> web.Response:
     app = request.app
     data = (await requests.body(request, m.TicketRequest)).data()
@@ -77,8 +84,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     )
 
 
-@operation("Public status of a ticket (no personal data)", tag="kiosk", public=True,
-           errors=(404,))
+@operation("Public status of a ticket (no personal data)", tag="kiosk", public=True, errors=(404,))
 async def ticket_status(request: web.Request) -> web.Response:
     t = tickets.by_token(request.app[DB], request.match_info["token"])
     out = tickets.anonymous(t)
@@ -116,9 +122,12 @@ def board_state(app: web.Application) -> dict[str, Any]:
     }
 
 
-@operation("Display board live feed (server-sent events: state, call, queues)",
-           tag="display", public=True,
-           content={"text/event-stream": {"schema": {"type": "string"}}})
+@operation(
+    "Display board live feed (server-sent events: state, call, queues)",
+    tag="display",
+    public=True,
+    content={"text/event-stream": {"schema": {"type": "string"}}},
+)
 async def display_stream(request: web.Request) -> web.StreamResponse:
     return await request.app[BOARD].stream(request, board_state(request.app))
 
@@ -126,8 +135,13 @@ async def display_stream(request: web.Request) -> web.StreamResponse:
 # -- staff ------------------------------------------------------------------------------------
 
 
-@operation("Log in; sets the session cookie and returns the CSRF token", tag="staff",
-           public=True, body=m.LoginRequest, errors=(401, 422))
+@operation(
+    "Log in; sets the session cookie and returns the CSRF token",
+    tag="staff",
+    public=True,
+    body=m.LoginRequest,
+    errors=(401, 422),
+)
 async def login(request: web.Request) -> web.Response:
     data = await requests.body(request, m.LoginRequest)
     user, csrf = await auth.login(request, data.username, data.password)
@@ -147,8 +161,9 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({"user": user, "csrf_token": await auth.csrf_token(request)})
 
 
-@operation("Today's tickets (masked personal data)", tag="window", query=m.TicketsQuery,
-           errors=(422,))
+@operation(
+    "Today's tickets (masked personal data)", tag="window", query=m.TicketsQuery, errors=(422,)
+)
 async def list_tickets(request: web.Request) -> web.Response:
     await auth.require(request, "admin", "window")
     app = request.app
@@ -166,8 +181,14 @@ async def list_tickets(request: web.Request) -> web.Response:
     return web.json_response({"date": day, "tickets": rows})
 
 
-@operation("Set or clear the staff priority flag (绿色通道)", tag="window", path=m.IdPath,
-           body=m.PriorityRequest, returns=m.TicketResult, errors=WIN_ERRORS)
+@operation(
+    "Set or clear the staff priority flag (绿色通道)",
+    tag="window",
+    path=m.IdPath,
+    body=m.PriorityRequest,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def set_priority(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "window")
     tid = requests.path(request, m.IdPath).id
@@ -204,8 +225,9 @@ async def create_window(request: web.Request) -> web.Response:
     return web.json_response({"window": w}, status=201)
 
 
-@operation("One window: current and suspended tickets", tag="window", path=m.IdPath,
-           errors=(404, 422))
+@operation(
+    "One window: current and suspended tickets", tag="window", path=m.IdPath, errors=(404, 422)
+)
 async def window_detail(request: web.Request) -> web.Response:
     await auth.require(request)
     db = request.app[DB]
@@ -243,8 +265,13 @@ def _announce(app: web.Application, t: dict[str, Any], wid: int, kind: str) -> N
     app[BOARD].publish_state()
 
 
-@operation("Call the next ticket (atomic across windows)", tag="window", path=m.IdPath,
-           returns=m.TicketResult, errors=WIN_ERRORS)
+@operation(
+    "Call the next ticket (atomic across windows)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def call_next(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     app = request.app
@@ -255,8 +282,13 @@ async def call_next(request: web.Request) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
-@operation("Recall the current ticket (limited count)", tag="window", path=m.IdPath,
-           returns=m.TicketResult, errors=WIN_ERRORS)
+@operation(
+    "Recall the current ticket (limited count)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def recall(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     app = request.app
@@ -274,26 +306,47 @@ async def _simple(request: web.Request, action: str) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
-@operation("Finish the current ticket", tag="window", path=m.IdPath,
-           returns=m.TicketResult, errors=WIN_ERRORS)
+@operation(
+    "Finish the current ticket",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def finish(request: web.Request) -> web.Response:
     return await _simple(request, "finish")
 
 
-@operation("Mark the current ticket no-show (弃号)", tag="window", path=m.IdPath,
-           returns=m.TicketResult, errors=WIN_ERRORS)
+@operation(
+    "Mark the current ticket no-show (弃号)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def no_show(request: web.Request) -> web.Response:
     return await _simple(request, "no-show")
 
 
-@operation("Suspend the current ticket (挂起)", tag="window", path=m.IdPath,
-           returns=m.TicketResult, errors=WIN_ERRORS)
+@operation(
+    "Suspend the current ticket (挂起)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def suspend(request: web.Request) -> web.Response:
     return await _simple(request, "suspend")
 
 
-@operation("Resume a suspended ticket", tag="window", path=m.IdPath, body=m.ResumeRequest,
-           returns=m.TicketResult, errors=WIN_ERRORS)
+@operation(
+    "Resume a suspended ticket",
+    tag="window",
+    path=m.IdPath,
+    body=m.ResumeRequest,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def resume(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     data = await requests.body(request, m.ResumeRequest)
@@ -303,9 +356,14 @@ async def resume(request: web.Request) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
-@operation("Transfer the current ticket to a queue or a window; it keeps its place",
-           tag="window", path=m.IdPath, body=m.TransferRequest, returns=m.TicketResult,
-           errors=WIN_ERRORS)
+@operation(
+    "Transfer the current ticket to a queue or a window; it keeps its place",
+    tag="window",
+    path=m.IdPath,
+    body=m.TransferRequest,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def transfer(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     data = await requests.body(request, m.TransferRequest)
@@ -328,8 +386,12 @@ async def transfer(request: web.Request) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
-@operation("Pause (暂停服务), reopen or close the window for the day", tag="window",
-           path=m.IdPath, errors=WIN_ERRORS)
+@operation(
+    "Pause (暂停服务), reopen or close the window for the day",
+    tag="window",
+    path=m.IdPath,
+    errors=WIN_ERRORS,
+)
 async def set_window_status(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     action = request.path.rstrip("/").rsplit("/", 1)[1]

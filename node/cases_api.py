@@ -80,8 +80,14 @@ def _case_response(request: web.Request, case: dict[str, Any], status: int = 200
 CASE_ERRORS = (404, 409, 422)
 
 
-@operation("Open a case at the window (intake, 一次性告知, 容缺受理)", tag="cases", ok=201,
-           body=m.IntakeRequest, returns=m.CaseResult, errors=(409, 422))
+@operation(
+    "Open a case at the window (intake, 一次性告知, 容缺受理)",
+    tag="cases",
+    ok=201,
+    body=m.IntakeRequest,
+    returns=m.CaseResult,
+    errors=(409, 422),
+)
 async def create_case(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     data = (await requests.body(request, m.IntakeRequest)).data()
@@ -91,8 +97,12 @@ async def create_case(request: web.Request) -> web.Response:
     return _case_response(request, case, 201)
 
 
-@operation("Cases, newest first (reviewers: their department's)", tag="cases",
-           query=m.CasesQuery, errors=(422,))
+@operation(
+    "Cases, newest first (reviewers: their department's)",
+    tag="cases",
+    query=m.CasesQuery,
+    errors=(422,),
+)
 async def list_cases(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
     app = request.app
@@ -113,8 +123,12 @@ async def list_cases(request: web.Request) -> web.Response:
     return web.json_response({"cases": rows})
 
 
-@operation("One case: items, materials, review tasks, visits, deadline, timeline of events",
-           tag="cases", returns=m.CaseResult, errors=(404,))
+@operation(
+    "One case: items, materials, review tasks, visits, deadline, timeline of events",
+    tag="cases",
+    returns=m.CaseResult,
+    errors=(404,),
+)
 async def case_detail(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
     case = cases.get(request.app[DB], request.match_info["case_no"])
@@ -122,8 +136,13 @@ async def case_detail(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
-@operation("Full ID and phone number for checking at the window (the viewing is logged as "
-           "case.identity_viewed)", tag="cases", returns=m.Identity, errors=(404,))
+@operation(
+    "Full ID and phone number for checking at the window (the viewing is logged as "
+    "case.identity_viewed)",
+    tag="cases",
+    returns=m.Identity,
+    errors=(404,),
+)
 async def case_identity(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
@@ -162,9 +181,12 @@ async def upload_material(request: web.Request) -> web.Response:
     return web.json_response({"file": row}, status=201)
 
 
-@operation("Download an attached file", tag="cases", errors=(404,),
-           content={"application/octet-stream": {"schema": {"type": "string",
-                                                            "format": "binary"}}})
+@operation(
+    "Download an attached file",
+    tag="cases",
+    errors=(404,),
+    content={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+)
 async def download_file(request: web.Request) -> web.StreamResponse:
     user = await auth.require(request, *STAFF)
     app = request.app
@@ -195,8 +217,12 @@ def _quote(name: str) -> str:
     return quote(name, safe="")
 
 
-@operation("The latest one-time notice (一次性告知) of missing materials; printable at "
-           "/cases/{case_no}/notice", tag="cases", errors=(404,))
+@operation(
+    "The latest one-time notice (一次性告知) of missing materials; printable at "
+    "/cases/{case_no}/notice",
+    tag="cases",
+    errors=(404,),
+)
 async def case_notice(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
     app = request.app
@@ -205,9 +231,14 @@ async def case_notice(request: web.Request) -> web.Response:
     return web.json_response({"notice": cases.notice(app[DB], app[CONFIG], case["case_no"])})
 
 
-@operation("Materials brought to the window: resumes a paused case (补正), completes a case "
-           "waiting for materials, or catches up 容缺 materials", tag="cases",
-           body=m.SupplementRequest, returns=m.CaseResult, errors=CASE_ERRORS)
+@operation(
+    "Materials brought to the window: resumes a paused case (补正), completes a case "
+    "waiting for materials, or catches up 容缺 materials",
+    tag="cases",
+    body=m.SupplementRequest,
+    returns=m.CaseResult,
+    errors=CASE_ERRORS,
+)
 async def supplement(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     data = (await requests.body(request, m.SupplementRequest)).data()
@@ -219,8 +250,12 @@ async def supplement(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
-@operation("The result is ready at the results window (统一出件); the applicant gets an SMS",
-           tag="cases", returns=m.CaseResult, errors=(404, 409))
+@operation(
+    "The result is ready at the results window (统一出件); the applicant gets an SMS",
+    tag="cases",
+    returns=m.CaseResult,
+    errors=(404, 409),
+)
 async def result(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
@@ -229,8 +264,13 @@ async def result(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
-@operation("Hand the result over: picked up (a visit) or mailed", tag="cases",
-           body=m.HandoverRequest, returns=m.CaseResult, errors=CASE_ERRORS)
+@operation(
+    "Hand the result over: picked up (a visit) or mailed",
+    tag="cases",
+    body=m.HandoverRequest,
+    returns=m.CaseResult,
+    errors=CASE_ERRORS,
+)
 async def handover(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     data = (await requests.body(request, m.HandoverRequest)).data()
@@ -245,9 +285,14 @@ async def handover(request: web.Request) -> web.Response:
 # -- back office -------------------------------------------------------------------------------
 
 
-@operation("A department's review decision (parallel; approve all to approve the case, one "
-           "reject rejects it, supplement pauses the clock)", tag="review",
-           body=m.ReviewRequest, returns=m.CaseResult, errors=CASE_ERRORS)
+@operation(
+    "A department's review decision (parallel; approve all to approve the case, one "
+    "reject rejects it, supplement pauses the clock)",
+    tag="review",
+    body=m.ReviewRequest,
+    returns=m.CaseResult,
+    errors=CASE_ERRORS,
+)
 async def review(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "reviewer")
     data = (await requests.body(request, m.ReviewRequest)).data()
@@ -265,8 +310,12 @@ async def review(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
-@operation("A department's review tasks with deadline status (green/yellow/red), most "
-           "urgent first", tag="review", query=m.InboxQuery, errors=(404, 422))
+@operation(
+    "A department's review tasks with deadline status (green/yellow/red), most urgent first",
+    tag="review",
+    query=m.InboxQuery,
+    errors=(404, 422),
+)
 async def inbox(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "reviewer")
     department = request.match_info["department"]
@@ -283,8 +332,9 @@ async def inbox(request: web.Request) -> web.Response:
     return web.json_response({"department": department, "tasks": rows, "counts": counts})
 
 
-@operation("Counts by deadline status, overdue cases, visits (at most one visit) and ratings",
-           tag="cases")
+@operation(
+    "Counts by deadline status, overdue cases, visits (at most one visit) and ratings", tag="cases"
+)
 async def overview(request: web.Request) -> web.Response:
     await auth.require(request, *STAFF)
     app = request.app
@@ -294,9 +344,15 @@ async def overview(request: web.Request) -> web.Response:
 # -- ratings and follow-ups ------------------------------------------------------------------
 
 
-@operation("Rate a finished visit (ticket token) or a case (case_no and phone_last4): 5 非常满意, "
-           "4 满意, 3 基本满意, 2 不满意, 1 非常不满意; 1-2 open a follow-up", tag="citizen",
-           public=True, ok=201, body=m.RatingRequest, errors=(404, 409, 422))
+@operation(
+    "Rate a finished visit (ticket token) or a case (case_no and phone_last4): 5 非常满意, "
+    "4 满意, 3 基本满意, 2 不满意, 1 非常不满意; 1-2 open a follow-up",
+    tag="citizen",
+    public=True,
+    ok=201,
+    body=m.RatingRequest,
+    errors=(404, 409, 422),
+)
 async def create_rating(request: web.Request) -> web.Response:
     data = (await requests.body(request, m.RatingRequest)).data()
     app = request.app
@@ -305,8 +361,13 @@ async def create_rating(request: web.Request) -> web.Response:
     )
 
 
-@operation("Follow-ups of bad ratings with their deadline status", tag="ratings",
-           query=m.FollowupsQuery, returns=m.Followups, errors=(422,))
+@operation(
+    "Follow-ups of bad ratings with their deadline status",
+    tag="ratings",
+    query=m.FollowupsQuery,
+    returns=m.Followups,
+    errors=(422,),
+)
 async def list_followups(request: web.Request) -> web.Response:
     await auth.require(request, *WINDOW)
     app = request.app
@@ -315,8 +376,14 @@ async def list_followups(request: web.Request) -> web.Response:
     return web.json_response({"followups": rows})
 
 
-@operation("Close a follow-up with what was done", tag="ratings", path=m.IdPath,
-           body=m.CloseFollowup, returns=m.FollowupResult, errors=(404, 409, 422))
+@operation(
+    "Close a follow-up with what was done",
+    tag="ratings",
+    path=m.IdPath,
+    body=m.CloseFollowup,
+    returns=m.FollowupResult,
+    errors=(404, 409, 422),
+)
 async def close_followup(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     fid = requests.path(request, m.IdPath).id
@@ -336,8 +403,14 @@ async def close_followup(request: web.Request) -> web.Response:
 # -- citizens: pre-applications, appointments, status ----------------------------------------
 
 
-@operation("Pre-apply online (网上预审); bring the reference to the window", tag="citizen",
-           public=True, ok=201, body=m.PreapplicationRequest, errors=(422,))
+@operation(
+    "Pre-apply online (网上预审); bring the reference to the window",
+    tag="citizen",
+    public=True,
+    ok=201,
+    body=m.PreapplicationRequest,
+    errors=(422,),
+)
 async def create_preapplication(request: web.Request) -> web.Response:
     data = (await requests.body(request, m.PreapplicationRequest)).data()
     app = request.app
@@ -345,15 +418,21 @@ async def create_preapplication(request: web.Request) -> web.Response:
     return web.json_response({"preapplication": out}, status=201)
 
 
-@operation("A pre-application's checklist (no personal data)", tag="citizen", public=True,
-           errors=(404,))
+@operation(
+    "A pre-application's checklist (no personal data)", tag="citizen", public=True, errors=(404,)
+)
 async def get_preapplication(request: web.Request) -> web.Response:
     out = cases.preapplication_public(request.app[DB], request.match_info["ref"])
     return web.json_response({"preapplication": out})
 
 
-@operation("Bookable half-hour slots of a queue on a day with remaining capacity",
-           tag="citizen", public=True, query=m.SlotsQuery, errors=(422,))
+@operation(
+    "Bookable half-hour slots of a queue on a day with remaining capacity",
+    tag="citizen",
+    public=True,
+    query=m.SlotsQuery,
+    errors=(422,),
+)
 async def appointment_slots(request: web.Request) -> web.Response:
     app = request.app
     q = requests.query(request, m.SlotsQuery)
@@ -361,8 +440,15 @@ async def appointment_slots(request: web.Request) -> web.Response:
     return web.json_response(cases.slots(app[DB], app[CONFIG], q.queue, day, app[CLOCK]))
 
 
-@operation("Book an appointment (预约)", tag="citizen", public=True, ok=201,
-           body=m.AppointmentRequest, returns=m.AppointmentResult, errors=(409, 422))
+@operation(
+    "Book an appointment (预约)",
+    tag="citizen",
+    public=True,
+    ok=201,
+    body=m.AppointmentRequest,
+    returns=m.AppointmentResult,
+    errors=(409, 422),
+)
 async def create_appointment(request: web.Request) -> web.Response:
     data = (await requests.body(request, m.AppointmentRequest)).data()
     app = request.app
@@ -371,8 +457,7 @@ async def create_appointment(request: web.Request) -> web.Response:
     return web.json_response({"appointment": out}, status=201)
 
 
-@operation("Appointments of a day (masked)", tag="window", query=m.AppointmentsQuery,
-           errors=(422,))
+@operation("Appointments of a day (masked)", tag="window", query=m.AppointmentsQuery, errors=(422,))
 async def list_appointments(request: web.Request) -> web.Response:
     await auth.require(request, *WINDOW)
     app = request.app
@@ -381,15 +466,22 @@ async def list_appointments(request: web.Request) -> web.Response:
     return web.json_response({"date": day, "appointments": cases.list_appointments(app[DB], day)})
 
 
-@operation("An appointment's state", tag="citizen", public=True,
-           returns=m.AppointmentResult, errors=(404,))
+@operation(
+    "An appointment's state", tag="citizen", public=True, returns=m.AppointmentResult, errors=(404,)
+)
 async def get_appointment(request: web.Request) -> web.Response:
     out = cases.appointment_public(request.app[DB], request.match_info["ref"])
     return web.json_response({"appointment": out})
 
 
-@operation("Check in at the kiosk on the day: issues a priority ticket", tag="citizen",
-           public=True, ok=201, returns=m.IssuedTicket, errors=(404, 409))
+@operation(
+    "Check in at the kiosk on the day: issues a priority ticket",
+    tag="citizen",
+    public=True,
+    ok=201,
+    returns=m.IssuedTicket,
+    errors=(404, 409),
+)
 async def check_in(request: web.Request) -> web.Response:
     app = request.app
     issued = cases.check_in(app[DB], app[CONFIG], app[PII], request.match_info["ref"], app[CLOCK])
@@ -413,8 +505,13 @@ async def check_in(request: web.Request) -> web.Response:
     )
 
 
-@operation("Cancel an appointment", tag="citizen", public=True,
-           returns=m.AppointmentResult, errors=(404, 409))
+@operation(
+    "Cancel an appointment",
+    tag="citizen",
+    public=True,
+    returns=m.AppointmentResult,
+    errors=(404, 409),
+)
 async def cancel_appointment(request: web.Request) -> web.Response:
     app = request.app
     out = cases.cancel_appointment(app[DB], request.match_info["ref"], app[CLOCK])
@@ -436,9 +533,14 @@ def _lookup_status(request: web.Request, case_no: str, last4: str) -> dict[str, 
         raise
 
 
-@operation("Public case status for the applicant (no personal data); a wrong number or "
-           "phone both answer 404", tag="citizen", public=True, query=m.StatusQuery,
-           errors=(404, 422, 429))
+@operation(
+    "Public case status for the applicant (no personal data); a wrong number or "
+    "phone both answer 404",
+    tag="citizen",
+    public=True,
+    query=m.StatusQuery,
+    errors=(404, 422, 429),
+)
 async def case_status(request: web.Request) -> web.Response:
     last4 = requests.query(request, m.StatusQuery).phone_last4
     out = _lookup_status(request, request.match_info["case_no"], last4)

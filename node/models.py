@@ -9,7 +9,6 @@ database or the clock, with their own messages.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt
@@ -19,7 +18,7 @@ from node.cases_db import CASE_STATES, TASK_STATES
 from node.ratings import MAX_COMMENT
 from node.tickets import TICKET_STATES
 from node.users import ROLES
-from onestop.models import Lang
+from onestop.models import Day, Int64, Lang
 from onestop.models import LoginRequest as LoginRequest  # shared with the hub
 from onestop.requests import Model
 
@@ -44,13 +43,12 @@ else:
 
 Code = Annotated[str, Field(min_length=1)]
 Codes = list[Code]
-Day = dt.date
 
 # -- path parameters ---------------------------------------------------------------------------
 
 
 class IdPath(Model):
-    id: int
+    id: Int64
 
 
 # -- kiosk, staff, windows ---------------------------------------------------------------------
@@ -79,7 +77,7 @@ class NewUser(Model):
     username: str = Field(min_length=1)
     password: str = Field(description="at least 8 characters")
     role: Role
-    window: int | None = Field(None, description="the window number a clerk works at")
+    window: Int64 | None = Field(None, description="the window number a clerk works at")
     department: str | None = Field(None, description="a reviewer's department code")
 
 
@@ -87,18 +85,18 @@ class NewWindow(Model):
     messages = {"queues": ('queues must be a list of queue codes, or ["*"]',
                            "queues 必须是队列编码列表，或 [\"*\"]")}  # fmt: skip
 
-    number: int
+    number: Int64
     name: str | None = None
     queues: list[str] = Field(description='queue codes, or ["*"] for every queue')
 
 
 class ResumeRequest(Model):
-    ticket_id: int = Field(description="a ticket suspended at this window")
+    ticket_id: Int64 = Field(description="a ticket suspended at this window")
 
 
 class TransferRequest(Model):
     queue: str | None = Field(None, description="the queue to move the ticket to")
-    window: int | None = Field(None, description="the window number to move the ticket to")
+    window: Int64 | None = Field(None, description="the window number to move the ticket to")
 
 
 # -- cases ---------------------------------------------------------------------------------------
@@ -109,15 +107,15 @@ class IntakeRequest(Model):
     (its reference), or both for the same person; items and received default to the
     pre-application's."""
 
-    ticket_id: int | None = None
-    preapplication_id: str | int | None = Field(None, description="a pre-application reference")
+    ticket_id: Int64 | None = None
+    preapplication_id: str | Int64 | None = Field(None, description="a pre-application reference")
     items: Codes | None = Field(None, description="service item codes; a consultation or "
                                 "complaint is a case of its own")  # fmt: skip
     received: Codes | None = Field(None, description="material codes received (originals checked)")
     commitment: StrictBool | None = Field(
         None, description="the citizen commits to bring the missing non-critical materials "
         "(容缺受理)")  # fmt: skip
-    catch_up_date: dt.date | None = Field(
+    catch_up_date: Day | None = Field(
         None, description="when the missing materials are due; no later than the promised "
         "deadline (its default)")  # fmt: skip
 
@@ -126,14 +124,14 @@ class CasesQuery(Model):
     state: CaseState | None = None
     date: Day | None = Field(None, description="local service date of the case")
     department: str | None = None
-    limit: int = Field(200, description="at most this many (1 to 1000)")
+    limit: Int64 = Field(200, description="at most this many (1 to 1000)")
 
 
 class SupplementRequest(Model):
-    ticket_id: int | None = Field(None, description="the ticket of this visit")
+    ticket_id: Int64 | None = Field(None, description="the ticket of this visit")
     received: Codes = Field(description="codes of the materials brought")
     commitment: StrictBool | None = None
-    catch_up_date: dt.date | None = None
+    catch_up_date: Day | None = None
 
 
 class ReviewRequest(Model):
@@ -146,12 +144,13 @@ class ReviewRequest(Model):
 class HandoverRequest(Model):
     method: Method
     tracking: str | None = Field(None, max_length=64, description="required for mail")
-    ticket_id: int | None = Field(None, description="pickup: the ticket of this visit")
+    ticket_id: Int64 | None = Field(None, description="pickup: the ticket of this visit")
 
 
 class InboxQuery(Model):
     state: TaskFilter | None = Field(
-        None, description="open (default: pending and supplement), all, or a task state")
+        None, description="open (default: pending and supplement), all, or a task state"
+    )
 
 
 class MaterialQuery(Model):
@@ -207,7 +206,7 @@ class AppointmentsQuery(Model):
 
 class AppointmentRequest(Model):
     queue: str = Field(examples=["dept:edu"])
-    date: dt.date
+    date: Day
     slot: Slot
     id_number: str
     phone: str

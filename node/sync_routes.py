@@ -90,8 +90,11 @@ def _status(request: web.Request) -> dict[str, Any]:
     return statusm.status(request.app[CONFIG], request.app[DB], service)
 
 
-@operation("Replication to the hub: backlog, last success and error, hub position, receipts, "
-           "rejections, catalog version", tag="sync")
+@operation(
+    "Replication to the hub: backlog, last success and error, hub position, receipts, "
+    "rejections, catalog version",
+    tag="sync",
+)
 async def sync_status(request: web.Request) -> web.Response:
     await auth.require(request)
     return web.json_response(_status(request))
@@ -115,11 +118,17 @@ def _poke(request: web.Request) -> None:
         holder.service.poke()
 
 
-@operation("Relay: accept a township's signed records (docs/sync-protocol.md); the body may "
-           "be gzip-encoded", tag="sync", public=True, body=Envelope,
-           security=[{"nodeSignature": []}], errors=(400, 401, 403, 413, 422),
-           description="Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
-           "X-Onestop-Sig (docs/sync-protocol.md)")
+@operation(
+    "Relay: accept a township's signed records (docs/sync-protocol.md); the body may "
+    "be gzip-encoded",
+    tag="sync",
+    public=True,
+    body=Envelope,
+    security=[{"nodeSignature": []}],
+    errors=(400, 401, 403, 413, 422),
+    description="Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
+    "X-Onestop-Sig (docs/sync-protocol.md)",
+)
 async def ingest(request: web.Request) -> web.Response:
     """Relay: accept a township's push (same protocol as the hub's)."""
     db = request.app[DB]
@@ -146,15 +155,23 @@ async def ingest(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-@operation("Relay: where this relay (and the hub, once known) stands for a township",
-           tag="sync", public=True, errors=(404,))
+@operation(
+    "Relay: where this relay (and the hub, once known) stands for a township",
+    tag="sync",
+    public=True,
+    errors=(404,),
+)
 async def position(request: web.Request) -> web.Response:
     return web.json_response(relay.position(request.app[DB], request.match_info["code"]))
 
 
-@operation("Relay: the last hub-signed service catalog, unchanged (ETag / If-None-Match)",
-           tag="sync", public=True, errors=(404,),
-           responses={"304": {"description": "Not modified (If-None-Match)"}})
+@operation(
+    "Relay: the last hub-signed service catalog, unchanged (ETag / If-None-Match)",
+    tag="sync",
+    public=True,
+    errors=(404,),
+    responses={"304": {"description": "Not modified (If-None-Match)"}},
+)
 async def catalog_latest(request: web.Request) -> web.StreamResponse:
     """Relay: the last good hub-signed catalog, unchanged (townships verify the hub's signature)."""
     env = catalog_fetch.last_envelope(request.app[DB])

@@ -104,13 +104,15 @@ class _Components:
     def add(self, name: str, schema: Schema, owner: object) -> None:
         known = self.schemas.get(name)
         if known is not None and known != schema:
-            raise ValueError(f"two different schemas are both named {name} "
-                             f"({self.owners[name]!r} and {owner!r})")
+            raise ValueError(
+                f"two different schemas are both named {name} ({self.owners[name]!r} and {owner!r})"
+            )
         self.schemas[name] = schema
         self.owners[name] = owner
 
-    def model(self, model: type[BaseModel], mode: Literal["validation", "serialization"]
-              = "validation") -> Schema:
+    def model(
+        self, model: type[BaseModel], mode: Literal["validation", "serialization"] = "validation"
+    ) -> Schema:
         """A ``$ref`` to ``model`` (added with the models it uses)."""
         schema = model.model_json_schema(ref_template=REF, mode=mode)
         for name, sub in schema.pop("$defs", {}).items():
@@ -150,8 +152,7 @@ def _params(model: type[BaseModel], where: str, comps: _Components) -> list[Sche
     out = []
     for name, prop in schema.get("properties", {}).items():
         prop = _no_null(prop)
-        param: Schema = {"name": name, "in": where,
-                         "required": where == "path" or name in required}
+        param: Schema = {"name": name, "in": where, "required": where == "path" or name in required}
         desc = prop.pop("description", None)
         if desc:
             param["description"] = desc
@@ -160,8 +161,9 @@ def _params(model: type[BaseModel], where: str, comps: _Components) -> list[Sche
     return out
 
 
-def _operation(op: Op, path: str, comps: _Components, *, staff_security: list[Any],
-               error_text: dict[int, str]) -> Schema:
+def _operation(
+    op: Op, path: str, comps: _Components, *, staff_security: list[Any], error_text: dict[int, str]
+) -> Schema:
     names = _PARAM.findall(path)
     params: list[Schema] = []
     if op.path is not None:
@@ -180,8 +182,10 @@ def _operation(op: Op, path: str, comps: _Components, *, staff_security: list[An
         codes += [401, 403]
     responses: dict[str, Any] = {str(op.ok): {"description": "OK", "content": content}}
     for c in sorted(set(codes)):
-        responses[str(c)] = {"description": error_text[c],
-                             "content": {"application/json": {"schema": ERROR_REF}}}
+        responses[str(c)] = {
+            "description": error_text[c],
+            "content": {"application/json": {"schema": ERROR_REF}},
+        }
     responses.update(op.responses)
     out: Schema = {"summary": op.summary, "tags": [op.tag]}
     if op.description:
@@ -191,8 +195,10 @@ def _operation(op: Op, path: str, comps: _Components, *, staff_security: list[An
     if op.request_content is not None:
         out["requestBody"] = {"required": True, "content": op.request_content}
     elif op.body is not None:
-        out["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": comps.model(op.body)}}}
+        out["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": comps.model(op.body)}},
+        }
     if op.security is not None:
         out["security"] = op.security
     else:
@@ -210,9 +216,17 @@ def routes(app: web.Application, prefix: str = "/api/v1") -> Iterable[tuple[str,
             yield path, route.method, route.handler
 
 
-def document(app: web.Application, *, title: str, version: str, description: str,
-             security_schemes: dict[str, Any], staff_security: list[Any],
-             error_text: dict[int, str], prefix: str = "/api/v1") -> Schema:
+def document(
+    app: web.Application,
+    *,
+    title: str,
+    version: str,
+    description: str,
+    security_schemes: dict[str, Any],
+    staff_security: list[Any],
+    error_text: dict[int, str],
+    prefix: str = "/api/v1",
+) -> Schema:
     """The OpenAPI 3.1 document of ``app``'s routes under ``prefix``."""
     comps = _Components()
     comps.model(Error, "serialization")
@@ -222,11 +236,14 @@ def document(app: web.Application, *, title: str, version: str, description: str
         if op is None:
             raise LookupError(f"{method} {path} has no @operation description")
         paths.setdefault(path, {})[method.lower()] = _operation(
-            op, path, comps, staff_security=staff_security, error_text=error_text)
+            op, path, comps, staff_security=staff_security, error_text=error_text
+        )
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
         "paths": paths,
-        "components": {"securitySchemes": security_schemes,
-                       "schemas": dict(sorted(comps.schemas.items()))},
+        "components": {
+            "securitySchemes": security_schemes,
+            "schemas": dict(sorted(comps.schemas.items())),
+        },
     }

@@ -87,8 +87,9 @@ def _expected(ctx: dict[str, Any]) -> str:
     return raw.replace("'", "").replace(" or ", ", ")
 
 
-def message(err: ErrorDetails, field: str, zh: bool,
-            overrides: dict[str, tuple[str, str]] | None = None) -> str:
+def message(
+    err: ErrorDetails, field: str, zh: bool, overrides: dict[str, tuple[str, str]] | None = None
+) -> str:
     """The message of one pydantic error, in Chinese or English."""
     ctx: dict[str, Any] = dict(err.get("ctx") or {})
     kind = err["type"]
@@ -97,6 +98,8 @@ def message(err: ErrorDetails, field: str, zh: bool,
         return overrides[top][1 if zh else 0]
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return f"{field} 不能为空" if zh else f"{field} must not be empty"
     if kind in _MESSAGES:
         template = _MESSAGES[kind][1 if zh else 0]
         if "expected" in template:
@@ -108,8 +111,9 @@ def message(err: ErrorDetails, field: str, zh: bool,
     return f"{field}: {err['msg']}"
 
 
-def invalid(exc: ValidationError, zh: bool = False, root: str = "body",
-            model: type[BaseModel] | None = None) -> Invalid:
+def invalid(
+    exc: ValidationError, zh: bool = False, root: str = "body", model: type[BaseModel] | None = None
+) -> Invalid:
     """The project's 422 for a pydantic ValidationError: every problem with its field."""
     overrides = getattr(model, "messages", None) if model is not None else None
     en_items: list[dict[str, str]] = []
@@ -120,8 +124,9 @@ def invalid(exc: ValidationError, zh: bool = False, root: str = "body",
         zh_items.append({"field": field, "message": message(err, field, True, overrides)})
     items = zh_items if zh else en_items
     first = items[0]
-    return Invalid(en_items[0]["message"], field=first["field"], errors=items,
-                   zh=zh_items[0]["message"])
+    return Invalid(
+        first["message"], field=first["field"], errors=items, zh=first["message"] if zh else None
+    )
 
 
 def _wants_zh(request: web.Request, data: Any = None) -> bool:
@@ -151,11 +156,13 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", field="body",
-                      zh="请求正文不是有效的 JSON") from None
+        raise Invalid(
+            "request body is not valid JSON", field="body", zh="请求正文不是有效的 JSON"
+        ) from None
     if not isinstance(data, dict):
-        raise Invalid("request body must be a JSON object", field="body",
-                      zh="请求正文必须是 JSON 对象")
+        raise Invalid(
+            "request body must be a JSON object", field="body", zh="请求正文必须是 JSON 对象"
+        )
     return data
 
 
