@@ -1,4 +1,7 @@
-"""JSON API handlers under ``/api/v1`` (the wire contract is ``docs/sync-protocol.md``)."""
+"""JSON API handlers under ``/api/v1`` (the wire contract is ``docs/sync-protocol.md``).
+
+Each handler's ``@operation`` describes it for the OpenAPI document (:mod:`hub.openapi`).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,21 @@ from aiohttp import web
 from hub import auth, staff
 from hub import catalog as catalogm
 from hub import db as hubdb
+from hub import models as m
 from hub import tree as treem
 from hub.ingest import envelope as envelopem
 from hub.ingest import readback
 from hub.ingest.signatures import signature_items
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from hub.metrics import PushObserver
+from onestop import requests
 from onestop.clock import iso
 from onestop.errors import Forbidden, Invalid, NotFound
+from onestop.openapi import operation
+from sync.models import Envelope
 from sync.requests import H_NODE, H_SIG, H_TIME
+
+SIGNED: list[dict[str, list[str]]] = [{"nodeSignature": []}]
 
 NODE_FIELDS = (
     "code", "name", "level", "parent", "status", "key_id", "enrolled_at", "revoked_at",
@@ -46,22 +55,17 @@ def _get_node(db: sqlite_utils.Database, code: str) -> dict[str, Any]:
     return row
 
 
-def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be an integer", field=name) from None
-    if not lo <= value <= hi:
-        raise Invalid(f"{name} must be between {lo} and {hi}", field=name)
-    return value
-
-
 # -- ingest ------------------------------------------------------------------------------------
 
 
+@operation(
+    "Push signed records and checkpoints (docs/sync-protocol.md)",
+    tag="sync",
+    public=True,
+    security=[{}, *SIGNED],
+    body=Envelope,
+    errors=(401, 403, 413, 422),
+)
 async def ingest(request: web.Request) -> web.Response:
     with PushObserver(request.app) as seen:  # /metrics: records by result, failures by reason
         return await _ingest(request, seen)
@@ -103,6 +107,7 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
     return web.json_response(body)
 
 
+@operation("Where the hub stands for a node", tag="sync", public=True, errors=(404,))
 async def position(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     pos = readback.position(request.app[DB], code)
@@ -114,6 +119,7 @@ async def position(request: web.Request) -> web.Response:
 # -- node registry -------------------------------------------------------------------------------
 
 
+@operation("Enrolled nodes in the user's scope", tag="status")
 async def list_nodes(request: web.Request) -> web.Response:
     """Enrolled nodes in the user's scope (login required)."""
     user = await staff.require(request)
@@ -127,6 +133,7 @@ async def list_nodes(request: web.Request) -> web.Response:
     return web.json_response({"nodes": [_node_out(r) for r in rows]})
 
 
+@operation("One node: position, keys, open alerts, latest checkpoint", tag="status", errors=(404,))
 async def node_detail(request: web.Request) -> web.Response:
     db = request.app[DB]
     await staff.require(request, code=request.match_info["code"])
@@ -156,6 +163,14 @@ async def node_detail(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+@operation(
+    "The hub's verified copy of a node's records (request signed by that node)",
+    tag="sync",
+    public=True,
+    security=SIGNED,
+    query=m.RecordsQuery,
+    errors=(401, 403, 404, 422),
+)
 async def node_records(request: web.Request) -> web.Response:
     """The hub's verified copy of a node's records, for that node only (signed request)."""
     app = request.app
@@ -170,10 +185,11 @@ async def node_records(request: web.Request) -> web.Response:
     )  # fmt: skip
     if signer != code:
         raise Forbidden(f"node {signer} may not read node {code}'s records")
-    after = _int_param(request, "after", 0, 0, 2**53)
-    limit = _int_param(
-        request, "limit", min(DEFAULT_PAGE, cfg.max_records_page), 1, cfg.max_records_page
-    )
+    q = requests.query(request, m.RecordsQuery)
+    after = q.after
+    limit = q.limit if q.limit is not None else min(DEFAULT_PAGE, cfg.max_records_page)
+    if limit > cfg.max_records_page:
+        raise Invalid(f"limit must be between 1 and {cfg.max_records_page}", field="limit")
     records = readback.stored_records(db, code, after, limit + 1)
     more = len(records) > limit
     records = records[:limit]
@@ -201,6 +217,13 @@ def _etag_matches(header: str, version: str) -> bool:
     return False
 
 
+@operation(
+    "The latest signed service catalog",
+    tag="sync",
+    public=True,
+    errors=(404,),
+    responses={"304": {"description": "Not modified (If-None-Match)"}},
+)
 async def catalog_latest(request: web.Request) -> web.StreamResponse:
     db = request.app[DB]
     version = catalogm.latest_version(db)
@@ -217,6 +240,7 @@ async def catalog_latest(request: web.Request) -> web.StreamResponse:
     return web.json_response(doc, headers={"ETag": etag, "Cache-Control": "no-cache"})
 
 
+@operation("The hub's Ed25519 and X25519 public keys", tag="sync", public=True)
 async def hub_pubkey(request: web.Request) -> web.Response:
     ident = request.app[IDENTITY]
     return web.json_response({
@@ -229,23 +253,21 @@ async def hub_pubkey(request: web.Request) -> web.Response:
 ALERT_STATES = {"open": " AND resolved = 0", "resolved": " AND resolved = 1", "all": ""}
 
 
+@operation("Alerts of nodes in the user's scope", tag="status", query=m.AlertsQuery, errors=(422,))
 async def list_alerts(request: web.Request) -> web.Response:
     """Alerts of nodes in the user's scope (login required)."""
     user = await staff.require(request)
-    if request.query.get("node"):
-        staff.check_scope(user, request.query["node"])
+    q = requests.query(request, m.AlertsQuery)
+    if q.node:
+        staff.check_scope(user, q.node)
     tree = treem.get()
-    state = request.query.get("state", "open")
-    if state not in ALERT_STATES:
-        raise Invalid(f"state must be one of {', '.join(ALERT_STATES)}", field="state")
-    limit = _int_param(request, "limit", 200, 1, 5000)
     sql = "SELECT id, node, kind, message, at, last_at, count, resolved FROM alerts WHERE 1=1"
     params: list[Any] = []
-    if request.query.get("node"):
+    if q.node:
         sql += " AND node = ?"
-        params.append(request.query["node"])
-    sql += ALERT_STATES[state] + " ORDER BY last_at DESC, id DESC LIMIT ?"
-    params.append(limit)
+        params.append(q.node)
+    sql += ALERT_STATES[q.state] + " ORDER BY last_at DESC, id DESC LIMIT ?"
+    params.append(q.limit)
     if user["scope"] != tree.root:
         sql = sql.replace(" WHERE 1=1", " WHERE node >= ? AND node < ?")
         params = [user["scope"], user["scope"] + ":", *params]

@@ -7,7 +7,6 @@ checked before anything else is looked up.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -15,12 +14,14 @@ from aiohttp import web
 
 from hub import dash, staff
 from hub import db as hubdb
+from hub import models as m
 from hub import tree as treem
 from hub import users as usersm
 from hub.keys import CLOCK, CONFIG, DB
-from onestop import __version__
+from onestop import __version__, requests
 from onestop.clock import iso
-from onestop.errors import Invalid, NotFound
+from onestop.errors import NotFound
+from onestop.openapi import describe, operation
 
 LANG_COOKIE = "lang"
 
@@ -30,19 +31,14 @@ def lang_of(request: web.Request) -> str:
     return "en" if lang == "en" else "zh"
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body must be JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise Invalid("request body must be a JSON object", field="body")
-    return data
+#: The JSON object body of a request ({} without one).
+json_body = requests.json_object
 
 
 # -- health, login -------------------------------------------------------------------------------
 
 
+@operation("Liveness: the hub answers and its database opens", tag="meta", public=True)
 async def health(request: web.Request) -> web.Response:
     """Unauthenticated liveness check (deployment health checks use it)."""
     request.app[DB].execute("SELECT 1").fetchone()
@@ -50,6 +46,7 @@ async def health(request: web.Request) -> web.Response:
                               "name": request.app[CONFIG].name})  # fmt: skip
 
 
+@operation("Hub accounts within the admin's scope (admin only)", tag="staff")
 async def list_users(request: web.Request) -> web.Response:
     user = await staff.require(request, "admin")
     tree = treem.get()
@@ -60,13 +57,20 @@ async def list_users(request: web.Request) -> web.Response:
     return web.json_response({"users": rows})
 
 
+DASHBOARD: dict[str, Any] = {"type": "object", "properties": {
+    "division": {"type": "object"}, "path": {"type": "array"}, "period": {"type": "object"},
+    "status": {"type": "object"}, "figures": {"type": "object"}, "children": {"type": "array"},
+    "series": {"type": "array"}, "departments": {"type": "array"}, "items": {"type": "array"},
+    "attention": {"type": "array"}}}  # fmt: skip
+
 # -- dashboard context ---------------------------------------------------------------------------
 
 
 class Ctx:
     """What every dashboard handler needs: the user, the division (checked), the period."""
 
-    def __init__(self, request: web.Request, user: dict[str, Any], code: str) -> None:
+    def __init__(self, request: web.Request, user: dict[str, Any], code: str,
+                 query: m.PeriodQuery) -> None:  # fmt: skip
         app = request.app
         self.request = request
         self.user = user
@@ -76,6 +80,7 @@ class Ctx:
         self.tree = treem.get()
         self.now: dt.datetime = app[CLOCK]()
         self.today = dash.local_today(self.now, self.cfg.timezone)
+        self.query = query
         self.period = dash.period(request.query, self.today)
         self.lang = lang_of(request)
         self._nodes: list[dict[str, Any]] | None = None
@@ -105,8 +110,11 @@ class Ctx:
         return out
 
 
-async def context(request: web.Request, code: str | None = None) -> Ctx:
-    """Login, then scope, then existence (so another scope's code is 403 even if unknown)."""
+async def context(
+    request: web.Request, code: str | None = None, query: type[m.PeriodQuery] = m.PeriodQuery
+) -> Ctx:
+    """Login, then scope, then existence (so another scope's code is 403 even if unknown),
+    then the query string (``query``)."""
     user = await staff.require(request)
     code = code or request.match_info.get("code") or user["scope"]
     staff.check_scope(user, code)
@@ -115,7 +123,7 @@ async def context(request: web.Request, code: str | None = None) -> Ctx:
         request.app[DB], "SELECT 1 AS x FROM nodes WHERE code = ?", [code]
     ) is None:  # fmt: skip
         raise NotFound(f"no division or enrolled center with code {code}", field="code")
-    return Ctx(request, user, code)
+    return Ctx(request, user, code, requests.query(request, query))
 
 
 def summary(c: Ctx) -> dict[str, Any]:
@@ -156,9 +164,7 @@ def table_rows(c: Ctx, table: str) -> list[dict[str, Any]]:
     if table == "nodes":
         return c.nodes
     if table == "alerts":
-        state = c.request.query.get("state", "open")
-        if state not in ("open", "resolved", "all"):
-            raise Invalid("state must be one of open, resolved, all", field="state")
+        state = getattr(c.query, "state", "open")
         return dash.alert_rows(c.db, c.tree, c.code, state=state)
     raise NotFound(f"no table {table!r}; tables: {', '.join(dash.TABLES)}", field="table")
 
@@ -174,38 +180,61 @@ def csv_response(c: Ctx, table: str, rows: list[dict[str, Any]]) -> web.Response
     )  # fmt: skip
 
 
-def _format(request: web.Request) -> str:
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise Invalid("format must be json or csv", field="format")
-    return fmt
-
-
 # -- handlers ------------------------------------------------------------------------------------
 
 
+@operation(
+    "Dashboard of the user's scope (same as /dash/{scope})",
+    tag="dashboard",
+    query=m.PeriodQuery,
+    returns=DASHBOARD,
+    errors=(422,),
+)
 async def dash_root(request: web.Request) -> web.Response:
     c = await context(request)
     return web.json_response(summary(c))
 
 
+@operation(
+    "Dashboard of a division: center status, service figures, children, daily series, "
+    "departments, items, centers needing attention",
+    tag="dashboard",
+    query=m.PeriodQuery,
+    returns=DASHBOARD,
+    errors=(404, 422),
+)
 async def dash_summary(request: web.Request) -> web.Response:
     c = await context(request)
     return web.json_response(summary(c))
 
 
+TABLE_DOCS = {
+    "children": "Child divisions (and the center at this level): status dot, centers online, "
+                "lag, backlog, alerts and service figures of each subtree",
+    "departments": "Service figures per department over the period",
+    "items": "Service figures per service item over the period",
+    "series": "Daily service figures over the period (time series)",
+    "nodes": "Every enrolled center of the subtree: online/offline, last contact, lag, newest "
+             "record, backlog, key status, open alerts",
+    "alerts": "Alerts of the subtree's centers (state=open|resolved|all)",
+}  # fmt: skip
+
+
 def _table_handler(table: str) -> Any:
+    model = m.AlertsTableQuery if table == "alerts" else m.TableQuery
+
     async def handler(request: web.Request) -> web.Response:
-        c = await context(request)
-        fmt = _format(request)
+        c = await context(request, query=model)
         rows = table_rows(c, table)
-        if fmt == "csv":
+        if getattr(c.query, "format", "json") == "csv":
             return csv_response(c, table, rows)
         return web.json_response({"division": c.division(), "period": c.period.wire(),
                                   table: rows})  # fmt: skip
 
     handler.__name__ = f"dash_{table}"
-    return handler
+    return describe(handler, TABLE_DOCS[table], tag="dashboard", query=model, errors=(404, 422),
+                    content={"application/json": {"schema": {"type": "object"}},
+                             "text/csv": {"schema": {"type": "string"}}})  # fmt: skip
 
 
 TABLE_HANDLERS = {t: _table_handler(t) for t in dash.TABLES}

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from hub import dash_api, staff
 from hub.dash_api import LANG_COOKIE, lang_of
 from hub.keys import CONFIG
+from hub.models import ExportQuery, PageQuery
 from onestop import i18n
 from onestop.i18n import _, lazy_gettext
 from onestop.sessions import safe_next
@@ -107,7 +108,7 @@ async def dash_home(request: web.Request) -> web.Response:
 
 
 async def dash_page(request: web.Request) -> web.Response:
-    c = await dash_api.context(request)
+    c = await dash_api.context(request, query=PageQuery)
     data = dash_api.summary(c)
     return await render(request, "dash.html", {
         "data": _json_script(data), "strings": _json_script(i18n.script_messages(c.lang, (DASH_JS,))),
@@ -120,7 +121,7 @@ async def dash_page(request: web.Request) -> web.Response:
 
 
 async def dash_export(request: web.Request) -> web.Response:
-    c = await dash_api.context(request)
+    c = await dash_api.context(request, query=ExportQuery)
     table = request.match_info["table"]
     rows = dash_api.table_rows(c, table)
     return dash_api.csv_response(c, table, rows)

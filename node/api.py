@@ -1,4 +1,8 @@
-"""JSON API handlers under ``/api/v1`` (described in :mod:`node.openapi`)."""
+"""JSON API handlers under ``/api/v1``.
+
+Each handler's ``@operation`` describes it for the OpenAPI document (:mod:`node.openapi`); the
+request models are in :mod:`node.models`.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +13,31 @@ from aiohttp import web
 
 from node import auth, metrics, tickets, users, windows
 from node import db as dbm
-from node.keys import BOARD, CLOCK, CONFIG, DB, OPENAPI, PII
+from node import models as m
+from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.openapi import spec
 from node.speech import announce_en, announce_zh
+from onestop import requests
 from onestop.clock import local_date
 from onestop.errors import Forbidden, Invalid
+from onestop.openapi import operation
 
+#: The JSON object body of a request ({} without one); kept for callers that take a dict.
+json_body = requests.json_object
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise Invalid("request body must be a JSON object", field="body")
-    return data
-
-
-def _int(value: Any, field: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Invalid(f"{field} must be an integer", field=field) from None
+WIN_ERRORS = (404, 409, 422)
 
 
 # -- public (kiosk, display, status) ---------------------------------------------------------
 
 
+@operation("Open queues with waiting counts and wait estimates", tag="kiosk", public=True)
 async def list_queues(request: web.Request) -> web.Response:
     app = request.app
     return web.json_response({"queues": tickets.queue_overview(app[DB], app[CONFIG], app[CLOCK])})
 
 
+@operation("Departments, functional areas and service items", tag="kiosk", public=True)
 async def catalog(request: web.Request) -> web.Response:
     db = request.app[DB]
     items = dbm.rows(db, "SELECT * FROM items ORDER BY sort, code")
@@ -57,9 +53,18 @@ async def catalog(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "Issue a queue ticket (kiosk)",
+    tag="kiosk",
+    public=True,
+    ok=201,
+    body=m.TicketRequest,
+    returns=m.IssuedTicket,
+    errors=(422,),
+)
 async def create_ticket(request: web.Request) -> web.Response:
     app = request.app
-    data = await json_body(request)
+    data = (await requests.body(request, m.TicketRequest)).data()
     issued = tickets.issue(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     t = issued.ticket
     metrics.ticket_issued(app, t)
@@ -82,6 +87,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     )
 
 
+@operation("Public status of a ticket (no personal data)", tag="kiosk", public=True, errors=(404,))
 async def ticket_status(request: web.Request) -> web.Response:
     t = tickets.by_token(request.app[DB], request.match_info["token"])
     out = tickets.anonymous(t)
@@ -91,10 +97,17 @@ async def ticket_status(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+@operation("Display board state", tag="display", public=True)
 async def display_state(request: web.Request) -> web.Response:
     return web.json_response(windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]))
 
 
+@operation(
+    "Display board live feed (server-sent events: state, call, queues)",
+    tag="display",
+    public=True,
+    content={"text/event-stream": {"schema": {"type": "string"}}},
+)
 async def display_stream(request: web.Request) -> web.StreamResponse:
     return await request.app[BOARD].stream(request, windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]))
 
@@ -102,33 +115,41 @@ async def display_stream(request: web.Request) -> web.StreamResponse:
 # -- staff ------------------------------------------------------------------------------------
 
 
+@operation(
+    "Today's tickets (masked personal data)", tag="window", query=m.TicketsQuery, errors=(422,)
+)
 async def list_tickets(request: web.Request) -> web.Response:
     await auth.require(request, "admin", "window")
     app = request.app
 
-    day = request.query.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
-    state = request.query.get("state")
+    q = requests.query(request, m.TicketsQuery)
+    day = (q.date or local_date(app[CLOCK](), app[CONFIG].timezone)).isoformat()
     sql = "SELECT * FROM tickets WHERE service_date = ?"
     params: list[Any] = [day]
-    if state:
-        if state not in tickets.TICKET_STATES:
-            raise Invalid(f"state must be one of {', '.join(tickets.TICKET_STATES)}", field="state")
+    if q.state:
         sql += " AND state = ?"
-        params.append(state)
+        params.append(q.state)
     sql += " ORDER BY priority DESC, order_at, id"
     rows = [tickets.public(t) for t in dbm.rows(app[DB], sql, params)]
     return web.json_response({"date": day, "tickets": rows})
 
 
+@operation(
+    "Set or clear the staff priority flag (绿色通道)",
+    tag="window",
+    path=m.IdPath,
+    body=m.PriorityRequest,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def set_priority(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "window")
-    data = await json_body(request)
-    if not isinstance(data.get("priority"), bool):
-        raise Invalid("priority must be true or false", field="priority")
+    tid = requests.path(request, m.IdPath).id
+    data = await requests.body(request, m.PriorityRequest)
     t = tickets.set_priority(
         request.app[DB],
-        _int(request.match_info["id"], "id"),
-        data["priority"],
+        tid,
+        data.priority,
         user["username"],
         request.app[CLOCK],
     )
@@ -136,6 +157,7 @@ async def set_priority(request: web.Request) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
+@operation("Windows with their current ticket", tag="window")
 async def list_windows(request: web.Request) -> web.Response:
     await auth.require(request)
     db = request.app[DB]
@@ -147,22 +169,22 @@ async def list_windows(request: web.Request) -> web.Response:
     return web.json_response({"windows": out})
 
 
+@operation("Add a window", tag="admin", ok=201, body=m.NewWindow, errors=(409, 422))
 async def create_window(request: web.Request) -> web.Response:
     await auth.require(request, "admin")
-    data = await json_body(request)
-    queues = data.get("queues")
-    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-        raise Invalid('queues must be a list of queue codes, or ["*"]', field="queues")
-    name = data.get("name")
-    number = _int(data.get("number"), "number")
-    w = windows.create(request.app[DB], number, str(name or f"{number}号窗口"), queues)
+    data = await requests.body(request, m.NewWindow)
+    number = data.number
+    w = windows.create(request.app[DB], number, data.name or f"{number}号窗口", data.queues)
     return web.json_response({"window": w}, status=201)
 
 
+@operation(
+    "One window: current and suspended tickets", tag="window", path=m.IdPath, errors=(404, 422)
+)
 async def window_detail(request: web.Request) -> web.Response:
     await auth.require(request)
     db = request.app[DB]
-    wid = _int(request.match_info["id"], "id")
+    wid = requests.path(request, m.IdPath).id
     w = windows.get(db, wid)
     cur = windows.current(db, wid)
     w["current"] = tickets.public(cur) if cur else None
@@ -172,7 +194,7 @@ async def window_detail(request: web.Request) -> web.Response:
 
 async def _window_user(request: web.Request) -> tuple[dict[str, Any], int]:
     user = await auth.require(request, "admin", "window")
-    wid = _int(request.match_info["id"], "id")
+    wid = requests.path(request, m.IdPath).id
     windows.get(request.app[DB], wid)
     if user["role"] == "window" and user["window_id"] not in (None, wid):
         raise Forbidden(f"user {user['username']} works at another window")
@@ -196,6 +218,13 @@ def _announce(app: web.Application, t: dict[str, Any], wid: int, kind: str) -> N
     app[BOARD].publish_state()
 
 
+@operation(
+    "Call the next ticket (atomic across windows)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def call_next(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     app = request.app
@@ -208,6 +237,13 @@ async def call_next(request: web.Request) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
+@operation(
+    "Recall the current ticket (limited count)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def recall(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     app = request.app
@@ -225,47 +261,79 @@ async def _simple(request: web.Request, action: str) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
+@operation(
+    "Finish the current ticket",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def finish(request: web.Request) -> web.Response:
     return await _simple(request, "finish")
 
 
+@operation(
+    "Mark the current ticket no-show (弃号)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def no_show(request: web.Request) -> web.Response:
     return await _simple(request, "no-show")
 
 
+@operation(
+    "Suspend the current ticket (挂起)",
+    tag="window",
+    path=m.IdPath,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def suspend(request: web.Request) -> web.Response:
     return await _simple(request, "suspend")
 
 
+@operation(
+    "Resume a suspended ticket",
+    tag="window",
+    path=m.IdPath,
+    body=m.ResumeRequest,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def resume(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
-    data = await json_body(request)
+    data = await requests.body(request, m.ResumeRequest)
     app = request.app
-    t = windows.resume(
-        app[DB], wid, _int(data.get("ticket_id"), "ticket_id"), user["username"], app[CLOCK]
-    )
+    t = windows.resume(app[DB], wid, data.ticket_id, user["username"], app[CLOCK])
     _announce(app, t, wid, "call")
     return web.json_response({"ticket": tickets.public(t)})
 
 
+@operation(
+    "Transfer the current ticket to a queue or a window; it keeps its place",
+    tag="window",
+    path=m.IdPath,
+    body=m.TransferRequest,
+    returns=m.TicketResult,
+    errors=WIN_ERRORS,
+)
 async def transfer(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
-    data = await json_body(request)
+    data = await requests.body(request, m.TransferRequest)
     to_window = None
-    if data.get("window") is not None:
-        number = _int(data["window"], "window")
+    if data.window is not None:
+        number = data.window
         target = dbm.one(request.app[DB], "SELECT id FROM windows WHERE number = ?", [number])
         if target is None:
             raise Invalid(f"no window number {number}", field="window")
         to_window = target["id"]
-    queue = data.get("queue")
-    if queue is not None and not isinstance(queue, str):
-        raise Invalid("queue must be a queue code", field="queue")
     t = windows.transfer(
         request.app[DB],
         wid,
         user["username"],
-        queue=queue,
+        queue=data.queue,
         to_window=to_window,
         now=request.app[CLOCK],
     )
@@ -273,6 +341,12 @@ async def transfer(request: web.Request) -> web.Response:
     return web.json_response({"ticket": tickets.public(t)})
 
 
+@operation(
+    "Pause (暂停服务), reopen or close the window for the day",
+    tag="window",
+    path=m.IdPath,
+    errors=WIN_ERRORS,
+)
 async def set_window_status(request: web.Request) -> web.Response:
     user, wid = await _window_user(request)
     action = request.path.rstrip("/").rsplit("/", 1)[1]
@@ -282,28 +356,22 @@ async def set_window_status(request: web.Request) -> web.Response:
     return web.json_response({"window": w})
 
 
+@operation("Add a staff account", tag="admin", ok=201, body=m.NewUser, errors=(409, 422))
 async def create_user(request: web.Request) -> web.Response:
     await auth.require(request, "admin")
-    data = await json_body(request)
-    for f in ("username", "password", "role"):
-        if not isinstance(data.get(f), str):
-            raise Invalid(f"{f} is required", field=f)
-    window = data.get("window")
+    data = await requests.body(request, m.NewUser)
     u = users.add(
-        request.app[DB],
-        data["username"],
-        data["password"],
-        data["role"],
-        _int(window, "window") if window is not None else None,
-        data.get("department"),
+        request.app[DB], data.username, data.password, data.role, data.window, data.department
     )
     return web.json_response({"user": u}, status=201)
 
 
+@operation("Staff accounts", tag="admin")
 async def list_users(request: web.Request) -> web.Response:
     await auth.require(request, "admin")
     return web.json_response({"users": users.all_users(request.app[DB])})
 
 
+@operation("This document", tag="meta", public=True)
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
+    return web.json_response(spec(request.app))

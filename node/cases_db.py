@@ -19,6 +19,9 @@ CASE_STATES = (
     "delivered",  # picked up or mailed: the case is complete
 )
 TASK_STATES = ("pending", "approved", "rejected", "supplement", "cancelled")
+#: A department's review decisions, and the ways a result reaches the applicant.
+DECISIONS = ("approve", "reject", "supplement")
+HANDOVER_METHODS = ("pickup", "mail")
 MATERIAL_STATES = ("received", "missing", "requested")
 VISIT_PURPOSES = ("intake", "supplement", "pickup")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlite_utils
 from aiohttp import web
 
@@ -17,4 +15,3 @@ DB = web.AppKey("db", sqlite_utils.Database)
 PII = web.AppKey("pii", Pii)
 BOARD = web.AppKey("board", Board)
 CLOCK: web.AppKey[Now] = web.AppKey("clock")
-OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")  # built once by setup_routes

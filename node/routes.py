@@ -6,10 +6,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node import api, auth, openapi, views
-from node.cases.routes import case_paths, setup_case_routes
-from node.keys import OPENAPI
-from node.replication.routes import setup_sync_routes, sync_paths
+from node import api, auth, views
+from node.cases.routes import setup_case_routes
+from node.replication.routes import setup_sync_routes
 
 STATIC = Path(__file__).parent / "static"
 
@@ -60,7 +59,7 @@ def setup_routes(app: web.Application) -> None:
     for action in ("pause", "open", "close"):
         r.add_post(f"{a}/windows/{{id}}/{action}", api.set_window_status)
 
-    # The case part (intake, back office, results, ratings, appointments) and replication.
+    # The case part (intake, back office, results, ratings, appointments) and replication;
+    # the OpenAPI document is built from this table (node.openapi).
     setup_case_routes(app)
     setup_sync_routes(app)
-    app[OPENAPI] = openapi.spec(case_paths, sync_paths)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlite_utils
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from onestop.errors import Forbidden, Invalid, Unauthorized
+from onestop import requests
+from onestop.errors import Forbidden, Unauthorized
+from onestop.models import LoginRequest
+from onestop.openapi import describe
 from onestop.passwords import verify_off_loop
 
 UserLookup = Callable[[str], dict[str, Any] | None]
@@ -110,16 +112,6 @@ async def require(
     return user
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise Invalid("request body must be a JSON object", field="body")
-    return data
-
-
 def safe_next(value: str | None) -> str | None:
     """Only same-site paths: ``/window/1`` yes, ``//evil`` or ``http://…`` no."""
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
@@ -138,6 +130,18 @@ class FormLogin:
     status: int = 200
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _handler(method: Handler) -> Handler:
+    """A plain function calling ``method`` (a handler the OpenAPI description can mark)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        return await method(request)
+
+    return handle
+
+
 class Staff:
     """Staff accounts of one service (node or hub): login, logout, the current user, roles,
     and the ``/api/v1/login|logout|me`` handlers, over that service's ``users`` table.
@@ -153,6 +157,13 @@ class Staff:
         max_age: Callable[[web.Application], int],
     ) -> None:
         self._db, self._lookup, self._max_age = db, lookup, max_age
+        # The JSON API handlers, described for the OpenAPI document (onestop.openapi).
+        self.api_login = describe(
+            _handler(self._api_login), "Log in; sets the session cookie and returns the CSRF token",
+            tag="staff", public=True, body=LoginRequest, errors=(401, 422))  # fmt: skip
+        self.api_logout = describe(_handler(self._api_logout), "Log out", tag="staff")
+        self.api_me = describe(_handler(self._api_me), "The logged-in user and CSRF token",
+                               tag="staff")  # fmt: skip
 
     def _users(self, request: web.Request) -> UserLookup:
         db = self._db(request.app)
@@ -177,20 +188,17 @@ class Staff:
 
     # -- the JSON API ------------------------------------------------------------------------
 
-    async def api_login(self, request: web.Request) -> web.Response:
-        data = await _json_object(request)
-        for f in ("username", "password"):
-            if not isinstance(data.get(f), str) or not data.get(f):
-                raise Invalid(f"{f} is required", field=f)
-        user, csrf = await self.login(request, data["username"], data["password"])
+    async def _api_login(self, request: web.Request) -> web.Response:
+        data = await requests.body(request, LoginRequest)
+        user, csrf = await self.login(request, data.username, data.password)
         return web.json_response({"user": user, "csrf_token": csrf})
 
-    async def api_logout(self, request: web.Request) -> web.Response:
+    async def _api_logout(self, request: web.Request) -> web.Response:
         await self.require(request)
         await self.logout(request)
         return web.json_response({"ok": True})
 
-    async def api_me(self, request: web.Request) -> web.Response:
+    async def _api_me(self, request: web.Request) -> web.Response:
         user = await self.require(request)
         return web.json_response({"user": user, "csrf_token": await csrf_token(request)})
 

@@ -1,6 +1,7 @@
 """JSON API handlers of the case part (``/api/v1/cases`` ...) and its few public pages.
 
-Routes are in :mod:`node.cases.routes`, documented in the OpenAPI document from there.
+Routes are in :mod:`node.cases.routes`; each handler's ``@operation`` describes it for the
+OpenAPI document, with its request models from :mod:`node.models`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from aiohttp import web
 
 from node import appointments, auth, metrics, notify, preapplications, ratings
 from node import db as dbm
-from node.api import json_body
+from node import models as m
 from node.cases import common, files, intake, notices, queries, results
 from node.cases import review as reviewm
-from node.cases_db import TASK_STATES
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.notify import NOTIFIER
+from onestop import requests
 from onestop.clock import local_date
 from onestop.errors import ApiError, Forbidden, Invalid, NotFound
 from onestop.i18n import _, lazy_gettext, lazy_pgettext, pgettext
+from onestop.openapi import operation
 
 STAFF = ("admin", "window", "reviewer")
 WINDOW = ("admin", "window")
@@ -61,13 +63,6 @@ class StatusGuard:
 STATUS_GUARD = web.AppKey("status_guard", StatusGuard)
 
 
-def _int(value: Any, field: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Invalid(f"{field} must be an integer", field=field) from None
-
-
 def _visible(user: dict[str, Any], case: dict[str, Any]) -> None:
     """Reviewers see the cases their department reviews; other staff see all."""
     if user["role"] == "reviewer" and user.get("department") not in case["departments"]:
@@ -86,31 +81,45 @@ def _case_response(request: web.Request, case: dict[str, Any], status: int = 200
 # -- window: intake, supplement, results -----------------------------------------------------
 
 
+CASE_ERRORS = (404, 409, 422)
+
+
+@operation(
+    "Open a case at the window (intake, 一次性告知, 容缺受理)",
+    tag="cases",
+    ok=201,
+    body=m.IntakeRequest,
+    returns=m.CaseResult,
+    errors=(409, 422),
+)
 async def create_case(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
-    data = await json_body(request)
+    data = (await requests.body(request, m.IntakeRequest)).data()
     app = request.app
     case = intake.intake(app[DB], app[CONFIG], data, user, app[CLOCK], app[PII])
     app[NOTIFIER].wake()
     return _case_response(request, case, 201)
 
 
+@operation(
+    "Cases, newest first (reviewers: their department's)",
+    tag="cases",
+    query=m.CasesQuery,
+    errors=(422,),
+)
 async def list_cases(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
     app = request.app
-    q = request.query
-    state = q.get("state") or None
-    if state and state not in common.STATE_NAMES:
-        raise Invalid(f"state must be one of {', '.join(common.STATE_NAMES)}", field="state")
-    department = q.get("department") or None
+    q = requests.query(request, m.CasesQuery)
+    department = q.department
     if user["role"] == "reviewer":
         department = user.get("department") or "-"
-    limit = min(1000, max(1, _int(q.get("limit", 200), "limit")))
+    limit = min(1000, max(1, q.limit))
     rows = queries.list_cases(
         app[DB],
         app[CONFIG],
-        state=state,
-        date=q.get("date") or None,
+        state=q.state,
+        date=q.date.isoformat() if q.date else None,
         department=department,
         limit=limit,
         now=app[CLOCK],
@@ -118,6 +127,12 @@ async def list_cases(request: web.Request) -> web.Response:
     return web.json_response({"cases": rows})
 
 
+@operation(
+    "One case: items, materials, review tasks, visits, deadline, timeline of events",
+    tag="cases",
+    returns=m.CaseResult,
+    errors=(404,),
+)
 async def case_detail(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
     case = common.get(request.app[DB], request.match_info["case_no"])
@@ -125,6 +140,13 @@ async def case_detail(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
+@operation(
+    "Full ID and phone number for checking at the window (the viewing is logged as "
+    "case.identity_viewed)",
+    tag="cases",
+    returns=m.Identity,
+    errors=(404,),
+)
 async def case_identity(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
@@ -132,9 +154,18 @@ async def case_identity(request: web.Request) -> web.Response:
     return web.json_response(out, headers={"Cache-Control": "no-store"})
 
 
+@operation("Attach a scan of a material (stored by SHA-256 content hash); multipart field "
+           "'file' or the raw body with ?name=", tag="cases", ok=201, query=m.MaterialQuery,
+           errors=CASE_ERRORS, request_content={
+               "multipart/form-data": {"schema": {
+                   "type": "object", "required": ["file"],
+                   "properties": {"file": {"type": "string", "format": "binary"}}}},
+               "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+           })  # fmt: skip
 async def upload_material(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
+    q = requests.query(request, m.MaterialQuery)
     case_no, code = request.match_info["case_no"], request.match_info["code"]
     common.get(app[DB], case_no)
     if request.content_type == "multipart/form-data":
@@ -146,7 +177,7 @@ async def upload_material(request: web.Request) -> web.Response:
         name, ctype = field.filename or "file", field.content_type
     else:
         content = await request.read()
-        name = request.query.get("name") or "file"
+        name = q.name or "file"
         ctype = request.content_type
     row = files.attach_file(
         app[DB], app[CONFIG], case_no, code, content, name, ctype, user, app[CLOCK]
@@ -154,6 +185,12 @@ async def upload_material(request: web.Request) -> web.Response:
     return web.json_response({"file": row}, status=201)
 
 
+@operation(
+    "Download an attached file",
+    tag="cases",
+    errors=(404,),
+    content={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+)
 async def download_file(request: web.Request) -> web.StreamResponse:
     user = await auth.require(request, *STAFF)
     app = request.app
@@ -183,6 +220,12 @@ def _quote(name: str) -> str:
     return quote(name, safe="")
 
 
+@operation(
+    "The latest one-time notice (一次性告知) of missing materials; printable at "
+    "/cases/{case_no}/notice",
+    tag="cases",
+    errors=(404,),
+)
 async def case_notice(request: web.Request) -> web.Response:
     user = await auth.require(request, *STAFF)
     app = request.app
@@ -191,9 +234,17 @@ async def case_notice(request: web.Request) -> web.Response:
     return web.json_response({"notice": notices.notice(app[DB], app[CONFIG], case["case_no"])})
 
 
+@operation(
+    "Materials brought to the window: resumes a paused case (补正), completes a case "
+    "waiting for materials, or catches up 容缺 materials",
+    tag="cases",
+    body=m.SupplementRequest,
+    returns=m.CaseResult,
+    errors=CASE_ERRORS,
+)
 async def supplement(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
-    data = await json_body(request)
+    data = (await requests.body(request, m.SupplementRequest)).data()
     app = request.app
     case = intake.supplement(
         app[DB], app[CONFIG], request.match_info["case_no"], data, user, app[CLOCK]
@@ -202,6 +253,12 @@ async def supplement(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
+@operation(
+    "The result is ready at the results window (统一出件); the applicant gets an SMS",
+    tag="cases",
+    returns=m.CaseResult,
+    errors=(404, 409),
+)
 async def result(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
@@ -212,9 +269,16 @@ async def result(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
+@operation(
+    "Hand the result over: picked up (a visit) or mailed",
+    tag="cases",
+    body=m.HandoverRequest,
+    returns=m.CaseResult,
+    errors=CASE_ERRORS,
+)
 async def handover(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
-    data = await json_body(request)
+    data = (await requests.body(request, m.HandoverRequest)).data()
     app = request.app
     case = results.handover(
         app[DB], app[CONFIG], request.match_info["case_no"], data, user, app[CLOCK]
@@ -226,9 +290,17 @@ async def handover(request: web.Request) -> web.Response:
 # -- back office -------------------------------------------------------------------------------
 
 
+@operation(
+    "A department's review decision (parallel; approve all to approve the case, one "
+    "reject rejects it, supplement pauses the clock)",
+    tag="review",
+    body=m.ReviewRequest,
+    returns=m.CaseResult,
+    errors=CASE_ERRORS,
+)
 async def review(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "reviewer")
-    data = await json_body(request)
+    data = (await requests.body(request, m.ReviewRequest)).data()
     app = request.app
     case = reviewm.decide(
         app[DB],
@@ -243,6 +315,12 @@ async def review(request: web.Request) -> web.Response:
     return _case_response(request, case)
 
 
+@operation(
+    "A department's review tasks with deadline status (green/yellow/red), most urgent first",
+    tag="review",
+    query=m.InboxQuery,
+    errors=(404, 422),
+)
 async def inbox(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "reviewer")
     department = request.match_info["department"]
@@ -252,16 +330,16 @@ async def inbox(request: web.Request) -> web.Response:
             f"{user.get('department')!r}, not {department!r}",
             field="department",
         )
-    state = request.query.get("state") or None
-    allowed = ("open", "all", *TASK_STATES)
-    if state and state not in allowed:
-        raise Invalid(f"state must be one of {', '.join(allowed)}", field="state")
+    state = requests.query(request, m.InboxQuery).state
     app = request.app
     rows = queries.inbox(app[DB], app[CONFIG], department, state, app[CLOCK])
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("green", "yellow", "red")}
     return web.json_response({"department": department, "tasks": rows, "counts": counts})
 
 
+@operation(
+    "Counts by deadline status, overdue cases, visits (at most one visit) and ratings", tag="cases"
+)
 async def overview(request: web.Request) -> web.Response:
     await auth.require(request, *STAFF)
     app = request.app
@@ -271,32 +349,56 @@ async def overview(request: web.Request) -> web.Response:
 # -- ratings and follow-ups ------------------------------------------------------------------
 
 
+@operation(
+    "Rate a finished visit (ticket token) or a case (case_no and phone_last4): 5 非常满意, "
+    "4 满意, 3 基本满意, 2 不满意, 1 非常不满意; 1-2 open a follow-up",
+    tag="citizen",
+    public=True,
+    ok=201,
+    body=m.RatingRequest,
+    errors=(404, 409, 422),
+)
 async def create_rating(request: web.Request) -> web.Response:
-    data = await json_body(request)
+    data = (await requests.body(request, m.RatingRequest)).data()
     app = request.app
     return web.json_response(
         {"rating": ratings.rate(app[DB], app[CONFIG], data, app[CLOCK])}, status=201
     )
 
 
+@operation(
+    "Follow-ups of bad ratings with their deadline status",
+    tag="ratings",
+    query=m.FollowupsQuery,
+    returns=m.Followups,
+    errors=(422,),
+)
 async def list_followups(request: web.Request) -> web.Response:
     await auth.require(request, *WINDOW)
     app = request.app
-    rows = ratings.list_followups(
-        app[DB], app[CONFIG], request.query.get("state") or None, app[CLOCK]
-    )
+    state = requests.query(request, m.FollowupsQuery).state
+    rows = ratings.list_followups(app[DB], app[CONFIG], state, app[CLOCK])
     return web.json_response({"followups": rows})
 
 
+@operation(
+    "Close a follow-up with what was done",
+    tag="ratings",
+    path=m.IdPath,
+    body=m.CloseFollowup,
+    returns=m.FollowupResult,
+    errors=(404, 409, 422),
+)
 async def close_followup(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
-    data = await json_body(request)
+    fid = requests.path(request, m.IdPath).id
+    data = await requests.body(request, m.CloseFollowup)
     app = request.app
     f = ratings.close_followup(
         app[DB],
         app[CONFIG],
-        _int(request.match_info["id"], "id"),
-        data.get("note"),
+        fid,
+        data.note,
         user,
         app[CLOCK],
     )
@@ -306,47 +408,85 @@ async def close_followup(request: web.Request) -> web.Response:
 # -- citizens: pre-applications, appointments, status ----------------------------------------
 
 
+@operation(
+    "Pre-apply online (网上预审); bring the reference to the window",
+    tag="citizen",
+    public=True,
+    ok=201,
+    body=m.PreapplicationRequest,
+    errors=(422,),
+)
 async def create_preapplication(request: web.Request) -> web.Response:
-    data = await json_body(request)
+    data = (await requests.body(request, m.PreapplicationRequest)).data()
     app = request.app
     out = preapplications.submit(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     return web.json_response({"preapplication": out}, status=201)
 
 
+@operation(
+    "A pre-application's checklist (no personal data)", tag="citizen", public=True, errors=(404,)
+)
 async def get_preapplication(request: web.Request) -> web.Response:
     out = preapplications.public(request.app[DB], request.match_info["ref"])
     return web.json_response({"preapplication": out})
 
 
+@operation(
+    "Bookable half-hour slots of a queue on a day with remaining capacity",
+    tag="citizen",
+    public=True,
+    query=m.SlotsQuery,
+    errors=(422,),
+)
 async def appointment_slots(request: web.Request) -> web.Response:
     app = request.app
-    q = request.query
-    if not q.get("queue"):
-        raise Invalid("queue is required", field="queue")
-    day = q.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
-    return web.json_response(appointments.slots(app[DB], app[CONFIG], q["queue"], day, app[CLOCK]))
+    q = requests.query(request, m.SlotsQuery)
+    day = (q.date or local_date(app[CLOCK](), app[CONFIG].timezone)).isoformat()
+    return web.json_response(appointments.slots(app[DB], app[CONFIG], q.queue, day, app[CLOCK]))
 
 
+@operation(
+    "Book an appointment (预约)",
+    tag="citizen",
+    public=True,
+    ok=201,
+    body=m.AppointmentRequest,
+    returns=m.AppointmentResult,
+    errors=(409, 422),
+)
 async def create_appointment(request: web.Request) -> web.Response:
-    data = await json_body(request)
+    data = (await requests.body(request, m.AppointmentRequest)).data()
     app = request.app
     out = appointments.book(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     app[NOTIFIER].wake()
     return web.json_response({"appointment": out}, status=201)
 
 
+@operation("Appointments of a day (masked)", tag="window", query=m.AppointmentsQuery, errors=(422,))
 async def list_appointments(request: web.Request) -> web.Response:
     await auth.require(request, *WINDOW)
     app = request.app
-    day = request.query.get("date") or local_date(app[CLOCK](), app[CONFIG].timezone).isoformat()
+    q = requests.query(request, m.AppointmentsQuery)
+    day = (q.date or local_date(app[CLOCK](), app[CONFIG].timezone)).isoformat()
     return web.json_response({"date": day, "appointments": appointments.on_day(app[DB], day)})
 
 
+@operation(
+    "An appointment's state", tag="citizen", public=True, returns=m.AppointmentResult, errors=(404,)
+)
 async def get_appointment(request: web.Request) -> web.Response:
     out = appointments.public(request.app[DB], request.match_info["ref"])
     return web.json_response({"appointment": out})
 
 
+@operation(
+    "Check in at the kiosk on the day: issues a priority ticket",
+    tag="citizen",
+    public=True,
+    ok=201,
+    returns=m.IssuedTicket,
+    errors=(404, 409),
+)
 async def check_in(request: web.Request) -> web.Response:
     app = request.app
     issued = appointments.check_in(
@@ -373,6 +513,13 @@ async def check_in(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "Cancel an appointment",
+    tag="citizen",
+    public=True,
+    returns=m.AppointmentResult,
+    errors=(404, 409),
+)
 async def cancel_appointment(request: web.Request) -> web.Response:
     app = request.app
     out = appointments.cancel(app[DB], request.match_info["ref"], app[CLOCK])
@@ -394,21 +541,27 @@ def _lookup_status(request: web.Request, case_no: str, last4: str) -> dict[str, 
         raise
 
 
+@operation(
+    "Public case status for the applicant (no personal data); a wrong number or "
+    "phone both answer 404",
+    tag="citizen",
+    public=True,
+    query=m.StatusQuery,
+    errors=(404, 422, 429),
+)
 async def case_status(request: web.Request) -> web.Response:
-    out = _lookup_status(
-        request, request.match_info["case_no"], request.query.get("phone_last4", "")
-    )
+    last4 = requests.query(request, m.StatusQuery).phone_last4
+    out = _lookup_status(request, request.match_info["case_no"], last4)
     return web.json_response(out, headers={"Cache-Control": "no-store"})
 
 
 # -- SMS outbox --------------------------------------------------------------------------------
 
 
+@operation("The SMS outbox (numbers masked)", tag="admin", query=m.SmsQuery, errors=(422,))
 async def list_sms(request: web.Request) -> web.Response:
     await auth.require(request, "admin")
-    state = request.query.get("state") or None
-    if state and state not in ("queued", "sent", "failed"):
-        raise Invalid("state must be queued, sent or failed", field="state")
+    state = requests.query(request, m.SmsQuery).state
     sql = (
         "SELECT * FROM sms_outbox"
         + (" WHERE state = ?" if state else "")
@@ -418,6 +571,7 @@ async def list_sms(request: web.Request) -> web.Response:
     return web.json_response({"sms": [notify.public(r) for r in rows]})
 
 
+@operation("Send queued SMS now through the node's sender", tag="admin", returns=m.SmsSent)
 async def send_sms(request: web.Request) -> web.Response:
     await auth.require(request, "admin")
     app = request.app

@@ -13,11 +13,10 @@ from node import db as dbm
 from node import events, notify, workdays
 from node.cases.common import OPEN_STATES, get, int_field, material_names, missing, sms_text
 from node.cases.visits import link_visit, same_person, ticket_at_window, visit_count
+from node.cases_db import HANDOVER_METHODS
 from node.config import NodeConfig
 from onestop.clock import Now, iso, system_now
 from onestop.errors import Conflict, Invalid
-
-HANDOVER_METHODS = ("pickup", "mail")
 
 
 def deadline(case: dict[str, Any], today: dt.date) -> dict[str, Any] | None:

@@ -14,12 +14,11 @@ from node import db as dbm
 from node import events, notify
 from node.cases.common import DECIDED_STATES, get, materials, sms_text
 from node.cases.notices import issue_notice
+from node.cases_db import DECISIONS
 from node.config import NodeConfig
 from node.items import code_list
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Forbidden, Invalid, invalid_fields
-
-DECISIONS = ("approve", "reject", "supplement")
 
 
 def decide(

@@ -13,12 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
-from node import auth, openapi, views
+from node import auth, views
 from node.keys import CONFIG, DB
 from node.replication import catalog_fetch, relay
 from node.replication import status as statusm
 from node.replication.service import SYNC, SyncHolder
 from onestop.errors import ApiError, Invalid, NotFound
+from onestop.openapi import operation
+from sync.models import Envelope
 
 
 def _status(request: web.Request) -> dict[str, Any]:
@@ -27,6 +29,11 @@ def _status(request: web.Request) -> dict[str, Any]:
     return statusm.status(request.app[CONFIG], request.app[DB], service)
 
 
+@operation(
+    "Replication to the hub: backlog, last success and error, hub position, receipts, "
+    "rejections, catalog version",
+    tag="sync",
+)
 async def sync_status(request: web.Request) -> web.Response:
     await auth.require(request)
     return web.json_response(_status(request))
@@ -44,6 +51,17 @@ def _poke(request: web.Request) -> None:
         holder.service.poke()
 
 
+@operation(
+    "Relay: accept a township's signed records (docs/sync-protocol.md); the body may "
+    "be gzip-encoded",
+    tag="sync",
+    public=True,
+    body=Envelope,
+    security=[{"nodeSignature": []}],
+    errors=(400, 401, 403, 413, 422),
+    description="Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
+    "X-Onestop-Sig (docs/sync-protocol.md)",
+)
 async def ingest(request: web.Request) -> web.Response:
     """Relay: accept a township's push (same protocol as the hub's)."""
     db = request.app[DB]
@@ -70,10 +88,23 @@ async def ingest(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+@operation(
+    "Relay: where this relay (and the hub, once known) stands for a township",
+    tag="sync",
+    public=True,
+    errors=(404,),
+)
 async def position(request: web.Request) -> web.Response:
     return web.json_response(relay.position(request.app[DB], request.match_info["code"]))
 
 
+@operation(
+    "Relay: the last hub-signed service catalog, unchanged (ETag / If-None-Match)",
+    tag="sync",
+    public=True,
+    errors=(404,),
+    responses={"304": {"description": "Not modified (If-None-Match)"}},
+)
 async def catalog_latest(request: web.Request) -> web.StreamResponse:
     """Relay: the last good hub-signed catalog, unchanged (townships verify the hub's signature)."""
     env = catalog_fetch.last_envelope(request.app[DB])
@@ -95,58 +126,3 @@ def setup_sync_routes(app: web.Application) -> None:
     r.add_post(f"{a}/ingest", ingest)
     r.add_get(f"{a}/ingest/{{code}}/position", position)
     r.add_get(f"{a}/catalog/latest", catalog_latest)
-
-
-def sync_paths() -> dict[str, Any]:
-    op = openapi._op
-    code = [openapi._path_param("code", "string")]
-    signed = {
-        "description": "Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
-        "X-Onestop-Sig (docs/sync-protocol.md)"
-    }
-    ingest_op = op(
-        "Relay: accept a township's signed records (docs/sync-protocol.md); the "
-        "body may be gzip-encoded",
-        tag="sync",
-        staff=False,
-        errors=(400, 401, 403, 422),
-        body={
-            "type": "object",
-            "required": ["node", "batches"],
-            "properties": {
-                "node": {"type": "string"},
-                "batches": {"type": "array"},
-                "backlog": {"type": "integer"},
-                "sent_at": {"type": "string"},
-            },
-        },
-    )
-    ingest_op["description"] = signed["description"]
-    return {
-        "/api/v1/sync/status": {
-            "get": op(
-                "Replication to the hub: backlog, last success and error, hub position, receipts, "
-                "rejections, catalog version",
-                tag="sync",
-            )
-        },
-        "/api/v1/ingest": {"post": ingest_op},
-        "/api/v1/ingest/{code}/position": {
-            "get": op(
-                "Relay: where this relay (and the hub, once known) stands for a township",
-                tag="sync",
-                staff=False,
-                errors=(404,),
-                params=code,
-            )
-        },
-        "/api/v1/catalog/latest": {
-            "get": op(
-                "Relay: the last hub-signed service catalog, unchanged (ETag / If-None-Match)",
-                tag="sync",
-                staff=False,
-                errors=(404,),
-            )
-        },
-    }
-
