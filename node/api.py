@@ -69,22 +69,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     t = issued.ticket
     metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
-    return web.json_response(
-        {
-            "ticket_no": t["ticket_no"],
-            "token": t["token"],
-            "queue": t["queue"],
-            "waiting_ahead": issued.waiting_ahead,
-            "estimated_wait_minutes": issued.estimated_wait_minutes,
-            "priority": t["priority"],
-            "priority_reason": t["priority_reason"],
-            "service_date": t["service_date"],
-            "created_at": t["created_at"],
-            "status_url": f"/s/{t['token']}",
-            "print_url": f"/t/{t['token']}/print",
-        },
-        status=201,
-    )
+    return web.json_response(issued.answer(), status=201)
 
 
 @operation("Public status of a ticket (no personal data)", tag="kiosk", public=True, errors=(404,))

@@ -18,6 +18,7 @@ from node.pii import Pii
 from onestop import identity
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Invalid, NotFound, invalid_fields
+from onestop.requests import date_field
 
 #: Bookable slot start times (local time); each slot is half an hour.
 SLOTS = (
@@ -59,7 +60,7 @@ def slots(
 ) -> dict[str, Any]:
     if tk.get_queue(db, queue) is None:
         raise Invalid(f"no open queue with code {queue!r}", field="queue")
-    day = _parse_date(date, "date")
+    day = date_field(date, "date")
     cap = slot_capacity(db)
     taken = {
         r["slot"]: r["n"]
@@ -110,17 +111,6 @@ def _slot_error(cfg: NodeConfig, day: dt.date, slot: str, now: Now) -> str | Non
     return None
 
 
-def _parse_date(value: Any, field: str) -> dt.date:
-    if not isinstance(value, str):
-        raise Invalid(f"{field} must be a date like 2026-10-12", field=field)
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise Invalid(
-            f"{field} must be a date like 2026-10-12, got {value!r}", field=field
-        ) from None
-
-
 def book(
     db: sqlite_utils.Database,
     cfg: NodeConfig,
@@ -139,7 +129,7 @@ def book(
         errors["queue"] = f"no open queue with code {queue!r}"
     day = None
     try:
-        day = _parse_date(data.get("date"), "date")
+        day = date_field(data.get("date"), "date")
         bad = _bookable_day(cfg, day, now)
         if bad:
             errors["date"] = bad

@@ -51,6 +51,18 @@ class Issued:
     waiting_ahead: int
     estimated_wait_minutes: int
 
+    def answer(self) -> dict[str, Any]:
+        """What the kiosk gets back for a new ticket (no personal data)."""
+        t = self.ticket
+        return {
+            "ticket_no": t["ticket_no"], "token": t["token"], "queue": t["queue"],
+            "waiting_ahead": self.waiting_ahead,
+            "estimated_wait_minutes": self.estimated_wait_minutes,
+            "priority": t["priority"], "priority_reason": t["priority_reason"],
+            "service_date": t["service_date"], "created_at": t["created_at"],
+            "status_url": f"/s/{t['token']}", "print_url": f"/t/{t['token']}/print",
+        }  # fmt: skip
+
 
 def reference(prefix: str) -> str:
     """A random reference for a citizen to bring along, e.g. ``Y7KQ2MZ4P``."""

@@ -21,6 +21,7 @@ from node import events, notify, workdays
 from node.cases.common import material_names, missing, sms_text
 from node.config import NodeConfig
 from onestop.errors import Invalid
+from onestop.requests import date_field
 
 
 def decide(
@@ -59,7 +60,7 @@ def _catch_up(data: dict[str, Any], today: dt.date, promised_days: int) -> tuple
     raw = data.get("catch_up_date")
     if raw is None or raw == "":
         return promised, promised
-    day = _parse_date(raw, "catch_up_date")
+    day = date_field(raw, "catch_up_date")
     if day < today:
         raise Invalid(f"catch_up_date {day} is in the past", field="catch_up_date")
     if day > promised:
@@ -69,17 +70,6 @@ def _catch_up(data: dict[str, Any], today: dt.date, promised_days: int) -> tuple
             field="catch_up_date",
         )
     return day, promised
-
-
-def _parse_date(value: Any, field: str) -> dt.date:
-    if not isinstance(value, str):
-        raise Invalid(f"{field} must be a date like 2026-10-12", field=field)
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise Invalid(
-            f"{field} must be a date like 2026-10-12, got {value!r}", field=field
-        ) from None
 
 
 def accept(
