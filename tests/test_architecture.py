@@ -3,6 +3,7 @@ every file it names exists, and the layers it draws are the import-linter contra
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -55,3 +56,19 @@ def test_the_layers_drawn_are_the_ones_import_linter_enforces() -> None:
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:]
     assert "0 broken" in r.stdout
+
+
+def test_no_import_inside_a_function_unless_a_comment_says_why() -> None:
+    found = []
+    for top in TOP:
+        for path in (ROOT / top).rglob("*.py"):
+            source = path.read_text(encoding="utf-8")
+            lines = source.splitlines()
+            for fn in ast.walk(ast.parse(source)):
+                if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.Import | ast.ImportFrom):
+                        if "#" not in lines[node.lineno - 1]:
+                            found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found
