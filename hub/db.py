@@ -220,10 +220,17 @@ def _m002_dashboards(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m003_case_visits(db: sqlite_utils.Database) -> None:
+    """``rollup_cases.visits``: the applicant's visits counted from ``case.visit`` records
+    (NULL for a case known before: its handover's own count stands)."""
+    db.execute("ALTER TABLE rollup_cases ADD COLUMN visits INTEGER")
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
     ("002_dashboards", _m002_dashboards),
+    ("003_case_visits", _m003_case_visits),
 ]
 
 

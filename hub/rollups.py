@@ -23,7 +23,9 @@ Tables (created by migration ``002_dashboards`` in :mod:`hub.db`):
       ``cases_completed`` = ``cases_approved`` + ``cases_rejected`` (办结: the decision),
       ``cases_late`` (decided after the promised deadline: ``on_time`` false),
       ``cases_delivered`` (``case.handed_over``) and ``cases_one_visit`` (handed over after
-      at most one visit: 最多跑一次), ``complaints`` (cases of kind ``complaint``).
+      at most one visit: 最多跑一次), ``complaints`` (cases of kind ``complaint``).  Visits
+      are the case's ``case.visit`` records (:func:`is_visit`): only an applicant in person
+      at the window; a supplement or result by post, online or courier is no visit.
     - ``rating_1`` … ``rating_5`` (``rating.given``), ``followups_opened``,
       ``followups_closed``, ``followups_late`` (closed after their due date).
 
@@ -39,7 +41,7 @@ Tables (created by migration ``002_dashboards`` in :mod:`hub.db`):
 
 ``rollup_tickets``, ``rollup_cases``, ``rollup_followups``
     Per-entity state the counters need (issue and call times, a case's department, item,
-    state and deadline key).
+    state, deadline key and visits so far).
 """
 
 from __future__ import annotations
@@ -67,9 +69,17 @@ FLUSH_EVERY = 50_000
 KINDS = frozenset({
     "ticket.issued", "ticket.called", "ticket.finished", "ticket.no_show",
     "case.opened", "case.accepted", "case.supplement_requested", "case.supplemented",
-    "case.approved", "case.rejected", "case.handed_over",
+    "case.approved", "case.rejected", "case.handed_over", "case.visit",
     "rating.given", "followup.opened", "followup.closed",
 })  # fmt: skip
+
+
+def is_visit(body: Mapping[str, Any]) -> bool:
+    """Whether a ``case.visit`` record is a visit: ``channel`` ``window``; a record from
+    before channels, unless it is a supplement without a ticket (sent, not brought)."""
+    if "channel" in body:
+        return bool(body["channel"] == "window")
+    return not (body.get("purpose") == "supplement" and body.get("ticket_no") is None)
 
 
 def areas(code: str) -> list[str]:
@@ -217,7 +227,7 @@ class Rollup:
         if key not in self.cases:
             self.cases[key] = hubdb.one(
                 self.db,
-                "SELECT dept, item, kind, state, deadline FROM rollup_cases WHERE node = ? "
+                "SELECT dept, item, kind, state, deadline, visits FROM rollup_cases WHERE node = ? "
                 "AND case_no = ?",
                 [node, case_no],
             )
@@ -227,7 +237,7 @@ class Rollup:
         c = self.case(node, case_no)
         if c is None:  # a case the hub never saw opened (should not happen: logs are whole)
             c = {"dept": "", "item": "", "kind": "", "state": "pending_materials",
-                 "deadline": None}  # fmt: skip
+                 "deadline": None, "visits": None}  # fmt: skip
             self.cases[(node, case_no)] = c
         self.dirty_cases.add((node, case_no))
         return c
@@ -299,7 +309,7 @@ class Rollup:
         depts, items = b.get("departments") or [""], b.get("items") or [""]
         c: dict[str, Any] = {"dept": str(depts[0]), "item": str(items[0]),
                              "kind": str(b.get("kind") or ""), "state": "pending_materials",
-                             "deadline": None}  # fmt: skip
+                             "deadline": None, "visits": 0}  # fmt: skip
         self.cases[(node, case_no)] = c
         self.dirty_cases.add((node, case_no))
         counts = {"cases_received": 1}
@@ -349,9 +359,18 @@ class Rollup:
     def _case_handed_over(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
         c = self._case_or_new(node, str(b.get("case_no") or eid))
         c["state"] = "delivered"
-        visits = b.get("visits")
+        visits = c.get("visits")
+        if not visits:  # no case.visit seen (a case known before the hub counted them)
+            visits = b.get("visits")
         one = isinstance(visits, int) and visits <= 1
         self.add(node, at, c["dept"], c["item"], cases_delivered=1, cases_one_visit=int(one))
+
+    def _case_visit(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
+        if not is_visit(b):
+            return
+        c = self._case_or_new(node, str(b.get("case_no") or eid))
+        if c.get("visits") is not None:
+            c["visits"] += 1
 
     def _rating_given(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
         level = b.get("level")
@@ -395,8 +414,9 @@ class Rollup:
         if self.dirty_cases:
             db.conn.executemany(
                 "INSERT OR REPLACE INTO rollup_cases (node, case_no, dept, item, kind, state, "
-                "deadline) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(n, no, c["dept"], c["item"], c["kind"], c["state"], c["deadline"])
+                "deadline, visits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(n, no, c["dept"], c["item"], c["kind"], c["state"], c["deadline"],
+                  c.get("visits"))
                  for (n, no) in self.dirty_cases
                  if (c := self.cases[(n, no)]) is not None],
             )  # fmt: skip

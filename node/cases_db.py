@@ -24,6 +24,10 @@ DECISIONS = ("approve", "reject", "supplement")
 HANDOVER_METHODS = ("pickup", "mail")
 MATERIAL_STATES = ("received", "missing", "requested")
 VISIT_PURPOSES = ("intake", "supplement", "pickup")
+#: How a supplement or a result reaches the center or the applicant: only ``window`` (in
+#: person at the window) is a visit.  A result goes by ``post`` or ``courier`` as a mailing.
+CHANNELS = ("window", "post", "online", "courier")
+HANDOVER_CHANNELS = {"window": "pickup", "post": "mail", "courier": "mail"}
 
 
 def _m010_cases(db: sqlite_utils.Database) -> None:
@@ -152,4 +156,14 @@ def _m010_cases(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [("010_cases", _m010_cases)]
+def _m011_visit_channel(db: sqlite_utils.Database) -> None:
+    """``case_visits.channel``: ``window`` for every visit; NULL kept on a supplement
+    registered without a ticket before channels existed, which is not a visit."""
+    db.execute("ALTER TABLE case_visits ADD COLUMN channel TEXT")
+    db.execute(
+        "UPDATE case_visits SET channel = 'window' "
+        "WHERE NOT (purpose = 'supplement' AND ticket_id IS NULL)"
+    )
+
+
+MIGRATIONS = [("010_cases", _m010_cases), ("011_visit_channel", _m011_visit_channel)]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from node.appointments import SLOTS
-from node.cases_db import CASE_STATES, DECISIONS, HANDOVER_METHODS, TASK_STATES
+from node.cases_db import CASE_STATES, CHANNELS, DECISIONS, HANDOVER_METHODS, TASK_STATES
 from node.ratings import MAX_COMMENT
 from node.tickets import TICKET_STATES
 from node.users import ROLES
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the choices come from the domain modules' tuples
     TaskFilter: TypeAlias = str
     Decision: TypeAlias = str
     Method: TypeAlias = str
+    Channel: TypeAlias = str
     Slot: TypeAlias = str
     Role: TypeAlias = str
 else:
@@ -39,6 +40,7 @@ else:
     TaskFilter = Literal[("open", "all", *TASK_STATES)]
     Decision = Literal[DECISIONS]
     Method = Literal[HANDOVER_METHODS]
+    Channel = Literal[CHANNELS]
     Slot = Literal[SLOTS]
     Role = Literal[ROLES]
 
@@ -129,6 +131,11 @@ class CasesQuery(Model):
 
 class SupplementRequest(Model):
     ticket_id: Int64 | None = Field(None, description="the ticket of this visit")
+    channel: Channel | None = Field(
+        None,
+        description="window (in person: a visit), post, online or courier; window when a "
+        "ticket is linked, required without one",
+    )
     received: Codes = Field(description="codes of the materials brought")
     commitment: StrictBool | None = None
     catch_up_date: Day | None = None
@@ -142,7 +149,14 @@ class ReviewRequest(Model):
 
 
 class HandoverRequest(Model):
-    method: Method
+    method: Method | None = Field(
+        None, description="pickup or mail; follows from channel when that is given"
+    )
+    channel: Channel | None = Field(
+        None,
+        description="window (pickup: a visit), post or courier (mail); by default window for "
+        "pickup and post for mail",
+    )
     tracking: str | None = Field(None, max_length=64, description="required for mail")
     ticket_id: Int64 | None = Field(None, description="pickup: the ticket of this visit")
 

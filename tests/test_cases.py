@@ -319,7 +319,14 @@ async def test_invalid_transitions_answer_409_and_change_nothing(env: Env) -> No
     # Not ready for results or handover while under review.
     await refused(e, e.clerk, f"{base}/result", None, 409, "approved or rejected")
     await refused(e, e.clerk, f"{base}/handover", {"method": "pickup"}, 409, "ready result")
-    await refused(e, e.clerk, f"{base}/supplement", {"received": ["permit"]}, 409, "every material")
+    await refused(
+        e,
+        e.clerk,
+        f"{base}/supplement",
+        {"received": ["permit"], "channel": "post"},
+        409,
+        "every material",
+    )
     # Departments not involved, wrong reviewers and roles.
     await refused(e, e.admin, f"{base}/reviews/agri", {"decision": "approve"}, 409, "not involved")
     await refused(e, e.civil, f"{base}/reviews/edu", {"decision": "approve"}, 403, "civil")

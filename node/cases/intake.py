@@ -17,6 +17,7 @@ from node.cases import acceptance
 from node.cases.common import get, int_field, material_names, materials, missing
 from node.cases.notices import issue_notice
 from node.cases.visits import link_visit, same_person, ticket_at_window
+from node.cases_db import CHANNELS
 from node.config import NodeConfig
 from node.items import checklist, code_list, departments_of, validate_items, validate_materials
 from node.pii import Pii
@@ -242,7 +243,8 @@ def supplement(
     user: dict[str, Any],
     now: Now = system_now,
 ) -> dict[str, Any]:
-    """Materials brought to the window on a later visit (or the same one).
+    """Materials brought on a later visit (or the same one), or sent by post, online or
+    courier (``channel``; ``window`` when a ticket is linked): only ``window`` is a visit.
 
     * ``supplement`` (补正): every requested material must come; the review resumes and the
       deadlines move by the working days the clock was paused.
@@ -259,6 +261,15 @@ def supplement(
             tid = int_field(data["ticket_id"], "ticket_id")
         except Invalid as exc:
             errors["ticket_id"] = exc.message
+    channel = data.get("channel")
+    if channel is None and data.get("ticket_id") is not None:
+        channel = "window"
+    if channel is None:
+        errors["channel"] = "channel is required without a ticket: window, post, online or courier"
+    elif channel not in CHANNELS:
+        errors["channel"] = "channel must be window, post, online or courier"
+    elif channel != "window" and data.get("ticket_id") is not None:
+        errors["ticket_id"] = f"ticket_id applies to a supplement at the window, not by {channel}"
     received = code_list(data, "received", errors)
     if received is None and "received" not in errors:
         errors["received"] = "received is required: the codes of the materials brought"
@@ -306,7 +317,8 @@ def supplement(
                 "WHERE case_id = ? AND code = ?",
                 [at, case["id"], code],
             )
-        link_visit(conn, db, case, ticket, "supplement", user["username"], at)
+        if channel == "window":
+            link_visit(conn, db, case, ticket, "supplement", user["username"], at)
         still = missing(db, case["id"])
         body: dict[str, Any] = {
             "case_no": case_no,
@@ -315,6 +327,7 @@ def supplement(
             "ticket_no": ticket["ticket_no"] if ticket else None,
             "by": user["username"],
             "from_state": case["state"],
+            "channel": channel,
         }
         if case["state"] == "supplement":
             paused = max(

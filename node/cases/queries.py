@@ -15,7 +15,7 @@ from node import db as dbm
 from node import ratings, workdays
 from node.cases.common import STATE_NAMES, get, materials, missing, tasks
 from node.cases.results import deadline
-from node.cases.visits import visit_count, visits
+from node.cases.visits import COUNTED, visit_count, visits
 from node.config import NodeConfig
 from node.items import item_summaries
 from onestop.clock import Now, local_date, system_now
@@ -232,12 +232,14 @@ def overview(db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now) 
             )
     done = dbm.rows(
         db,
-        """SELECT c.id, (SELECT COUNT(*) FROM case_visits v
-            WHERE v.case_id = c.id) AS n FROM cases c WHERE c.state = 'delivered'""",
+        f"""SELECT c.id, (SELECT COUNT(*) FROM case_visits v
+            WHERE v.case_id = c.id AND {COUNTED}) AS n FROM cases c WHERE c.state = 'delivered'""",
     )
     completed = len(done)
     one_visit = sum(1 for d in done if d["n"] <= 1)
-    total_visits = int(db.execute("SELECT COUNT(*) FROM case_visits").fetchone()[0])
+    total_visits = int(
+        db.execute(f"SELECT COUNT(*) FROM case_visits v WHERE {COUNTED}").fetchone()[0]
+    )
     return {
         "date": today.isoformat(),
         "warn_workdays": workdays.WARN_WORKDAYS,

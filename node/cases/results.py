@@ -13,7 +13,7 @@ from node import db as dbm
 from node import events, notify, workdays
 from node.cases.common import OPEN_STATES, get, int_field, material_names, missing, sms_text
 from node.cases.visits import link_visit, same_person, ticket_at_window, visit_count
-from node.cases_db import HANDOVER_METHODS
+from node.cases_db import CHANNELS, HANDOVER_CHANNELS, HANDOVER_METHODS
 from node.config import NodeConfig
 from onestop.clock import Now, iso, system_now
 from onestop.errors import Conflict, Invalid
@@ -120,10 +120,26 @@ def handover(
     user: dict[str, Any],
     now: Now = system_now,
 ) -> dict[str, Any]:
-    """Hand the result over: picked up at the window (a visit) or mailed (no visit)."""
+    """Hand the result over: picked up at the window (``channel`` ``window``, method
+    ``pickup``: a visit) or mailed (``post`` or ``courier``, method ``mail``: no visit)."""
     method = data.get("method")
+    channel = data.get("channel")
+    if channel is not None:
+        if channel not in CHANNELS:
+            raise Invalid("channel must be window, post, online or courier", field="channel")
+        if channel not in HANDOVER_CHANNELS:
+            raise Invalid(
+                "a result is handed over at the window or sent by post or courier",
+                field="channel",
+            )
+        if method is None:
+            method = HANDOVER_CHANNELS[channel]
+        elif method != HANDOVER_CHANNELS[channel]:
+            raise Invalid(f"method {method} does not go with channel {channel}", field="channel")
     if method not in HANDOVER_METHODS:
         raise Invalid("method must be pickup or mail", field="method")
+    if channel is None:
+        channel = "window" if method == "pickup" else "post"
     tracking = data.get("tracking")
     if tracking is not None and not isinstance(tracking, str):
         raise Invalid("tracking must be text", field="tracking")
@@ -163,6 +179,7 @@ def handover(
             {
                 "case_no": case_no,
                 "method": method,
+                "channel": channel,
                 "tracking": tracking,
                 "ticket_no": ticket["ticket_no"] if ticket else None,
                 "visits": visit_count(db, case["id"]),

@@ -65,6 +65,12 @@ HANDOVER_METHODS = {
     "pickup": lazy_gettext("窗口领取"),
     "mail": lazy_gettext("邮寄送达"),
 }
+CHANNELS = {
+    "window": lazy_gettext("窗口当面递交"),
+    "post": lazy_gettext("邮政寄递"),
+    "online": lazy_gettext("网上提交"),
+    "courier": lazy_gettext("快递寄递"),
+}
 VISIT_PURPOSES = {
     "intake": lazy_gettext("递交申请"),
     "supplement": lazy_pgettext("visit purpose", "补交材料"),
@@ -529,6 +535,8 @@ def describe(
     elif kind == "case.supplemented":
         title = _("补交材料 {n} 项", lang, n=len(b.get("received") or []))
         detail = names(b.get("received") or [])
+        if b.get("channel") in CHANNELS and b["channel"] != "window":
+            detail = CHANNELS[b["channel"]].text(lang) + ("; " if lang == "en" else "；") + detail
         if b.get("paused_workdays") is not None:
             detail += ("; " if lang == "en" else "；") + _(
                 "时限顺延 {n} 个工作日，承诺办结 {promised}",
@@ -723,6 +731,7 @@ def setup_case_pages(app: web.Application) -> None:
         MATERIAL_STATES=MATERIAL_STATES,
         DESK_STATES=DESK_STATES,
         HANDOVER_METHODS=HANDOVER_METHODS,
+        CHANNELS=CHANNELS,
     )
     r = app.router
     r.add_get("/cases", cases_list, name="cases_list_page")

@@ -1,5 +1,10 @@
 """Visits to the window (最多跑一次): the ticket being served, who it belongs to, and each
 visit a case needed (intake, supplement, pickup).
+
+Only an applicant in person at the window is a visit: a supplement or a result by ``post``,
+``online`` or ``courier`` is none.  A ``case_visits`` row counts when its ``channel`` is
+``window``; rows of supplements registered without a ticket before channels existed keep
+``channel`` NULL and count as no visit (:data:`COUNTED`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import sqlite_utils
 from node import db as dbm
 from node import events
 from onestop.errors import Conflict, Forbidden, Invalid
+
+#: The rows of ``case_visits`` (alias ``v``) that are visits.
+COUNTED = "v.channel = 'window'"
 
 
 def ticket_at_window(
@@ -54,10 +62,11 @@ def link_visit(
     by: str,
     at: str,
 ) -> bool:
-    """Record a visit; the same ticket linked twice is one visit.  True if new."""
+    """Record a visit at the window; the same ticket linked twice is one visit.  True if
+    new."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO case_visits (case_id, ticket_id, purpose, at, by) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO case_visits (case_id, ticket_id, purpose, at, by, channel) "
+        "VALUES (?, ?, ?, ?, ?, 'window')",
         [case["id"], ticket["id"] if ticket else None, purpose, at, by],
     )
     if not cur.rowcount:
@@ -73,6 +82,7 @@ def link_visit(
             "purpose": purpose,
             "visits": visit_count(db, case["id"]),
             "by": by,
+            "channel": "window",
         },
         at=at,
     )
@@ -82,14 +92,16 @@ def link_visit(
 def visits(db: sqlite_utils.Database, case_id: int) -> list[dict[str, Any]]:
     return dbm.rows(
         db,
-        """SELECT v.id, v.purpose, v.at, v.by, t.ticket_no, t.service_date
+        f"""SELECT v.id, v.purpose, v.at, v.by, t.ticket_no, t.service_date
           FROM case_visits v LEFT JOIN tickets t ON t.id = v.ticket_id
-         WHERE v.case_id = ? ORDER BY v.id""",
+         WHERE v.case_id = ? AND {COUNTED} ORDER BY v.id""",
         [case_id],
     )
 
 
 def visit_count(db: sqlite_utils.Database, case_id: int) -> int:
     return int(
-        db.execute("SELECT COUNT(*) FROM case_visits WHERE case_id = ?", [case_id]).fetchone()[0]
+        db.execute(
+            f"SELECT COUNT(*) FROM case_visits v WHERE v.case_id = ? AND {COUNTED}", [case_id]
+        ).fetchone()[0]
     )

@@ -427,7 +427,7 @@
     if (hv) {
       var sync = function () {
         var mail = hv.querySelector('input[name="method"]:checked').value === "mail";
-        hv.querySelector(".hv-tracking").hidden = !mail;
+        hv.querySelectorAll(".hv-tracking").forEach(function (el) { el.hidden = !mail; });
         hv.querySelector(".hv-ticket").hidden = mail;
       };
       hv.addEventListener("change", sync);
@@ -436,7 +436,10 @@
         ev.preventDefault();
         var method = hv.querySelector('input[name="method"]:checked').value;
         var body = { method: method };
-        if (method === "mail") body.tracking = $("hv-tracking").value.trim();
+        if (method === "mail") {
+          body.tracking = $("hv-tracking").value.trim();
+          body.channel = $("hv-channel").value;
+        }
         else if ($("hv-ticket").value) body.ticket_id = Number($("hv-ticket").value);
         act(base + "/handover", body);
       });
@@ -444,11 +447,17 @@
 
     var sup = $("supplement-form");
     if (sup) {
+      var supSync = function () {
+        sup.querySelector(".sup-ticket").hidden = $("sup-channel").value !== "window";
+      };
+      $("sup-channel").addEventListener("change", supSync);
+      supSync();
       sup.addEventListener("submit", function (ev) {
         ev.preventDefault();
         var codes = Array.prototype.map.call(sup.querySelectorAll('input[name="received"]:checked'), function (i) { return i.value; });
-        var body = { received: codes };
-        if ($("sup-ticket").value) body.ticket_id = Number($("sup-ticket").value);
+        var channel = $("sup-channel").value;
+        var body = { received: codes, channel: channel };
+        if (channel === "window" && $("sup-ticket").value) body.ticket_id = Number($("sup-ticket").value);
         var c = sup.querySelector('input[name="commitment"]');
         if (c && c.checked) {
           body.commitment = true;
