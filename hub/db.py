@@ -38,7 +38,17 @@ import sqlite_utils
 from onestop import db as coredb
 from onestop.db import Migration, connect, database_file, get_meta, one, rows, set_meta, tx
 
-__all__ = ["connect", "database_file", "get_meta", "migrate", "one", "rows", "set_meta", "tx", "MIGRATIONS"]
+__all__ = [
+    "connect",
+    "database_file",
+    "get_meta",
+    "migrate",
+    "one",
+    "rows",
+    "set_meta",
+    "tx",
+    "MIGRATIONS",
+]
 
 ALERT_KINDS = ("fork", "rollback", "rejected", "revoked_key", "unknown_node")
 
@@ -143,9 +153,8 @@ def _m001_base(db: sqlite_utils.Database) -> None:
     )
 
 
-#: Counters of the rollup tables (columns of ``rollup_day`` and ``rollup_day_item``), as
-#: created by migration 002; a new counter needs a new migration.
-ROLLUP_METRICS = (
+#: Counters of the rollup tables as created by migration 002 (never change it).
+_METRICS_002 = (
     "tickets_issued", "tickets_called", "tickets_finished", "tickets_no_show",
     "wait_sum", "wait_n", "service_sum", "service_n",
     "cases_received", "cases_accepted", "cases_completed", "cases_approved", "cases_rejected",
@@ -153,10 +162,15 @@ ROLLUP_METRICS = (
     "rating_1", "rating_2", "rating_3", "rating_4", "rating_5",
     "followups_opened", "followups_closed", "followups_late",
 )  # fmt: skip
+#: Counters added by later migrations (each adds its columns to both tables).
+_METRICS_004 = ("tickets_expired",)
+#: Counters of the rollup tables (columns of ``rollup_day`` and ``rollup_day_item``); a new
+#: counter needs a new migration.
+ROLLUP_METRICS = _METRICS_002 + _METRICS_004
 
 
 def _m002_dashboards(db: sqlite_utils.Database) -> None:
-    metrics = ",\n".join(f"            {m} INTEGER NOT NULL DEFAULT 0" for m in ROLLUP_METRICS)
+    metrics = ",\n".join(f"            {m} INTEGER NOT NULL DEFAULT 0" for m in _METRICS_002)
     db.executescript(
         f"""
         CREATE TABLE users (
@@ -226,11 +240,21 @@ def _m003_case_visits(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE rollup_cases ADD COLUMN visits INTEGER")
 
 
+def _m004_tickets_expired(db: sqlite_utils.Database) -> None:
+    """``tickets_expired``: tickets whose day closed on them (``ticket.expired``), neither
+    served nor no-show.  Existing rows start at 0 (``onestop hub rollups rebuild`` counts the
+    records already held)."""
+    for table in ("rollup_day_item", "rollup_day"):
+        for m in _METRICS_004:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {m} INTEGER NOT NULL DEFAULT 0")
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
     ("002_dashboards", _m002_dashboards),
     ("003_case_visits", _m003_case_visits),
+    ("004_tickets_expired", _m004_tickets_expired),
 ]
 
 

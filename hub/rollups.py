@@ -17,7 +17,9 @@ Tables (created by migration ``002_dashboards`` in :mod:`hub.db`):
     ``timezone``, Asia/Shanghai) of the event's ``at``.  Counters (:data:`METRICS`):
 
     - ``tickets_issued`` / ``tickets_called`` (first call only) / ``tickets_finished`` /
-      ``tickets_no_show``; ``wait_sum``/``wait_n`` seconds from issue to first call (on the
+      ``tickets_no_show`` / ``tickets_expired`` (the day closed on the ticket while it
+      waited, was called or suspended: neither served nor no-show, counted on the day of the
+      close); ``wait_sum``/``wait_n`` seconds from issue to first call (on the
       day of the call), ``service_sum``/``service_n`` seconds from the latest call to finish.
     - ``cases_received`` (``case.opened``, every kind), ``cases_accepted``,
       ``cases_completed`` = ``cases_approved`` + ``cases_rejected`` (办结: the decision),
@@ -67,7 +69,7 @@ FLUSH_EVERY = 50_000
 
 #: Record kinds that change a figure (others are skipped cheaply).
 KINDS = frozenset({
-    "ticket.issued", "ticket.called", "ticket.finished", "ticket.no_show",
+    "ticket.issued", "ticket.called", "ticket.finished", "ticket.no_show", "ticket.expired",
     "case.opened", "case.accepted", "case.supplement_requested", "case.supplemented",
     "case.approved", "case.rejected", "case.handed_over", "case.visit",
     "rating.given", "followup.opened", "followup.closed",
@@ -303,6 +305,10 @@ class Rollup:
     def _ticket_no_show(self, node: str, tid: str, at: str, b: Mapping[str, Any]) -> None:
         t = self._known_ticket(node, tid, b)
         self.add(node, at, t["dept"], t["item"], tickets_no_show=1)
+
+    def _ticket_expired(self, node: str, tid: str, at: str, b: Mapping[str, Any]) -> None:
+        t = self._known_ticket(node, tid, b)
+        self.add(node, at, t["dept"], t["item"], tickets_expired=1)
 
     def _case_opened(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
         case_no = str(b.get("case_no") or eid)

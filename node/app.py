@@ -18,6 +18,7 @@ from node import db as dbm
 from node import pii as piim
 from node import views, windows
 from node.config import NodeConfig
+from node.daybreak import DAY_CLOSE, DayCloseHolder, day_close_ctx
 from node.display import Board
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.metrics import setup_metrics
@@ -60,9 +61,12 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     setup_access_log(app)  # one log line per request, with its request id
     setup_metrics(app)  # GET /metrics
     # Background jobs, started in this order and stopped in reverse: WAL checkpoints and the
-    # database, then the push service (stops before the database closes).
+    # database, the day's close (a catch-up now, then a cron job at local midnight:
+    # node/daybreak.py), then the push service (both stop before the database closes).
+    app[DAY_CLOSE] = DayCloseHolder()
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_streams)
+    app.cleanup_ctx.append(day_close_ctx)
     app.cleanup_ctx.append(push_ctx)
     return app
 

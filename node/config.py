@@ -5,6 +5,7 @@ Every setting is documented in ``etc/node.toml`` (a test checks that).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from onestop.config import ConfigError, check_operations, dump_toml, load_toml
 
 LEVELS = ("province", "city", "county", "township")
 LANGS = ("zh", "en")
+QUEUE_CODE = re.compile(r"(dept|area):[a-z][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,17 @@ class NodeConfig:
     log_level: str = "info"
     log_format: str = "text"
     metrics_allow: str = ""
+    keep_overnight_queues: str = ""
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "node.db"
+
+    @property
+    def kept_queues(self) -> frozenset[str]:
+        """Queue codes of ``keep_overnight_queues``: their waiting and suspended tickets
+        outlive the day (:mod:`node.daybreak`)."""
+        return frozenset(q.strip() for q in self.keep_overnight_queues.split(",") if q.strip())
 
     def validate(self) -> NodeConfig:
         if not self.code.isdigit() or len(self.code) not in (2, 4, 6, 9, 12):
@@ -70,6 +79,12 @@ class NodeConfig:
             )
         if self.sync_interval_seconds < 1:
             raise ConfigError("sync_interval_seconds", "must be at least 1")
+        bad = sorted(q for q in self.kept_queues if not QUEUE_CODE.fullmatch(q))
+        if bad:
+            raise ConfigError(
+                "keep_overnight_queues",
+                f"queue codes are dept:<code> or area:<code>, got {', '.join(bad)}",
+            )
         check_operations(self.log_level, self.log_format, self.metrics_allow)
         try:
             ZoneInfo(self.timezone)

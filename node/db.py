@@ -128,12 +128,49 @@ def _m002_queue_indexes(db: sqlite_utils.Database) -> None:
     )
 
 
+_STATES_001 = "('waiting','called','suspended','done','no_show')"
+_STATES_030 = "('waiting','called','suspended','done','no_show','expired')"
+
+
+def _m030_ticket_expired(db: sqlite_utils.Database) -> None:
+    """Tickets gain the closed state ``expired``: the day closed on them (``ticket.expired``,
+    :mod:`node.daybreak`) while they were still waiting, called or suspended.
+
+    SQLite cannot change a CHECK in place, so the table is rebuilt in the migration's
+    transaction: its rows are set aside, the table is dropped and created again (from its own
+    stored definition, with the wider CHECK), the rows go back and the indexes are recreated.
+    Rows of other tables point at tickets (``cases.ticket_id``, ...): with foreign keys
+    deferred, the drop leaves them dangling only until the same ids are back in ``tickets``,
+    before the commit checks them.
+    """
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tickets'")
+    create = str(sql.fetchone()[0])
+    if _STATES_001 not in create:
+        raise RuntimeError("tickets: unexpected state CHECK; cannot add 'expired'")
+    indexes = [
+        str(r[0])
+        for r in db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tickets' "
+            "AND sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+    ]
+    db.execute("PRAGMA defer_foreign_keys = ON")  # reset by the commit
+    db.execute("CREATE TEMP TABLE _tickets_030 AS SELECT * FROM tickets")
+    db.execute("DROP TABLE tickets")
+    db.execute(create.replace(_STATES_001, _STATES_030))
+    db.execute("INSERT INTO tickets SELECT * FROM temp._tickets_030")
+    db.execute("DROP TABLE temp._tickets_030")
+    for index in indexes:
+        db.execute(index)
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
     ("002_queue_indexes", _m002_queue_indexes),
     *cases_db.MIGRATIONS,
     *sync_db.MIGRATIONS,
+    ("030_ticket_expired", _m030_ticket_expired),
 ]
 
 

@@ -22,7 +22,8 @@ from onestop import identity
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, NotFound, invalid_fields
 
-TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show")
+#: ``expired``: the day closed on a ticket still waiting, called or suspended (node/daybreak.py).
+TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show", "expired")
 #: Letters and digits of the references handed to citizens (no 0/O, 1/I): appointments
 #: ``Y...``, pre-applications ``P...``.
 REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

@@ -55,6 +55,7 @@ TICKET_STATES = {
     "suspended": lazy_gettext("已挂起，请留意工作人员通知"),
     "done": lazy_gettext("已办结，感谢您的耐心"),
     "no_show": lazy_gettext("已过号，请重新取号"),
+    "expired": lazy_gettext("当日未办理，号码已失效，请重新取号"),
 }
 PRIORITY_REASONS = {
     "elderly": lazy_gettext("老年人优先"),

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("default_lang", "fr"), ("elderly_age", 10), ("recall_limit", -1),
     ("default_service_minutes", 0), ("ticket_digits", 9), ("hub_url", "ftp://x"),
     ("timezone", "Mars/Olympus"), ("sync_interval_seconds", 0),
+    ("keep_overnight_queues", "dept:edu, edu"),
 ])
 def test_validate_names_the_field(tmp_path: Path, field: str, value: object) -> None:
     good = {"code": "370102001", "name": "x", "level": "township"}
