@@ -164,6 +164,37 @@ def _m030_ticket_expired(db: sqlite_utils.Database) -> None:
         db.execute(index)
 
 
+def _m031_log_numbers(db: sqlite_utils.Database) -> None:
+    """Indexes over the log for the numbers a node hands out, so none is ever issued twice.
+
+    The tables are a projection of the log, and after a restore (:mod:`node.restore`) they
+    may lack what the log holds: cases and ratings the hub sent back are in ``events`` only.
+    The allocators (:mod:`node.numbers`) take the next number beyond both.
+
+    - ``events_ticket_numbers``: the ticket numbers issued in a queue on a local day
+      (``ticket.issued``: issued queue, service date, ticket number);
+    - ``events_ticket_ids`` / ``events_rating_ids``: the highest ticket id and rating id
+      in the log (the ``entity_id`` as a number);
+    - ``events_case_numbers``: the case numbers opened (``case.opened``); a local day's
+      share a prefix, so its highest is a short range of the index.
+
+    Each index is partial, so only the events of its kind write to it.
+    """
+    db.executescript(
+        """
+        CREATE INDEX events_ticket_numbers ON events (
+            json_extract(body, '$.queue'), json_extract(body, '$.service_date'),
+            json_extract(body, '$.ticket_no'))
+            WHERE kind = 'ticket.issued';
+        CREATE INDEX events_ticket_ids ON events (CAST(entity_id AS INTEGER))
+            WHERE kind = 'ticket.issued';
+        CREATE INDEX events_rating_ids ON events (CAST(entity_id AS INTEGER))
+            WHERE kind = 'rating.given';
+        CREATE INDEX events_case_numbers ON events (entity_id) WHERE kind = 'case.opened';
+        """
+    )
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
@@ -171,6 +202,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     *cases_db.MIGRATIONS,
     *sync_db.MIGRATIONS,
     ("030_ticket_expired", _m030_ticket_expired),
+    ("031_log_numbers", _m031_log_numbers),
 ]
 
 

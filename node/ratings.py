@@ -21,7 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events, notify, workdays
+from node import events, notify, numbers, workdays
 from node.config import NodeConfig
 from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, Invalid, NotFound
@@ -94,12 +94,20 @@ def rate(
                 raise Conflict(
                     f"the visit of ticket {ticket['ticket_no']} was already rated", field="token"
                 )
-        cur = conn.execute(
-            "INSERT INTO ratings (case_id, ticket_id, level, comment, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [case["id"] if case else None, ticket["id"] if ticket else None, level, comment, at],
+        # Beyond the log's rating ids too: a restore leaves ratings in the log only.
+        rid = numbers.next_rating_id(conn)
+        conn.execute(
+            "INSERT INTO ratings (id, case_id, ticket_id, level, comment, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                rid,
+                case["id"] if case else None,
+                ticket["id"] if ticket else None,
+                level,
+                comment,
+                at,
+            ],
         )
-        rid = int(cur.lastrowid or 0)
         ref = {
             "case_no": case["case_no"] if case else None,
             "ticket_no": ticket["ticket_no"] if ticket else None,

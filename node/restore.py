@@ -13,10 +13,12 @@
    push resumes.
 4. The recovered events are applied to the current tables where the event carries enough:
    tickets (issued, called, recalled, finished, no-show, suspended, resumed, transferred,
-   priority) and windows (created, opened, paused, closed).  A recovered ticket gets a new
-   status-page token and no personal data (events never carry it).  Other kinds (cases,
-   reviews, ratings ...) stay in the log only; the report lists them so staff can re-enter
-   what the tables miss.
+   priority) and windows (created, opened, paused, closed).  A recovered ticket keeps its
+   status-page token (``ticket.issued`` carries it; only a record from before it did gets a
+   new one) and no personal data (events never carry it).  Other kinds (cases, reviews,
+   ratings ...) stay in the log only; the report lists them so staff can re-enter what the
+   tables miss.  No number is issued twice all the same: the node takes its next ticket
+   number, case number and rating id beyond those of the log (:mod:`node.numbers`).
 
 Run it with the node server and ``onestop node replicate`` stopped; start both afterwards.
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -41,6 +42,7 @@ from typing import Any
 from node import config as cfgm
 from node import db as dbm
 from node import litestream as lsm
+from node import numbers
 from node import pii as piim
 from node import signer as signerm
 from node.signer import body_text
@@ -394,7 +396,7 @@ def _ticket_issued(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, '', ?, ?, 'waiting', ?, ?, ?)""",
         [
             tid,
-            secrets.token_urlsafe(12),
+            b.get("token") or numbers.new_token(),  # records written before it was carried
             b["service_date"],
             b["queue"],
             b["queue"],

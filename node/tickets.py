@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events
+from node import events, numbers
 from node.config import NodeConfig
 from node.pii import Pii
 from onestop import identity
@@ -111,18 +111,19 @@ def issue(
     service_date = today.isoformat()
     at = iso(t)
     with dbm.tx(db) as conn:
-        seq = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM tickets WHERE issued_queue = ? AND service_date = ?",
-            [queue["code"], service_date],
-        ).fetchone()[0]
+        # Beyond the log's numbers too: a restore may leave tickets in the log only.
+        seq = numbers.next_ticket_seq(conn, queue["code"], service_date)
         ticket_no = f"{queue['prefix']}{seq:0{cfg.ticket_digits}d}"
-        cur = conn.execute(
-            """INSERT INTO tickets (token, service_date, queue, issued_queue, seq, ticket_no, item_code,
-                 id_enc, id_hash, id_masked, phone_enc, phone_masked, priority,
+        ticket_id = numbers.next_ticket_id(conn)
+        token = numbers.new_token()
+        conn.execute(
+            """INSERT INTO tickets (id, token, service_date, queue, issued_queue, seq, ticket_no,
+                 item_code, id_enc, id_hash, id_masked, phone_enc, phone_masked, priority,
                  priority_reason, state, order_at, created_at, lang)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'waiting', ?, ?, ?)""",
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'waiting', ?, ?, ?)""",
             [
-                secrets.token_urlsafe(12),
+                ticket_id,
+                token,
                 service_date,
                 queue["code"],
                 queue["code"],
@@ -141,7 +142,6 @@ def issue(
                 lang,
             ],
         )
-        ticket_id = int(cur.lastrowid or 0)
         events.append(
             conn,
             "ticket.issued",
@@ -154,6 +154,7 @@ def issue(
                 "item": item_code,
                 "priority": priority,
                 "priority_reason": reason,
+                "token": token,  # public: a restore gives the ticket back its status page
             },
             at=at,
         )

@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events, workdays
+from node import events, numbers, workdays
 from node.cases import acceptance
 from node.cases.common import get, int_field, material_names, materials, missing
 from node.cases.notices import issue_notice
@@ -99,10 +99,8 @@ def intake(
         assert person is not None
         lang = person["lang"] if person.get("lang") in ("zh", "en") else cfg.default_lang
         day = today.isoformat()
-        seq = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM cases WHERE node_code = ? AND service_date = ?",
-            [cfg.code, day],
-        ).fetchone()[0]
+        # Beyond the log's case numbers too: a restore may leave cases in the log only.
+        seq = numbers.next_case_seq(conn, cfg.code, day)
         case_no = f"{cfg.code}-{today:%Y%m%d}-{seq:04d}"
         kind = items[0]["kind"]
         depts = departments_of(items)
