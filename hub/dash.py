@@ -26,6 +26,7 @@ from hub import rollups
 from hub.tree import Tree
 from onestop.errors import Invalid
 from onestop.i18n import lazy_gettext, lazy_pgettext
+from sync import figures as rules
 
 METRICS = rollups.METRICS
 PRESETS = {"today": 1, "7d": 7, "30d": 30}
@@ -132,24 +133,25 @@ def label(names: Mapping[str, tuple[str, str]], code: str, lang: str, kind: str)
 # --------------------------------------------------------------------------- figures
 
 
+# Overdue (:func:`sync.figures.overdue`): a promised deadline before today, in SQL below.
 _SUMS = ", ".join(f"COALESCE(SUM({m}), 0) AS {m}" for m in METRICS)
 
 
 def derive(m: Mapping[str, Any]) -> dict[str, Any]:
-    """Counters plus the figures shown: averages, shares, satisfaction."""
+    """Counters plus the figures shown: averages, shares, satisfaction (:mod:`sync.figures`)."""
     out: dict[str, Any] = {k: int(m.get(k) or 0) for k in METRICS}
-    wait_n, service_n = out["wait_n"], out["service_n"]
-    out["avg_wait_s"] = round(out["wait_sum"] / wait_n) if wait_n else None
-    out["avg_service_s"] = round(out["service_sum"] / service_n) if service_n else None
-    delivered = out["cases_delivered"]
-    out["one_visit_share"] = round(out["cases_one_visit"] / delivered, 4) if delivered else None
-    rated = sum(out[f"rating_{i}"] for i in range(1, 6))
-    out["ratings"] = rated
-    good = out["rating_4"] + out["rating_5"]
-    out["satisfaction"] = round(good / rated, 4) if rated else None
-    out["bad_ratings"] = out["rating_1"] + out["rating_2"]
-    done = out["cases_completed"]
-    out["on_time_share"] = round((done - out["cases_late"]) / done, 4) if done else None
+    out["avg_wait_s"] = rules.mean_seconds(out["wait_sum"], out["wait_n"])
+    out["avg_service_s"] = rules.mean_seconds(out["service_sum"], out["service_n"])
+    out["one_visit_share"] = rules.at_most_once_share(
+        out["cases_one_visit"], out["cases_delivered"]
+    )
+    rated = rules.ratings({lv: out[f"rating_{lv}"] for lv in rules.LEVELS})
+    out["ratings"] = rated["total"]
+    out["satisfaction"] = rated["satisfaction"]
+    out["not_bad_share"] = rated["not_bad_share"]
+    out["rating_average"] = rated["average"]
+    out["bad_ratings"] = rated["bad"]
+    out["on_time_share"] = rules.on_time_share(out["cases_completed"], out["cases_late"])
     for k in ("in_review", "overdue"):
         out[k] = int(m.get(k) or 0)
     return out

@@ -26,8 +26,9 @@ Tables (created by migration ``002_dashboards`` in :mod:`hub.db`):
       ``cases_late`` (decided after the promised deadline: ``on_time`` false),
       ``cases_delivered`` (``case.handed_over``) and ``cases_one_visit`` (handed over after
       at most one visit: 最多跑一次), ``complaints`` (cases of kind ``complaint``).  Visits
-      are the case's ``case.visit`` records (:func:`is_visit`): only an applicant in person
-      at the window; a supplement or result by post, online or courier is no visit.
+      are the case's ``case.visit`` records (:func:`sync.figures.is_visit`): only an
+      applicant in person at the window; a supplement or result by post, online or courier
+      is no visit.  Every rule of a figure is :mod:`sync.figures`, shared with the node.
     - ``rating_1`` … ``rating_5`` (``rating.given``), ``followups_opened``,
       ``followups_closed``, ``followups_late`` (closed after their due date).
 
@@ -38,8 +39,9 @@ Tables (created by migration ``002_dashboards`` in :mod:`hub.db`):
 
 ``rollup_open (area, self, dept, item, deadline, n)``
     Cases accepted and not yet decided (在办), by promised deadline (``9999-12-31`` while
-    the clock is paused for supplementary materials).  Overdue = deadline before today, read
-    against the clock at page time.
+    the clock is paused for supplementary materials, unless it stopped when the case was
+    already overdue: the status freezes at that day).  Overdue = deadline before today
+    (:func:`sync.figures.overdue`), read against the clock at page time.
 
 ``rollup_tickets``, ``rollup_cases``, ``rollup_followups``
     Per-entity state the counters need (issue and call times, a case's department, item,
@@ -58,6 +60,7 @@ import sqlite_utils
 
 from hub import catalog as catalogm
 from hub import db as hubdb
+from sync import figures
 
 METRICS = hubdb.ROLLUP_METRICS
 _IDX = {m: i for i, m in enumerate(METRICS)}
@@ -76,14 +79,6 @@ KINDS = frozenset({
 })  # fmt: skip
 
 
-def is_visit(body: Mapping[str, Any]) -> bool:
-    """Whether a ``case.visit`` record is a visit: ``channel`` ``window``; a record from
-    before channels, unless it is a supplement without a ticket (sent, not brought)."""
-    if "channel" in body:
-        return bool(body["channel"] == "window")
-    return not (body.get("purpose") == "supplement" and body.get("ticket_no") is None)
-
-
 def areas(code: str) -> list[str]:
     """The division codes whose subtree holds ``code``: its prefixes, then itself."""
     return [code[:n] for n in CODE_LENGTHS if n < len(code)] + [code]
@@ -95,16 +90,6 @@ def timezone(db: sqlite_utils.Database) -> str:
 
 def _parse(at: str) -> dt.datetime:
     return dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-
-
-def _seconds(start: str | None, end: str) -> int | None:
-    if not start:
-        return None
-    try:
-        s = int(round((_parse(end) - _parse(start)).total_seconds()))
-    except ValueError:
-        return None
-    return s if s >= 0 else None
 
 
 # --------------------------------------------------------------------------- catalog lookups
@@ -286,7 +271,7 @@ class Rollup:
         t = self._known_ticket(node, tid, b)
         if t["called_at"] is None:
             t["called_at"] = at
-            wait = _seconds(t["issued_at"], at)
+            wait = figures.wait_seconds(t["issued_at"], at)
             counts = {"tickets_called": 1}
             if wait is not None:
                 counts.update(wait_sum=wait, wait_n=1)
@@ -297,7 +282,7 @@ class Rollup:
     def _ticket_finished(self, node: str, tid: str, at: str, b: Mapping[str, Any]) -> None:
         t = self._known_ticket(node, tid, b)
         counts = {"tickets_finished": 1}
-        service = _seconds(t["served_at"], at)
+        service = figures.service_seconds(t["served_at"], at)
         if service is not None:
             counts.update(service_sum=service, service_n=1)
         self.add(node, at, t["dept"], t["item"], **counts)
@@ -335,8 +320,12 @@ class Rollup:
     ) -> None:
         c = self._case_or_new(node, str(b.get("case_no") or eid))
         if c["deadline"] is not None:
-            self.move_open(node, c["dept"], c["item"], c["deadline"], PAUSED)
-            c.update(state="supplement", deadline=PAUSED)
+            # The status freezes at the day the clock stops: overdue then, overdue while paused.
+            day = str(b.get("paused_date") or self.day(at))
+            stays = c["deadline"] != PAUSED and figures.paused_overdue(c["deadline"], day)
+            new = c["deadline"] if stays else PAUSED
+            self.move_open(node, c["dept"], c["item"], c["deadline"], new)
+            c.update(state="supplement", deadline=new)
 
     def _case_supplemented(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
         if b.get("from_state") != "supplement":
@@ -352,7 +341,7 @@ class Rollup:
         self.move_open(node, c["dept"], c["item"], c["deadline"], None)
         c.update(state=outcome, deadline=None)
         counts = {"cases_completed": 1, f"cases_{outcome}": 1}
-        if b.get("on_time") is False:
+        if figures.decided_late(b):
             counts["cases_late"] = 1
         self.add(node, at, c["dept"], c["item"], **counts)
 
@@ -368,11 +357,11 @@ class Rollup:
         visits = c.get("visits")
         if not visits:  # no case.visit seen (a case known before the hub counted them)
             visits = b.get("visits")
-        one = isinstance(visits, int) and visits <= 1
+        one = figures.at_most_once(visits)
         self.add(node, at, c["dept"], c["item"], cases_delivered=1, cases_one_visit=int(one))
 
     def _case_visit(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
-        if not is_visit(b):
+        if not figures.is_visit(b):
             return
         c = self._case_or_new(node, str(b.get("case_no") or eid))
         if c.get("visits") is not None:
@@ -380,7 +369,7 @@ class Rollup:
 
     def _rating_given(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
         level = b.get("level")
-        if not isinstance(level, int) or not 1 <= level <= 5:
+        if isinstance(level, bool) or level not in figures.LEVELS:
             return
         dept, item = self.rated(node, b, at)
         self.add(node, at, dept, item, **{f"rating_{level}": 1})

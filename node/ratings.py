@@ -26,6 +26,7 @@ from node.config import NodeConfig
 from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, Invalid, NotFound
 from onestop.i18n import LazyText, lazy_gettext
+from sync import figures as rules
 
 LEVELS: dict[int, LazyText] = {
     5: lazy_gettext("非常满意"),
@@ -35,7 +36,7 @@ LEVELS: dict[int, LazyText] = {
     1: lazy_gettext("非常不满意"),
 }
 #: Levels that open a follow-up.
-BAD_LEVELS = (1, 2)
+BAD_LEVELS = rules.BAD_LEVELS
 #: Working days to follow a bad rating up.
 FOLLOWUP_WORKDAYS = 3
 MAX_COMMENT = 500
@@ -266,21 +267,22 @@ def close_followup(
 
 
 def figures(db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now) -> dict[str, Any]:
-    """Rating figures for the overview."""
-    by_level = {str(lv): 0 for lv in sorted(LEVELS)}
+    """Rating figures for the overview (:func:`sync.figures.ratings`): ``satisfaction`` is
+    满意率 (levels 4 and 5), ``satisfied_share`` the share of ratings that are not bad
+    (levels 3 to 5)."""
+    counts = {lv: 0 for lv in sorted(LEVELS)}
     for r in dbm.rows(db, "SELECT level, COUNT(*) AS n FROM ratings GROUP BY level"):
-        by_level[str(r["level"])] = r["n"]
-    total = sum(by_level.values())
-    bad = sum(by_level[str(lv)] for lv in BAD_LEVELS)
-    score = sum(int(lv) * n for lv, n in by_level.items())
+        counts[int(r["level"])] = r["n"]
+    got = rules.ratings(counts)
     today = local_date(now(), cfg.timezone).isoformat()
     open_f = dbm.rows(db, "SELECT due_date FROM followups WHERE state = 'open'")
     return {
-        "total": total,
-        "by_level": by_level,
-        "average": round(score / total, 2) if total else None,
-        "satisfied_share": round((total - bad) / total, 4) if total else None,
-        "bad": bad,
+        "total": got["total"],
+        "by_level": {str(lv): n for lv, n in counts.items()},
+        "average": got["average"],
+        "satisfaction": got["satisfaction"],
+        "satisfied_share": got["not_bad_share"],
+        "bad": got["bad"],
         "visits_rated": int(
             db.execute("SELECT COUNT(*) FROM ratings WHERE ticket_id IS NOT NULL").fetchone()[0]
         ),

@@ -7,10 +7,12 @@ tickets a staff member flags; priority tickets are called first within their que
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
@@ -19,8 +21,9 @@ from node import events, numbers
 from node.config import NodeConfig
 from node.pii import Pii
 from onestop import identity
-from onestop.clock import Now, iso, local_date, system_now
+from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, NotFound, invalid_fields
+from sync import figures
 
 #: ``expired``: the day closed on a ticket still waiting, called or suspended (node/daybreak.py).
 TICKET_STATES = ("waiting", "called", "suspended", "done", "no_show", "expired")
@@ -227,24 +230,92 @@ def waiting_ahead(db: sqlite_utils.Database, ticket: dict[str, Any]) -> int:
     )
 
 
-# Whole milliseconds (the stamps' precision), so the mean is exact, not julianday's float.
-_AVG_SERVICE_SQL = """
-SELECT AVG(ROUND((julianday(finished_at) - julianday(called_at)) * 86400000.0)) FROM (
-    SELECT called_at, finished_at FROM tickets
-     WHERE queue = ? AND service_date = ? AND state = 'done' AND called_at IS NOT NULL
-     ORDER BY finished_at DESC LIMIT 20)
+_LAST_SERVICES_SQL = """
+SELECT called_at, finished_at FROM tickets
+ WHERE queue = ? AND service_date = ? AND state = 'done' AND called_at IS NOT NULL
+ ORDER BY finished_at DESC LIMIT 20
 """
 
 
 def average_service_minutes(
     db: sqlite_utils.Database, cfg: NodeConfig, queue: str, service_date: str
 ) -> float:
-    """Mean service time of the queue's last 20 finished tickets today (index
-    ``tickets_done``: 20 rows read, however long the history)."""
-    ms = db.execute(_AVG_SERVICE_SQL, [queue, service_date]).fetchone()[0]
-    if ms is None:
+    """Mean service time (:func:`sync.figures.service_seconds`) of the queue's last 20
+    finished tickets today (index ``tickets_done``: 20 rows read, however long the
+    history)."""
+    times = [
+        s
+        for called, finished in db.execute(_LAST_SERVICES_SQL, [queue, service_date]).fetchall()
+        if (s := figures.service_seconds(called, finished)) is not None
+    ]
+    if not times:
         return cfg.default_service_minutes
-    return max(1.0, float(ms) / 1000 / 60)
+    return max(1.0, sum(times) / len(times) / 60)
+
+
+#: Ticket event kinds the day's figures read.
+_FIGURE_KINDS = ("ticket.issued", "ticket.called", "ticket.finished", "ticket.no_show",
+                 "ticket.expired")  # fmt: skip
+
+
+def day_figures(db: sqlite_utils.Database, cfg: NodeConfig, day: str) -> dict[str, Any]:
+    """The queue's figures of one local day, read from the signed log by the rules of
+    :mod:`sync.figures` (as the hub counts them): tickets issued, first called, finished, no
+    show and expired that day; waits counted on the day of the first call, service times on
+    the day of the finish."""
+    ids = [
+        str(r[0])
+        for r in db.execute(
+            "SELECT id FROM tickets WHERE service_date = ? OR finished_at >= ? "
+            "OR state IN ('waiting', 'called', 'suspended')",
+            [day, day_start(day, cfg.timezone)],
+        ).fetchall()
+    ]
+    out: dict[str, Any] = {"issued": 0, "called": 0, "finished": 0, "no_show": 0,
+                           "expired": 0, "wait_sum": 0, "wait_n": 0, "service_sum": 0,
+                           "service_n": 0}  # fmt: skip
+    marks = ",".join("?" * len(_FIGURE_KINDS))
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        issued: dict[str, str] = {}
+        first: dict[str, str] = {}
+        latest: dict[str, str] = {}
+        for eid, kind, at in db.execute(
+            f"SELECT entity_id, kind, at FROM events WHERE entity = 'ticket' AND entity_id IN "
+            f"({','.join('?' * len(chunk))}) AND kind IN ({marks}) ORDER BY seq",
+            [*chunk, *_FIGURE_KINDS],
+        ).fetchall():
+            today = local_date(parse(at), cfg.timezone).isoformat() == day
+            if kind == "ticket.issued":
+                issued[eid] = at
+                out["issued"] += today
+            elif kind == "ticket.called":
+                if eid not in first:
+                    first[eid] = at
+                    if today:
+                        out["called"] += 1
+                        wait = figures.wait_seconds(issued.get(eid), at)
+                        if wait is not None:
+                            out["wait_sum"] += wait
+                            out["wait_n"] += 1
+                latest[eid] = at
+            elif kind == "ticket.finished":
+                if today:
+                    out["finished"] += 1
+                    service = figures.service_seconds(latest.get(eid), at)
+                    if service is not None:
+                        out["service_sum"] += service
+                        out["service_n"] += 1
+            else:
+                out[kind.split(".")[1]] += today
+    out["avg_wait_s"] = figures.mean_seconds(out["wait_sum"], out["wait_n"])
+    out["avg_service_s"] = figures.mean_seconds(out["service_sum"], out["service_n"])
+    return out
+
+
+def day_start(day: str, tz: str) -> str:
+    """The first instant of local ``day`` as a stamp (``...Z``)."""
+    return iso(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), ZoneInfo(tz)))
 
 
 def open_window_queues(db: sqlite_utils.Database) -> list[list[str]]:

@@ -23,6 +23,8 @@ import logging
 
 import chinese_calendar
 
+from sync import figures
+
 log = logging.getLogger("onestop.workdays")
 
 #: A deadline turns yellow (预警) when this many working days or fewer remain.
@@ -89,7 +91,7 @@ def workdays_between(a: dt.date, b: dt.date) -> int:
 
 def status(deadline: dt.date, today: dt.date) -> str:
     """``green``, ``yellow`` (at most :data:`WARN_WORKDAYS` working days left) or ``red``."""
-    if today > deadline:
+    if figures.overdue(deadline, today):
         return RED
     if workdays_between(today, deadline) <= WARN_WORKDAYS:
         return YELLOW

@@ -13,9 +13,10 @@ import sqlite_utils
 from node import db as dbm
 from onestop.errors import Invalid, NotFound
 from onestop.i18n import lazy_gettext, lazy_pgettext
+from sync import figures
 
 CASE_NO_RE = re.compile(r"^(\d{2,12})-(\d{8})-(\d{4,})$")
-OPEN_STATES = ("accepted", "supplement")  # the deadline clock concerns these
+OPEN_STATES = figures.OPEN_STATES  # the deadline clock concerns these (the backlog)
 DECIDED_STATES = ("approved", "rejected", "result_ready", "delivered")
 
 #: The long names of the case states (the citizen's status page and the API).

@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import ratings, workdays
+from node import ratings, tickets, workdays
 from node.cases.common import STATE_NAMES, get, materials, missing, tasks
 from node.cases.results import deadline
 from node.cases.visits import COUNTED, visit_count, visits
@@ -20,6 +20,7 @@ from node.config import NodeConfig
 from node.items import item_summaries
 from onestop.clock import Now, local_date, system_now
 from onestop.errors import NotFound
+from sync import figures
 
 
 def detail(
@@ -236,7 +237,7 @@ def overview(db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now) 
             WHERE v.case_id = c.id AND {COUNTED}) AS n FROM cases c WHERE c.state = 'delivered'""",
     )
     completed = len(done)
-    one_visit = sum(1 for d in done if d["n"] <= 1)
+    one_visit = sum(1 for d in done if figures.at_most_once(d["n"]))
     total_visits = int(
         db.execute(f"SELECT COUNT(*) FROM case_visits v WHERE {COUNTED}").fetchone()[0]
     )
@@ -246,17 +247,32 @@ def overview(db: sqlite_utils.Database, cfg: NodeConfig, now: Now = system_now) 
         "cases": {"total": sum(by_state.values()), "by_state": by_state},
         "deadlines": {**by_status, "open": sum(by_status.values()), "paused": paused},
         "overdue": overdue,
+        "decisions": decisions(db),
+        "tickets": tickets.day_figures(db, cfg, today.isoformat()),
         "visits": {
             "total": total_visits,
             "completed_cases": completed,
             "at_most_one_visit": one_visit,
-            "at_most_one_visit_share": round(one_visit / completed, 4) if completed else None,
+            "at_most_one_visit_share": figures.at_most_once_share(one_visit, completed),
             "average_per_completed_case": (
                 round(sum(d["n"] for d in done) / completed, 2) if completed else None
             ),
         },
         "ratings": ratings.figures(db, cfg, now),
     }
+
+
+def decisions(db: sqlite_utils.Database) -> dict[str, Any]:
+    """Decided cases (办结) and how many kept their promised deadline
+    (:func:`sync.figures.on_time`)."""
+    n = late = 0
+    for r in db.execute(
+        "SELECT decided_date, promised_deadline FROM cases WHERE decided_date IS NOT NULL "
+        "AND promised_deadline IS NOT NULL"
+    ).fetchall():
+        n += 1
+        late += not figures.on_time(dt.date.fromisoformat(r[0]), dt.date.fromisoformat(r[1]))
+    return {"total": n, "late": late, "on_time_share": figures.on_time_share(n, late)}
 
 
 def public_status(

@@ -17,6 +17,7 @@ from node.cases_db import CHANNELS, HANDOVER_CHANNELS, HANDOVER_METHODS
 from node.config import NodeConfig
 from onestop.clock import Now, iso, system_now
 from onestop.errors import Conflict, Invalid
+from sync import figures
 
 
 def deadline(case: dict[str, Any], today: dt.date) -> dict[str, Any] | None:
@@ -56,7 +57,7 @@ def deadline(case: dict[str, Any], today: dt.date) -> dict[str, Any] | None:
                 "paused": False,
                 "as_of": decided.isoformat(),
                 "status": None,
-                "on_time": decided <= promised,
+                "on_time": figures.on_time(decided, promised),
                 "statutory_overdue": decided > statutory,
             }
         )

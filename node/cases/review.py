@@ -19,6 +19,7 @@ from node.config import NodeConfig
 from node.items import code_list
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Forbidden, Invalid, invalid_fields
+from sync import figures
 
 
 def decide(
@@ -136,7 +137,9 @@ def decide(
                     {
                         "case_no": case_no,
                         "decided_date": today.isoformat(),
-                        "on_time": today <= dt.date.fromisoformat(case["promised_deadline"]),
+                        "on_time": figures.on_time(
+                            today, dt.date.fromisoformat(case["promised_deadline"])
+                        ),
                     },
                     at=at,
                 )
@@ -172,7 +175,9 @@ def decide(
                     "department": department,
                     "reason": notify.redact(reason),
                     "decided_date": today.isoformat(),
-                    "on_time": today <= dt.date.fromisoformat(case["promised_deadline"]),
+                    "on_time": figures.on_time(
+                        today, dt.date.fromisoformat(case["promised_deadline"])
+                    ),
                 },
                 at=at,
             )

@@ -17,9 +17,10 @@ import sqlite_utils
 from node import db as dbm
 from node import events
 from onestop.errors import Conflict, Forbidden, Invalid
+from sync import figures
 
-#: The rows of ``case_visits`` (alias ``v``) that are visits.
-COUNTED = "v.channel = 'window'"
+#: The rows of ``case_visits`` (alias ``v``) that are visits (:func:`sync.figures.is_visit`).
+COUNTED = f"v.channel = '{figures.VISIT_CHANNEL}'"
 
 
 def ticket_at_window(
@@ -66,8 +67,8 @@ def link_visit(
     new."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO case_visits (case_id, ticket_id, purpose, at, by, channel) "
-        "VALUES (?, ?, ?, ?, ?, 'window')",
-        [case["id"], ticket["id"] if ticket else None, purpose, at, by],
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [case["id"], ticket["id"] if ticket else None, purpose, at, by, figures.VISIT_CHANNEL],
     )
     if not cur.rowcount:
         return False
@@ -82,7 +83,7 @@ def link_visit(
             "purpose": purpose,
             "visits": visit_count(db, case["id"]),
             "by": by,
-            "channel": "window",
+            "channel": figures.VISIT_CHANNEL,
         },
         at=at,
     )
