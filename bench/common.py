@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from onestop.commands import SERVING
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -208,7 +209,6 @@ def child_env() -> dict[str, str]:
     return env
 
 
-SERVING = re.compile(r"serving on (http://[0-9.]+:[0-9]+)/")
 
 
 class Server:

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import re
 import signal
 import sqlite3
 import statistics
@@ -34,8 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onestop.commands import SERVING
+
 QUEUES = ("dept:edu", "dept:civil", "area:agri")
-SERVING = re.compile(r"serving on (http://[0-9.]+:[0-9]+)/")
 
 
 def onestop(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import socket
 import sys
 from collections.abc import Sequence
@@ -47,6 +48,10 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.code
+
+
+#: The line :func:`serve` logs once it listens; scripts and tests read the URL from it.
+SERVING = re.compile(r"serving on (http://\S+?:\d+)/")
 
 
 def serve(app: web.Application, host: str, port: int, name: str, log: logging.Logger) -> None:

@@ -23,30 +23,7 @@ from onestop.models import LoginRequest
 from onestop.openapi import describe
 from onestop.passwords import verify_off_loop
 
-UserLookup = Callable[[str], dict[str, Any] | None]
-
 SAFE = ("GET", "HEAD", "OPTIONS")
-
-
-async def login(
-    request: web.Request, db: sqlite_utils.Database, lookup: UserLookup, name: str,
-    password: str, max_age: int,
-) -> tuple[dict[str, Any], str]:
-    """Check a password against the ``users`` table (scrypt off the event loop) and start a
-    session; returns the user and the session's CSRF token."""
-    row = db.execute(
-        "SELECT password_hash FROM users WHERE username = ? AND disabled = 0", [name]
-    ).fetchone()
-    user = lookup(name)
-    if not await verify_off_loop(password, row[0] if row else None) or not user:
-        raise Unauthorized("wrong username or password", field="password")
-    return user, await start(request, user["username"], max_age)
-
-
-async def current_user(request: web.Request, lookup: UserLookup) -> dict[str, Any] | None:
-    name = await username(request)
-    user = lookup(name) if name else None
-    return None if user is None or user.get("disabled") else user
 
 
 async def start(request: web.Request, username: str, max_age: int) -> str:
@@ -90,26 +67,6 @@ async def check_csrf(request: web.Request) -> None:
             "missing or wrong CSRF token: send the token from login as the X-CSRF-Token header",
             field="csrf_token",
         )
-
-
-async def require(
-    request: web.Request,
-    lookup: UserLookup,
-    roles: tuple[str, ...],
-) -> dict[str, Any]:
-    """The logged-in, enabled user holding one of ``roles`` (any when empty); checks CSRF.
-
-    API paths answer 401/403 in the one error shape; pages redirect to ``/login``.
-    """
-    user = await current_user(request, lookup)
-    if user is None:
-        if request.path.startswith("/api/"):
-            raise Unauthorized("login required: POST /api/v1/login", field="session")
-        raise web.HTTPFound(f"/login?next={request.path_qs}")
-    if roles and user["role"] not in roles:
-        raise Forbidden(f"role {user['role']} may not do this (needs {' or '.join(roles)})")
-    await check_csrf(request)
-    return user
 
 
 def safe_next(value: str | None) -> str | None:
@@ -165,24 +122,39 @@ class Staff:
         self.api_me = describe(_handler(self._api_me), "The logged-in user and CSRF token",
                                tag="staff")  # fmt: skip
 
-    def _users(self, request: web.Request) -> UserLookup:
-        db = self._db(request.app)
-        return lambda name: self._lookup(db, name)
-
-    async def login(self, request: web.Request, username: str,
+    async def login(self, request: web.Request, name: str,
                     password: str) -> tuple[dict[str, Any], str]:  # fmt: skip
-        return await login(request, self._db(request.app), self._users(request), username,
-                           password, self._max_age(request.app))  # fmt: skip
+        """Check a password against the ``users`` table (scrypt off the event loop) and start
+        a session; returns the user and the session's CSRF token."""
+        db = self._db(request.app)
+        row = db.execute(
+            "SELECT password_hash FROM users WHERE username = ? AND disabled = 0", [name]
+        ).fetchone()
+        user = self._lookup(db, name)
+        if not await verify_off_loop(password, row[0] if row else None) or not user:
+            raise Unauthorized("wrong username or password", field="password")
+        return user, await start(request, user["username"], self._max_age(request.app))
 
     async def logout(self, request: web.Request) -> None:
         await end(request)
 
     async def current_user(self, request: web.Request) -> dict[str, Any] | None:
-        return await current_user(request, self._users(request))
+        name = await username(request)
+        user = self._lookup(self._db(request.app), name) if name else None
+        return None if user is None or user.get("disabled") else user
 
     async def require(self, request: web.Request, *roles: str) -> dict[str, Any]:
-        """The logged-in user, if they hold one of ``roles`` (any role when none given)."""
-        return await require(request, self._users(request), roles)
+        """The logged-in, enabled user holding one of ``roles`` (any when none given); checks
+        CSRF.  API paths answer 401/403 in the one error shape; pages redirect to ``/login``."""
+        user = await self.current_user(request)
+        if user is None:
+            if request.path.startswith("/api/"):
+                raise Unauthorized("login required: POST /api/v1/login", field="session")
+            raise web.HTTPFound(f"/login?next={request.path_qs}")
+        if roles and user["role"] not in roles:
+            raise Forbidden(f"role {user['role']} may not do this (needs {' or '.join(roles)})")
+        await check_csrf(request)
+        return user
 
     csrf_token = staticmethod(csrf_token)
 

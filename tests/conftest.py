@@ -12,7 +12,6 @@ import datetime as dt
 import gc
 import os
 import random
-import re
 import shutil
 import socket
 import sqlite3
@@ -30,6 +29,7 @@ from stdnum.cn import ric
 
 from node import config as cfgm
 from onestop.cli import main as cli
+from onestop.commands import SERVING
 
 ADMIN = ("admin", "admin-pass-1")
 CLERK = ("clerk1", "clerk-pass-1")
@@ -186,7 +186,6 @@ class LiveServer:
                 self.proc.kill()
 
 
-SERVING = re.compile(r"serving on (http://\S+?:\d+)/")
 
 
 def _log_since(log: Path, offset: int) -> str:
