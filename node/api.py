@@ -84,7 +84,9 @@ async def ticket_status(request: web.Request) -> web.Response:
 
 @operation("Display board state", tag="display", public=True)
 async def display_state(request: web.Request) -> web.Response:
-    return web.json_response(windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]))
+    return web.json_response(
+        windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK])
+    )
 
 
 @operation(
@@ -94,7 +96,9 @@ async def display_state(request: web.Request) -> web.Response:
     content={"text/event-stream": {"schema": {"type": "string"}}},
 )
 async def display_stream(request: web.Request) -> web.StreamResponse:
-    return await request.app[BOARD].stream(request, windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]))
+    return await request.app[BOARD].stream(
+        request, windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK])
+    )
 
 
 # -- staff ------------------------------------------------------------------------------------

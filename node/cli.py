@@ -8,7 +8,17 @@ from pathlib import Path
 
 import sqlite_utils
 
-from node import catalog, catalog_cli, litestream, restore, signer, users, windows
+from node import (
+    catalog,
+    catalog_cli,
+    litestream,
+    rebuild,
+    recovery,
+    restore,
+    signer,
+    users,
+    windows,
+)
 from node import config as cfgm
 from node import db as dbm
 from node import pii as piim
@@ -38,10 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.add_argument("--hub-url", default="", help="provincial hub (or relay) URL")
     p.add_argument("--hub-pubkey", default="", help="hub public key file")
-    p.add_argument("--hub-seal-pubkey", default="", metavar="FILE",
-                   help="the hub's X25519 sealing key (hub-seal.pub)")
-    p.add_argument("--key-passphrase-file", default="", metavar="FILE",
-                   help="encrypt node.key with the passphrase in FILE (or set ONESTOP_KEY_PASSPHRASE)")
+    p.add_argument(
+        "--hub-seal-pubkey",
+        default="",
+        metavar="FILE",
+        help="the hub's X25519 sealing key (hub-seal.pub)",
+    )
+    p.add_argument(
+        "--key-passphrase-file",
+        default="",
+        metavar="FILE",
+        help="encrypt node.key with the passphrase in FILE (or set ONESTOP_KEY_PASSPHRASE)",
+    )
     p.add_argument("--no-seed", action="store_true", help="do not load the shipped catalog")
     p.set_defaults(func=cmd_init)
 
@@ -69,14 +87,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", required=True, help="data directory of the node")
     p.add_argument("--number", type=int, required=True, help="window number shown to citizens")
     p.add_argument("--name", default=None, help="window name, e.g. 综合窗口")
-    p.add_argument("--queues", required=True,
-                   help="comma-separated queue codes (dept:edu,area:agri) or * for all")
+    p.add_argument(
+        "--queues",
+        required=True,
+        help="comma-separated queue codes (dept:edu,area:agri) or * for all",
+    )
     p.set_defaults(func=cmd_window_add)
     p = wsub.add_parser("list", help="list windows")
     p.add_argument("--data", required=True, help="data directory of the node")
     p.set_defaults(func=cmd_window_list)
 
     catalog_cli.register_catalog(nsub)
+    rebuild.register(nsub)
     restore.register_restore(nsub)  # replicate, replica-config, restore (litestream)
     replication_cli.register_node_commands(nsub)  # rotate-key, checkpoint, keygen
 
@@ -94,8 +116,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     if (data / "node.toml").exists():
         raise CliError(f"{data} already holds a node", hint=f"onestop node serve --data {data}")
     cfg = cfgm.NodeConfig(
-        data_dir=data, code=args.code, name=args.name, level=args.level,
-        parent_code=args.parent, port=args.port, host=args.host, hub_url=args.hub_url,
+        data_dir=data,
+        code=args.code,
+        name=args.name,
+        level=args.level,
+        parent_code=args.parent,
+        port=args.port,
+        host=args.host,
+        hub_url=args.hub_url,
         hub_pubkey=str(Path(args.hub_pubkey).resolve()) if args.hub_pubkey else "",
     )
     try:
@@ -104,6 +132,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise CliError(f"--{exc.field.replace('_', '-')}: {exc}") from None
     data.mkdir(parents=True, exist_ok=True)
     piim.create_secret(data)
+    if recovery.create(data):
+        print(
+            f"recovery key: {data / recovery.RECOVERY_PUB}; export it off this host: "
+            f"onestop node keys export --data {data} --out FILE"
+        )
     db = dbm.connect(cfg.db_path)
     dbm.migrate(db)
     with dbm.tx(db):
@@ -135,8 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_user_add(args: argparse.Namespace) -> int:
     _, db = open_db(args.data)
     try:
-        u = users.add(db, args.username, read_password(), args.role,
-                      args.window, args.department)
+        u = users.add(db, args.username, read_password(), args.role, args.window, args.department)
     except ApiError as exc:
         raise CliError(f"--{exc.field or 'value'}: {exc.message}") from None
     print(f"user {u['username']} ({u['role']}) added")
@@ -145,11 +177,13 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def cmd_window_add(args: argparse.Namespace) -> int:
     _, db = open_db(args.data)
-    queues = ["*"] if args.queues.strip() == "*" else [
-        q.strip() for q in args.queues.split(",") if q.strip()]
+    queues = (
+        ["*"]
+        if args.queues.strip() == "*"
+        else [q.strip() for q in args.queues.split(",") if q.strip()]
+    )
     try:
-        w = windows.create(db, args.number, args.name or f"{args.number}号窗口",
-                           queues)
+        w = windows.create(db, args.number, args.name or f"{args.number}号窗口", queues)
     except ApiError as exc:
         raise CliError(f"--{exc.field or 'value'}: {exc.message}") from None
     print(f"window {w['number']} ({w['name']}) serves {', '.join(w['queues'])}")

@@ -1,7 +1,8 @@
-"""The node's append-only, signed event log.
+"""The node's append-only, signed event log: the one way state changes.
 
-:func:`append` must be called inside the :func:`node.db.tx` transaction that makes the state
-change, so the log and the current tables never disagree.  Each event becomes a signed record
+:func:`append` runs inside a :func:`node.db.tx` transaction: it writes the signed record and
+then applies the event's projector (:mod:`node.projection`) to the tables, so the log and the
+tables never disagree and nothing writes a table directly.  Each event becomes a signed record
 of :mod:`sync.chain` (``seq``, ``prev``, ``hash``, ``sig``, ``key_id``), signed with the node's
 key (:mod:`node.signer`) before the row is inserted, in the same transaction.  A node database
 without a signing key refuses to write events.  Event bodies never hold a full ID number or
@@ -17,7 +18,9 @@ from typing import Any
 
 from stdnum.cn import ric
 
+from node import projection
 from node import signer as signerm
+from node.projection import Personal
 from onestop.clock import utcnow
 
 # Hooks run inside the same transaction after an event is written (e.g. the push client's
@@ -58,8 +61,13 @@ def append(
     entity_id: str | int,
     body: dict[str, Any],
     at: str | None = None,
+    personal: Personal | None = None,
 ) -> int:
+    """Append an event and apply it to the tables; its sequence number.
 
+    ``personal``: the clear ID/phone numbers the event carries only sealed (its projector
+    stores them encrypted).
+    """
     if not conn.in_transaction:
         raise RuntimeError("events.append must run inside node.db.tx")
     leak = personal_data_in(body)
@@ -104,6 +112,7 @@ def append(
         )
         event = {**ev}
     event["seq"] = seq
+    projection.apply(conn, event, projection.Context.live(personal))
     for hook in _after_append:
         hook(conn, seq, event)
     return seq

@@ -79,6 +79,15 @@ def next_rating_id(conn: sqlite3.Connection) -> int:
     return max(_int(table), _int(log)) + 1
 
 
+def next_id(conn: sqlite3.Connection, table: str) -> int:
+    """The next id of a projected table (windows, users' rows, cases, ...): every event that
+    made a row is in the table too (:mod:`node.projection`), so its highest id is the log's."""
+    if not table.replace("_", "").isalpha():
+        raise ValueError(f"not a table name: {table!r}")
+    row = conn.execute(f"SELECT MAX(id) FROM {table}").fetchone()  # noqa: S608 - checked name
+    return _int(row[0]) + 1
+
+
 def new_token() -> str:
     """A fresh status token: random, public, and never mistaken for personal data (the
     event that carries it refuses anything that reads as a mobile number)."""

@@ -42,7 +42,7 @@ from typing import Any
 from node import config as cfgm
 from node import db as dbm
 from node import litestream as lsm
-from node import numbers
+from node import numbers, projection
 from node import pii as piim
 from node import signer as signerm
 from node.signer import body_text
@@ -189,7 +189,6 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
     for p in _db_files(tmp)[1:]:
         p.unlink(missing_ok=True)
 
-
     db = dbm.connect(db_path)
     try:
         dbm.migrate(db)
@@ -301,7 +300,6 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: Res
         pass
     ctx = Context(cfg)
     try:
-
         ctx.pii = piim.load(Path(cfg.data_dir))
     except OSError:
         ctx.pii = None
@@ -350,6 +348,17 @@ def project(
     conn: sqlite3.Connection, rec: dict[str, Any], ctx: Context, report: RestoreReport
 ) -> None:
     ev = rec["event"]
+    if ev["kind"] in projection.PROJECTORS:
+        conn.execute("SAVEPOINT project")
+        try:
+            projection.apply(conn, ev, projection.Context(pii=ctx.pii, replay=True))
+        except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
+            conn.execute("ROLLBACK TO project")
+            report.failed_projections.append(f"seq {rec['seq']} {ev['kind']}: {exc}")
+        else:
+            report.projected[ev["kind"]] += 1
+        conn.execute("RELEASE project")
+        return
     fn = PROJECTORS.get(ev["kind"])
     if fn is None:
         report.log_only[ev["kind"]] += 1
@@ -459,26 +468,6 @@ def _ticket_transferred(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Conte
         raise ValueError(f"ticket {tid} is not in the tables")
 
 
-def _window_created(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
-    b = ev["body"]
-    conn.execute(
-        "INSERT OR IGNORE INTO windows (id, number, name, queues, status) "
-        "VALUES (?, ?, ?, ?, 'open')",
-        [int(ev["entity_id"]), b["number"], b["name"], json.dumps(b["queues"], ensure_ascii=False)],
-    )
-
-
-def _window_status(status: str) -> Projector:
-    def apply(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
-        cur = conn.execute(
-            "UPDATE windows SET status = ? WHERE id = ?", [status, int(ev["entity_id"])]
-        )
-        if cur.rowcount != 1:
-            raise ValueError(f"window {ev['entity_id']} is not in the tables")
-
-    return apply
-
-
 PROJECTORS: dict[str, Projector] = {
     "ticket.issued": _ticket_issued,
     "ticket.called": _ticket_update(
@@ -504,8 +493,4 @@ PROJECTORS: dict[str, Projector] = {
         _body("priority"),
         lambda ev, conn: "staff" if ev["body"].get("priority") else None,
     ),
-    "window.created": _window_created,
-    "window.open": _window_status("open"),
-    "window.paused": _window_status("paused"),
-    "window.closed": _window_status("closed"),
 }

@@ -15,8 +15,12 @@ ROLES = ("admin", "window", "reviewer")
 
 
 def add(
-    db: sqlite_utils.Database, username: str, password: str, role: str,
-    window_number: int | None = None, department: str | None = None,
+    db: sqlite_utils.Database,
+    username: str,
+    password: str,
+    role: str,
+    window_number: int | None = None,
+    department: str | None = None,
 ) -> dict[str, Any]:
     username = username.strip()
     if not username or not username.replace("_", "").replace("-", "").replace(".", "").isalnum():
@@ -32,9 +36,10 @@ def add(
         if w is None:
             raise Invalid(f"no window number {window_number}", field="window")
         window_id = w["id"]
-    if department is not None and dbm.one(
-        db, "SELECT 1 AS x FROM departments WHERE code = ?", [department]
-    ) is None:
+    if (
+        department is not None
+        and dbm.one(db, "SELECT 1 AS x FROM departments WHERE code = ?", [department]) is None
+    ):
         raise Invalid(f"no department with code {department!r}", field="department")
     with dbm.tx(db) as conn:
         if conn.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
@@ -48,11 +53,15 @@ def add(
 
 
 def get(db: sqlite_utils.Database, username: str) -> dict[str, Any] | None:
-    u = dbm.one(db, "SELECT username, role, window_id, department, disabled FROM users "
-                    "WHERE username = ?", [username])
+    u = dbm.one(
+        db,
+        "SELECT username, role, window_id, department, disabled FROM users WHERE username = ?",
+        [username],
+    )
     return u
 
 
 def all_users(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return dbm.rows(db, "SELECT username, role, window_id, department, disabled FROM users "
-                        "ORDER BY username")
+    return dbm.rows(
+        db, "SELECT username, role, window_id, department, disabled FROM users ORDER BY username"
+    )

@@ -104,6 +104,7 @@ def to_local(value: str, tz: str) -> dt.datetime:
 
 # -- language and rendering -------------------------------------------------------------------
 
+
 def page_lang(request: web.Request) -> tuple[str, bool]:
     """The page language and whether it was chosen by ``?lang=`` (to be remembered)."""
     asked = request.query.get("lang", "")
@@ -121,7 +122,10 @@ def page_messages(lang: str, script: str) -> dict[str, str]:
 
 
 async def render(
-    request: web.Request, template: str, context: dict[str, Any], status: int = 200,
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
 ) -> web.Response:
     cfg = request.app[CONFIG]
     lang, remember = page_lang(request)
@@ -152,8 +156,9 @@ def _queue(request: web.Request, code: str) -> dict[str, Any]:
 def _item(request: web.Request, code: str | None) -> dict[str, Any] | None:
     if not code:
         return None
-    return dbm.one(request.app[DB], "SELECT code, name_zh, name_en FROM items WHERE code = ?",
-                   [code])
+    return dbm.one(
+        request.app[DB], "SELECT code, name_zh, name_en FROM items WHERE code = ?", [code]
+    )
 
 
 def _today(request: web.Request) -> str:
@@ -163,6 +168,7 @@ def _today(request: web.Request) -> str:
 
 # -- public pages -----------------------------------------------------------------------------
 
+
 async def index(request: web.Request) -> web.Response:
     return await render(request, "index.html", {"user": await auth.current_user(request)})
 
@@ -170,8 +176,9 @@ async def index(request: web.Request) -> web.Response:
 async def kiosk(request: web.Request) -> web.Response:
     app = request.app
     db = app[DB]
-    items = dbm.rows(db, "SELECT code, name_zh, name_en, area, departments FROM items "
-                         "ORDER BY sort, code")
+    items = dbm.rows(
+        db, "SELECT code, name_zh, name_en, area, departments FROM items ORDER BY sort, code"
+    )
     for it in items:
         it["departments"] = json.loads(it["departments"])
     lang = page_lang(request)[0]
@@ -182,8 +189,9 @@ async def kiosk(request: web.Request) -> web.Response:
         "items": items,
         "strings": page_messages(lang, "kiosk.js"),
     }
-    return await render(request, "kiosk.html", {
-        "data": data, "elderly_age": app[CONFIG].elderly_age})
+    return await render(
+        request, "kiosk.html", {"data": data, "elderly_age": app[CONFIG].elderly_age}
+    )
 
 
 def _status_url(request: web.Request, token: str) -> str:
@@ -200,25 +208,32 @@ async def ticket_print(request: web.Request) -> web.Response:
     tk = tickets.by_token(db, request.match_info["token"])
     ahead = tickets.waiting_ahead(db, tk)
     svg = _qr(request, tk["token"]).svg_inline(scale=4, border=2, omitsize=True)
-    return await render(request, "print.html", {
-        "ticket": tickets.anonymous(tk),
-        "priority": tk["priority"],
-        "queue": _queue(request, tk["queue"]),
-        "item": _item(request, tk["item_code"]),
-        "issued": to_local(tk["created_at"], cfg.timezone).strftime("%Y-%m-%d %H:%M:%S"),
-        "ahead": ahead,
-        "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
-        "qr_svg": Markup(svg),
-        "autoprint": request.query.get("autoprint") == "1",
-    })
+    return await render(
+        request,
+        "print.html",
+        {
+            "ticket": tickets.anonymous(tk),
+            "priority": tk["priority"],
+            "queue": _queue(request, tk["queue"]),
+            "item": _item(request, tk["item_code"]),
+            "issued": to_local(tk["created_at"], cfg.timezone).strftime("%Y-%m-%d %H:%M:%S"),
+            "ahead": ahead,
+            "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
+            "qr_svg": Markup(svg),
+            "autoprint": request.query.get("autoprint") == "1",
+        },
+    )
 
 
 async def ticket_qr(request: web.Request) -> web.Response:
     tk = tickets.by_token(request.app[DB], request.match_info["token"])
     buf = io.BytesIO()
     _qr(request, tk["token"]).save(buf, kind="svg", scale=8, border=2)
-    return web.Response(body=buf.getvalue(), content_type="image/svg+xml",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return web.Response(
+        body=buf.getvalue(),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 async def ticket_status(request: web.Request) -> web.Response:
@@ -227,15 +242,19 @@ async def ticket_status(request: web.Request) -> web.Response:
     tk = tickets.by_token(db, request.match_info["token"])
     ahead = tickets.waiting_ahead(db, tk)
     window_number = windows.get(db, tk["window_id"])["number"] if tk["window_id"] else None
-    return await render(request, "status.html", {
-        "ticket": tickets.anonymous(tk),
-        "queue": _queue(request, tk["queue"]),
-        "state": tk["state"],
-        "window_number": window_number,
-        "ahead": ahead,
-        "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
-        "updated": app[CLOCK]().astimezone(ZoneInfo(cfg.timezone)).strftime("%H:%M:%S"),
-    })
+    return await render(
+        request,
+        "status.html",
+        {
+            "ticket": tickets.anonymous(tk),
+            "queue": _queue(request, tk["queue"]),
+            "state": tk["state"],
+            "window_number": window_number,
+            "ahead": ahead,
+            "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
+            "updated": app[CLOCK]().astimezone(ZoneInfo(cfg.timezone)).strftime("%H:%M:%S"),
+        },
+    )
 
 
 async def display(request: web.Request) -> web.Response:
@@ -245,8 +264,7 @@ async def display(request: web.Request) -> web.Response:
         "lang": lang,
         "tz": request.app[CONFIG].timezone,
         "state": windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]),
-        "queues": tickets.queue_overview(request.app[DB], request.app[CONFIG],
-                                         request.app[CLOCK]),
+        "queues": tickets.queue_overview(request.app[DB], request.app[CONFIG], request.app[CLOCK]),
         "strings": page_messages(lang, "display.js"),
     }
     return await render(request, "display.html", {"data": data})
@@ -254,19 +272,26 @@ async def display(request: web.Request) -> web.Response:
 
 # -- staff: login -----------------------------------------------------------------------------
 
+
 def _home_for(user: dict[str, Any]) -> str:
     return {"window": "/window", "admin": "/admin", "reviewer": "/inbox"}.get(user["role"], "/")
 
 
-async def login_page(request: web.Request, *, error: str | None = None, status: int = 200,
-                     username: str = "") -> web.Response:
-    return await render(request, "login.html", {
-        "csrf_token": await auth.csrf_token(request),
-        "next": safe_next(request.query.get("next")) or "",
-        "error": error,
-        "username": username,
-        "user": await auth.current_user(request),
-    }, status=status)
+async def login_page(
+    request: web.Request, *, error: str | None = None, status: int = 200, username: str = ""
+) -> web.Response:
+    return await render(
+        request,
+        "login.html",
+        {
+            "csrf_token": await auth.csrf_token(request),
+            "next": safe_next(request.query.get("next")) or "",
+            "error": error,
+            "username": username,
+            "user": await auth.current_user(request),
+        },
+        status=status,
+    )
 
 
 async def login_post(request: web.Request) -> web.Response:
@@ -288,6 +313,7 @@ async def logout(request: web.Request) -> web.Response:
 
 # -- staff: window console --------------------------------------------------------------------
 
+
 async def window_select(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin", "window")
     if user["role"] == "window" and user["window_id"] is not None:
@@ -298,10 +324,16 @@ async def window_select(request: web.Request) -> web.Response:
         cur = windows.current(db, w["id"])
         w["ticket_no"] = cur["ticket_no"] if cur else None
         rows.append(w)
-    return await render(request, "window_select.html", {
-        "user": user, "windows": rows, "queues": _queue_names(request),
-        "csrf_token": await auth.csrf_token(request),
-    })
+    return await render(
+        request,
+        "window_select.html",
+        {
+            "user": user,
+            "windows": rows,
+            "queues": _queue_names(request),
+            "csrf_token": await auth.csrf_token(request),
+        },
+    )
 
 
 async def window_page(request: web.Request) -> web.Response:
@@ -321,8 +353,11 @@ async def window_page(request: web.Request) -> web.Response:
     overview = tickets.queue_overview(db, cfg, app[CLOCK])
     names = _queue_names(request)
     items = {r["code"]: r for r in dbm.rows(db, "SELECT code, name_zh, name_en FROM items")}
-    others = [{"id": o["id"], "number": o["number"], "name": o["name"], "status": o["status"]}
-              for o in windows.all_windows(db) if o["id"] != wid]
+    others = [
+        {"id": o["id"], "number": o["number"], "name": o["name"], "status": o["status"]}
+        for o in windows.all_windows(db)
+        if o["id"] != wid
+    ]
     lang = page_lang(request)[0]
     data = {
         "lang": lang,
@@ -341,32 +376,42 @@ async def window_page(request: web.Request) -> web.Response:
     else:
         served = [q for q in overview if q["code"] in w["queues"]]
     served.sort(key=lambda q: -q["waiting"])
-    return await render(request, "window.html", {
-        "user": user,
-        "window": w,
-        "current": current,
-        "current_queue": names.get(current["queue"]) if current else None,
-        "current_item": items.get(current["item_code"] or "") if current else None,
-        "suspended": suspended,
-        "served": served,
-        "all_queues": overview,
-        "others": others,
-        "names": names,
-        "csrf_token": await auth.csrf_token(request),
-        "data": data,
-    })
+    return await render(
+        request,
+        "window.html",
+        {
+            "user": user,
+            "window": w,
+            "current": current,
+            "current_queue": names.get(current["queue"]) if current else None,
+            "current_item": items.get(current["item_code"] or "") if current else None,
+            "suspended": suspended,
+            "served": served,
+            "all_queues": overview,
+            "others": others,
+            "names": names,
+            "csrf_token": await auth.csrf_token(request),
+            "data": data,
+        },
+    )
 
 
 # -- staff: admin -----------------------------------------------------------------------------
+
 
 async def admin(request: web.Request) -> web.Response:
     user = await auth.require(request, "admin")
     app = request.app
     db, cfg = app[DB], app[CONFIG]
     today = _today(request)
-    counts = {r["state"]: r["n"] for r in dbm.rows(
-        db, "SELECT state, COUNT(*) AS n FROM tickets WHERE service_date = ? GROUP BY state",
-        [today])}
+    counts = {
+        r["state"]: r["n"]
+        for r in dbm.rows(
+            db,
+            "SELECT state, COUNT(*) AS n FROM tickets WHERE service_date = ? GROUP BY state",
+            [today],
+        )
+    }
     wins = []
     for w in windows.all_windows(db):
         cur = windows.current(db, w["id"])
@@ -377,19 +422,23 @@ async def admin(request: web.Request) -> web.Response:
     for u in all_users:
         u["window_number"] = numbers.get(u["window_id"])
     queues = tickets.queue_overview(db, cfg, app[CLOCK])
-    return await render(request, "admin.html", {
-        "user": user,
-        "today": today,
-        "stats": {
-            "issued": sum(counts.values()),
-            "waiting": counts.get("waiting", 0),
-            "done": counts.get("done", 0),
-            "open_windows": sum(1 for w in wins if w["status"] == "open"),
+    return await render(
+        request,
+        "admin.html",
+        {
+            "user": user,
+            "today": today,
+            "stats": {
+                "issued": sum(counts.values()),
+                "waiting": counts.get("waiting", 0),
+                "done": counts.get("done", 0),
+                "open_windows": sum(1 for w in wins if w["status"] == "open"),
+            },
+            "queues": queues,
+            "windows": wins,
+            "users": all_users,
+            "names": _queue_names(request),
+            "csrf_token": await auth.csrf_token(request),
+            "strings": page_messages(page_lang(request)[0], "admin.js"),
         },
-        "queues": queues,
-        "windows": wins,
-        "users": all_users,
-        "names": _queue_names(request),
-        "csrf_token": await auth.csrf_token(request),
-        "strings": page_messages(page_lang(request)[0], "admin.js"),
-    })
+    )

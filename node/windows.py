@@ -14,7 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events
+from node import events, numbers
 from node import tickets as tk
 from node.config import NodeConfig
 from onestop.clock import Now, iso, local_date, system_now
@@ -34,11 +34,7 @@ def create(db: sqlite_utils.Database, number: int, name: str, queues: list[str])
     with dbm.tx(db) as conn:
         if conn.execute("SELECT 1 FROM windows WHERE number = ?", [number]).fetchone():
             raise Conflict(f"window {number} already exists", field="number")
-        cur = conn.execute(
-            "INSERT INTO windows (number, name, queues) VALUES (?, ?, ?)",
-            [number, name, json.dumps(queues)],
-        )
-        wid = int(cur.lastrowid or 0)
+        wid = numbers.next_id(conn, "windows")
         events.append(
             conn,
             "window.created",
@@ -356,7 +352,6 @@ def set_status(
         raise Invalid("status must be open, paused or closed", field="status")
     with dbm.tx(db) as conn:
         w = get(db, window_id)
-        conn.execute("UPDATE windows SET status = ? WHERE id = ?", [status, window_id])
         events.append(
             conn,
             f"window.{status}",

@@ -690,7 +690,6 @@ async def status_form(request: web.Request) -> web.Response:
     lang = _lang(request)
     case_no = request.query.get("case_no", "").strip()
     if case_no:
-
         qs = urlencode({"phone_last4": request.query.get("phone_last4", ""), "lang": lang})
         raise web.HTTPSeeOther(f"/status/{_quote(case_no)}?{qs}")
     return _page(_("办件进度查询", lang), _status_form(lang), lang)

@@ -60,7 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_relay_list)
 
 
-
 def register_node_commands(nsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``onestop node rotate-key|checkpoint|keygen``."""
     p = nsub.add_parser("rotate-key", help="switch to a new signing key (announced in the log)")

@@ -99,8 +99,6 @@ def backlog(db: sqlite_utils.Database) -> int:
     return max(own, 0) + relay.pending_count(db)
 
 
-
-
 # --------------------------------------------------------------------------- the client
 
 
@@ -418,5 +416,3 @@ class PushClient:
             if kind in ("fork", "rollback"):
                 self._held = True  # the hub keeps the evidence; don't send it again and again
         return progressed
-
-

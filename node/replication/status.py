@@ -80,7 +80,6 @@ def status(cfg: Any, db: sqlite_utils.Database, service: Any = None) -> dict[str
         "next_try_in": None,
     }
     if service is not None:
-
         wait = service.next_try - time.monotonic()
         out["next_try_in"] = round(wait, 1) if wait > 0 else None
     return out

@@ -85,7 +85,6 @@ def verify_node(data_dir: Path) -> int:
         row = conn.execute("SELECT value FROM meta WHERE key = 'node.code'").fetchone()
         code = str(row[0]) if row else ""
         if not code:
-
             code = cfgm.load(data_dir).code
         records = signerm.load_records(conn, code=code)
         checkpoints = signerm.all_checkpoints(conn, code)

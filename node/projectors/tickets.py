@@ -1,0 +1,7 @@
+"""Projectors of the ticket events (see :mod:`node.projection`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROJECTORS: dict[str, Any] = {}
