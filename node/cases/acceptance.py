@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from node import events, notify, workdays
+from node import events, notify, numbers, workdays
 from node.cases.common import material_names, missing, sms_text
 from node.config import NodeConfig
 from onestop.errors import Invalid
@@ -86,36 +86,19 @@ def accept(
 ) -> None:
     promised = workdays.add_workdays(today, case["promised_days"])
     statutory = workdays.add_workdays(today, case["statutory_days"])
-    conn.execute(
-        "UPDATE cases SET state = 'accepted', accepted_at = ?, accepted_date = ?, "
-        "promised_deadline = ?, statutory_deadline = ?, commitment = ?, catch_up_date = ? "
-        "WHERE id = ?",
-        [
-            at,
-            today.isoformat(),
-            promised.isoformat(),
-            statutory.isoformat(),
-            1 if commitment else 0,
-            catch_up.isoformat() if catch_up else None,
-            case["id"],
-        ],
-    )
     for pos, dept in enumerate(case["departments"]):
-        cur = conn.execute(
-            "INSERT INTO review_tasks (case_id, department, position, state, created_at) "
-            "VALUES (?, ?, ?, 'pending', ?)",
-            [case["id"], dept, pos, at],
-        )
+        task_id = numbers.next_id(conn, "review_tasks")
         events.append(
             conn,
             "review.opened",
             "review_task",
-            int(cur.lastrowid or 0),
+            task_id,
             {
                 "case_no": case["case_no"],
-                "task_id": int(cur.lastrowid or 0),
+                "task_id": task_id,
                 "department": dept,
                 "lead": pos == 0,
+                "position": pos,
             },
             at=at,
         )

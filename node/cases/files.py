@@ -11,7 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events
+from node import events, notify, numbers
 from node.cases.common import get
 from node.config import NodeConfig
 from onestop.clock import Now, iso, system_now
@@ -51,16 +51,12 @@ def attach_file(
         tmp = path.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
         tmp.write_bytes(content)
         os.replace(tmp, path)
-    name = (name or "file").replace("/", "_").replace("\\", "_")[:200]
-    content_type = (content_type or "application/octet-stream")[:100]
+    # The name and type travel in the event: numbers typed into them are masked.
+    name = notify.redact((name or "file").replace("/", "_").replace("\\", "_"))[:200]
+    content_type = notify.redact(content_type or "application/octet-stream")[:100]
     at = iso(now())
     with dbm.tx(db) as conn:
-        cur = conn.execute(
-            "INSERT INTO case_files (case_id, material, sha256, name, size, content_type, "
-            "uploaded_at, uploaded_by) VALUES (?,?,?,?,?,?,?,?)",
-            [case["id"], material, sha, name, len(content), content_type, at, user["username"]],
-        )
-        fid = int(cur.lastrowid or 0)
+        fid = numbers.next_id(conn, "case_files")
         events.append(
             conn,
             "case.file_attached",
@@ -71,6 +67,7 @@ def attach_file(
                 "file_id": fid,
                 "material": material,
                 "sha256": sha,
+                "name": name,
                 "size": len(content),
                 "content_type": content_type,
                 "by": user["username"],

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from typing import Any
 
 import sqlite_utils
 
 from node import db as dbm
-from node import events, numbers, workdays
+from node import events, numbers, recovery, workdays
+from node import pii as piim
 from node.cases import acceptance
-from node.cases.common import get, int_field, material_names, materials, missing
+from node.cases.common import get, int_field, material_names, materials
 from node.cases.notices import issue_notice
 from node.cases.visits import link_visit, same_person, ticket_at_window
 from node.cases_db import CHANNELS
 from node.config import NodeConfig
 from node.items import checklist, code_list, departments_of, validate_items, validate_materials
 from node.pii import Pii
+from node.projection import Personal
 from node.signer import seal_for_hub
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Invalid, invalid_fields
@@ -36,9 +39,14 @@ def intake(
 ) -> dict[str, Any]:
     """Open a case at the window; returns the new case row (see :func:`.queries.detail`).
 
-    With ``pii`` and a hub sealing key, the ``case.opened`` event carries the full ID number
-    sealed to the hub (``id_sealed``) so the hub can link a person's cases; relays can't read it.
+    With a hub sealing key, the ``case.opened`` event carries the full ID number sealed to the
+    hub (``id_sealed``) so the hub can link a person's cases; relays can't read it.  The ID and
+    phone number are also sealed to the node's recovery key (``id_recovery``,
+    ``phone_recovery``), so a rebuild from the log gets them back.  ``pii``: the node's local
+    secret (read from the data directory when not given).
     """
+    if pii is None:
+        pii = piim.load(cfg.data_dir)
     errors: dict[str, str] = {}
     ticket_id = data.get("ticket_id")
     pre_ref = data.get("preapplication_id")
@@ -104,50 +112,7 @@ def intake(
         case_no = f"{cfg.code}-{today:%Y%m%d}-{seq:04d}"
         kind = items[0]["kind"]
         depts = departments_of(items)
-        cur = conn.execute(
-            """INSERT INTO cases (case_no, node_code, service_date, seq, kind, items,
-                 departments, state, id_enc, id_hash, id_masked, phone_enc, phone_masked, lang,
-                 preapplication_id, promised_days, statutory_days, created_at, created_by)
-               VALUES (?,?,?,?,?,?,?, 'pending_materials', ?,?,?,?,?,?,?,?,?,?,?)""",
-            [
-                case_no,
-                cfg.code,
-                day,
-                seq,
-                kind,
-                json.dumps([it["code"] for it in items]),
-                json.dumps(depts),
-                person["id_enc"],
-                person["id_hash"],
-                person["id_masked"],
-                person["phone_enc"],
-                person["phone_masked"],
-                lang,
-                pre["id"] if pre is not None else None,
-                promised_days,
-                statutory_days,
-                at,
-                user["username"],
-            ],
-        )
-        case_id = int(cur.lastrowid or 0)
-        for pos, m in enumerate(check):
-            have = m["code"] in got
-            conn.execute(
-                "INSERT INTO case_materials (case_id, code, name_zh, name_en, critical, "
-                "position, state, received_at) VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    case_id,
-                    m["code"],
-                    m["name_zh"],
-                    m["name_en"],
-                    1 if m["critical"] else 0,
-                    pos,
-                    "received" if have else "missing",
-                    at if have else None,
-                ],
-            )
-        case = get(db, case_no)
+        plain = _plain_person(pii, person)
         events.append(
             conn,
             "case.opened",
@@ -155,21 +120,31 @@ def intake(
             case_no,
             {
                 "case_no": case_no,
+                "case_id": numbers.next_id(conn, "cases"),
                 "kind": kind,
-                "items": case["items"],
+                "items": [it["code"] for it in items],
                 "departments": depts,
-                "id_masked": case["id_masked"],
-                "id_hash": case["id_hash"],
-                "phone_masked": case["phone_masked"],
+                "id_masked": person["id_masked"],
+                "id_hash": person["id_hash"],
+                "phone_masked": person["phone_masked"],
+                "lang": lang,
                 "ticket_no": ticket["ticket_no"] if ticket else None,
                 "preapplication_id": pre["id"] if pre is not None else None,
+                "promised_days": promised_days,
+                "statutory_days": statutory_days,
+                "materials": [
+                    {**m, "state": "received" if m["code"] in got else "missing"} for m in check
+                ],
                 "received": [m["code"] for m in check if m["code"] in got],
                 "missing": [m["code"] for m in gaps],
                 "by": user["username"],
-                **_sealed_id(cfg, pii, person["id_enc"]),
+                **_sealed_id(cfg, plain.get("id")),
+                **_recovery(conn, plain),
             },
             at=at,
+            personal=Personal(pii, plain),
         )
+        case = get(db, case_no)
         link_visit(conn, db, case, ticket, "intake", user["username"], at)
         if pre is not None:
             conn.execute(
@@ -226,10 +201,32 @@ def _preapplication(db: sqlite_utils.Database, ref: Any) -> dict[str, Any]:
     return pre
 
 
-def _sealed_id(cfg: NodeConfig, pii: Pii | None, id_enc: str) -> dict[str, str]:
-    if pii is None:
+def _plain_person(pii: Pii, person: dict[str, Any]) -> dict[str, str]:
+    """The applicant's ID and phone number in the clear (the ticket's or pre-application's),
+    those it has."""
+    out = {}
+    for name in ("id", "phone"):
+        enc = person[f"{name}_enc"]
+        value = pii.decrypt(enc) if enc else ""
+        if value:
+            out[name] = value
+    return out
+
+
+def _recovery(conn: sqlite3.Connection, plain: dict[str, str]) -> dict[str, str]:
+    """The numbers sealed to the node's recovery key, for a node rebuilt from its log."""
+    out = {}
+    for name, value in plain.items():
+        sealed = recovery.seal_in(conn, value)
+        if sealed is not None:
+            out[f"{name}_recovery"] = sealed
+    return out
+
+
+def _sealed_id(cfg: NodeConfig, id_number: str | None) -> dict[str, str]:
+    if not id_number:
         return {}
-    sealed = seal_for_hub(cfg, pii.decrypt(id_enc))
+    sealed = seal_for_hub(cfg, id_number)
     return {"id_sealed": sealed} if sealed else {}
 
 
@@ -309,15 +306,10 @@ def supplement(
         ticket = ticket_at_window(db, tid, user) if tid is not None else None
         if ticket is not None:
             same_person(case, ticket)
-        for code in received:
-            conn.execute(
-                "UPDATE case_materials SET state = 'received', received_at = ? "
-                "WHERE case_id = ? AND code = ?",
-                [at, case["id"], code],
-            )
         if channel == "window":
             link_visit(conn, db, case, ticket, "supplement", user["username"], at)
-        still = missing(db, case["id"])
+        # What stays missing once the materials brought are in (case.supplemented records them).
+        still = [m for m in mats.values() if m["state"] != "received" and m["code"] not in received]
         body: dict[str, Any] = {
             "case_no": case_no,
             "received": received,
@@ -337,23 +329,12 @@ def supplement(
             statutory = workdays.add_workdays(
                 dt.date.fromisoformat(case["statutory_deadline"]), paused
             )
-            conn.execute(
-                "UPDATE cases SET state = 'accepted', paused_at = NULL, paused_date = NULL, "
-                "paused_days = paused_days + ?, promised_deadline = ?, statutory_deadline = ? "
-                "WHERE id = ?",
-                [paused, promised.isoformat(), statutory.isoformat(), case["id"]],
-            )
             for task in dbm.rows(
                 db,
                 "SELECT id, department FROM review_tasks "
                 "WHERE case_id = ? AND state = 'supplement'",
                 [case["id"]],
             ):
-                conn.execute(
-                    "UPDATE review_tasks SET state = 'pending', decided_by = NULL, "
-                    "decided_at = NULL WHERE id = ?",
-                    [task["id"]],
-                )
                 events.append(
                     conn,
                     "review.reopened",

@@ -89,9 +89,6 @@ def result_ready(
                     f"(due {case['catch_up_date']}): {material_names(gaps)}",
                     field="materials",
                 )
-        conn.execute(
-            "UPDATE cases SET state = 'result_ready', result_at = ? WHERE id = ?", [at, case["id"]]
-        )
         events.append(
             conn,
             "case.result_ready",
@@ -165,11 +162,6 @@ def handover(
         ticket = ticket_at_window(db, tid, user) if tid is not None else None
         if ticket is not None:
             same_person(case, ticket)
-        conn.execute(
-            "UPDATE cases SET state = 'delivered', handed_over_at = ?, "
-            "handover_method = ?, tracking = ? WHERE id = ?",
-            [at, method, tracking, case["id"]],
-        )
         if method == "pickup":
             link_visit(conn, db, case, ticket, "pickup", user["username"], at)
         events.append(

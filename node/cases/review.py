@@ -31,7 +31,10 @@ def decide(
     user: dict[str, Any],
     now: Now = system_now,
 ) -> dict[str, Any]:
-    """A department's decision on its review task: approve, reject or supplement (补正)."""
+    """A department's decision on its review task: approve, reject or supplement (补正).
+
+    The reason is kept as the events carry it: any phone or ID number typed into it masked.
+    """
     decision = data.get("decision")
     if decision not in DECISIONS:
         raise Invalid(f"decision must be one of {', '.join(DECISIONS)}", field="decision")
@@ -97,12 +100,6 @@ def decide(
                     f"material {', '.join(unknown)} is not on the checklist of case {case_no}",
                     field="materials",
                 )
-        state = {"approve": "approved", "reject": "rejected", "supplement": "supplement"}[decision]
-        conn.execute(
-            "UPDATE review_tasks SET state = ?, reason = ?, decided_by = ?, "
-            "decided_at = ? WHERE id = ?",
-            [state, reason or None, user["username"], at, task["id"]],
-        )
         events.append(
             conn,
             "review.decided",
@@ -124,11 +121,6 @@ def decide(
                 [case["id"]],
             ).fetchone()[0]
             if left == 0:
-                conn.execute(
-                    "UPDATE cases SET state = 'approved', outcome = 'approved', "
-                    "decided_at = ?, decided_date = ? WHERE id = ?",
-                    [at, today.isoformat(), case["id"]],
-                )
                 events.append(
                     conn,
                     "case.approved",
@@ -149,9 +141,6 @@ def decide(
                 "SELECT id, department FROM review_tasks WHERE case_id = ? AND state = 'pending'",
                 [case["id"]],
             ):
-                conn.execute(
-                    "UPDATE review_tasks SET state = 'cancelled' WHERE id = ?", [other["id"]]
-                )
                 events.append(
                     conn,
                     "review.cancelled",
@@ -160,11 +149,6 @@ def decide(
                     {"case_no": case_no, "task_id": other["id"], "department": other["department"]},
                     at=at,
                 )
-            conn.execute(
-                "UPDATE cases SET state = 'rejected', outcome = 'rejected', "
-                "decided_at = ?, decided_date = ?, reject_reason = ? WHERE id = ?",
-                [at, today.isoformat(), reason, case["id"]],
-            )
             events.append(
                 conn,
                 "case.rejected",
@@ -182,17 +166,6 @@ def decide(
                 at=at,
             )
         else:
-            for code in wanted:
-                conn.execute(
-                    "UPDATE case_materials SET state = 'requested', received_at = NULL "
-                    "WHERE case_id = ? AND code = ?",
-                    [case["id"], code],
-                )
-            conn.execute(
-                "UPDATE cases SET state = 'supplement', paused_at = ?, paused_date = ? "
-                "WHERE id = ?",
-                [at, today.isoformat(), case["id"]],
-            )
             events.append(
                 conn,
                 "case.supplement_requested",
@@ -219,7 +192,7 @@ def decide(
                     case["lang"],
                     center=cfg.name,
                     case_no=case_no,
-                    reason=reason[:200],
+                    reason=notify.redact(reason)[:200],
                 ),
                 case_id=case["id"],
                 case_no=case_no,

@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events
+from node import events, numbers
 from onestop.errors import Conflict, Forbidden, Invalid
 from sync import figures
 
@@ -63,14 +63,15 @@ def link_visit(
     by: str,
     at: str,
 ) -> bool:
-    """Record a visit at the window; the same ticket linked twice is one visit.  True if
-    new."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO case_visits (case_id, ticket_id, purpose, at, by, channel) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        [case["id"], ticket["id"] if ticket else None, purpose, at, by, figures.VISIT_CHANNEL],
-    )
-    if not cur.rowcount:
+    """Record a visit at the window (a ``case.visit`` event); the same ticket linked twice is
+    one visit.  True if new."""
+    if (
+        ticket is not None
+        and conn.execute(
+            "SELECT 1 FROM case_visits WHERE case_id = ? AND ticket_id = ?",
+            [case["id"], ticket["id"]],
+        ).fetchone()
+    ):
         return False
     events.append(
         conn,
@@ -79,9 +80,11 @@ def link_visit(
         case["case_no"],
         {
             "case_no": case["case_no"],
+            "visit_id": numbers.next_id(conn, "case_visits"),
+            "ticket_id": ticket["id"] if ticket else None,
             "ticket_no": ticket["ticket_no"] if ticket else None,
             "purpose": purpose,
-            "visits": visit_count(db, case["id"]),
+            "visits": visit_count(db, case["id"]) + 1,  # this one is at the window
             "by": by,
             "channel": figures.VISIT_CHANNEL,
         },
