@@ -98,7 +98,8 @@ def test_bare_database_is_adopted_when_a_key_arrives(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     signerm.attach(db, CODE, key)
     with dbm.tx(db) as conn:
-        events.append(conn, "window.created", "window", 1, {"number": 1})
+        body = {"number": 1, "name": "综合窗口", "queues": ["*"]}
+        events.append(conn, "window.created", "window", 1, body)
     records = signerm.load_records(db)
     assert len(records) == 2
     assert verify_log(CODE, records, [], key.public_key()).ok
