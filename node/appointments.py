@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from node import db as dbm
-from node import events, notify, workdays
+from node import events, notify, numbers, workdays
 from node import tickets as tk
 from node.config import NodeConfig
 from node.pii import Pii
+from node.projection import Personal
 from onestop import identity
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import Conflict, Invalid, NotFound, invalid_fields
@@ -169,25 +170,7 @@ def book(
             )
         ref = tk.reference("Y")
         phone_enc = pii.encrypt(phone)
-        cur = conn.execute(
-            """INSERT INTO appointments (ref, queue, date, slot, id_enc, id_hash, id_masked,
-                 phone_enc, phone_masked, state, lang, created_at)
-               VALUES (?,?,?,?,?,?,?,?,?, 'booked', ?, ?)""",
-            [
-                ref,
-                queue,
-                day.isoformat(),
-                slot,
-                pii.encrypt(id_number),
-                id_hash,
-                identity.mask_id(id_number),
-                phone_enc,
-                identity.mask_phone(phone),
-                lang,
-                at,
-            ],
-        )
-        aid = int(cur.lastrowid or 0)
+        aid = numbers.next_id(conn, "appointments")
         events.append(
             conn,
             "appointment.booked",
@@ -198,9 +181,12 @@ def book(
                 "queue": queue,
                 "date": day.isoformat(),
                 "slot": slot,
-                "id_masked": identity.mask_id(id_number),
+                "ref": ref,
+                "lang": lang,
+                **tk.person_body(conn, pii, id_number, phone),
             },
             at=at,
+            personal=Personal(pii, {"id": id_number, "phone": phone}),
         )
         notify.queue(
             conn,
@@ -268,11 +254,6 @@ def check_in(
             },
             now,
         )
-        conn.execute(
-            "UPDATE appointments SET state = 'checked_in', ticket_id = ?, "
-            "checked_in_at = ? WHERE id = ?",
-            [issued.ticket["id"], at, a["id"]],
-        )
         events.append(
             conn,
             "appointment.checked_in",
@@ -282,6 +263,7 @@ def check_in(
                 "appointment_id": a["id"],
                 "ticket_no": issued.ticket["ticket_no"],
                 "queue": a["queue"],
+                "ticket_id": issued.ticket["id"],
             },
             at=at,
         )
@@ -294,10 +276,6 @@ def cancel(db: sqlite_utils.Database, ref: str, now: Now = system_now) -> dict[s
         a = _appointment(db, ref)
         if a["state"] != "booked":
             raise Conflict(f"appointment {a['ref']} is {a['state'].replace('_', ' ')}", field="ref")
-        conn.execute(
-            "UPDATE appointments SET state = 'cancelled', cancelled_at = ? WHERE id = ?",
-            [at, a["id"]],
-        )
         events.append(
             conn,
             "appointment.cancelled",

@@ -66,10 +66,6 @@ def close_day(
         for r in rows:
             if r["queue"] in kept and r["state"] in KEPT_STATES:
                 continue
-            conn.execute(
-                "UPDATE tickets SET state = 'expired', finished_at = ? WHERE id = ?",
-                [at, r["id"]],
-            )
             body = {
                 "ticket_no": r["ticket_no"],
                 "queue": r["queue"],

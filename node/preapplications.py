@@ -11,7 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events
+from node import events, numbers
 from node import tickets as tk
 from node.config import NodeConfig
 from node.items import (
@@ -23,6 +23,7 @@ from node.items import (
     validate_materials,
 )
 from node.pii import Pii
+from node.projection import Personal
 from onestop import identity
 from onestop.clock import Now, iso, local_date, system_now
 from onestop.errors import NotFound, invalid_fields
@@ -48,24 +49,7 @@ def submit(
     at = iso(t)
     with dbm.tx(db) as conn:
         ref = tk.reference("P")
-        cur = conn.execute(
-            """INSERT INTO preapplications (ref, items, materials, id_enc, id_hash, id_masked,
-                 phone_enc, phone_masked, state, lang, created_at)
-               VALUES (?,?,?,?,?,?,?,?, 'submitted', ?, ?)""",
-            [
-                ref,
-                json.dumps([it["code"] for it in items]),
-                json.dumps(provided),
-                pii.encrypt(id_number),
-                pii.keyed_hash(id_number),
-                identity.mask_id(id_number),
-                pii.encrypt(phone),
-                identity.mask_phone(phone),
-                lang,
-                at,
-            ],
-        )
-        pid = int(cur.lastrowid or 0)
+        pid = numbers.next_id(conn, "preapplications")
         events.append(
             conn,
             "preapplication.submitted",
@@ -75,9 +59,12 @@ def submit(
                 "preapplication_id": pid,
                 "items": [it["code"] for it in items],
                 "materials": provided,
-                "id_masked": identity.mask_id(id_number),
+                "ref": ref,
+                "lang": lang,
+                **tk.person_body(conn, pii, id_number, phone),
             },
             at=at,
+            personal=Personal(pii, {"id": id_number, "phone": phone}),
         )
     return public(db, ref)
 

@@ -11,14 +11,15 @@
    restored head, key rotations) with :mod:`sync.chain`, and appends them to ``events``
    unchanged.  The log then ends where the hub's does, so the hub sees no rollback and the
    push resumes.
-4. The recovered events are applied to the current tables where the event carries enough:
-   tickets (issued, called, recalled, finished, no-show, suspended, resumed, transferred,
-   priority) and windows (created, opened, paused, closed).  A recovered ticket keeps its
-   status-page token (``ticket.issued`` carries it; only a record from before it did gets a
-   new one) and no personal data (events never carry it).  Other kinds (cases, reviews,
-   ratings ...) stay in the log only; the report lists them so staff can re-enter what the
-   tables miss.  No number is issued twice all the same: the node takes its next ticket
-   number, case number and rating id beyond those of the log (:mod:`node.numbers`).
+4. The recovered events are applied to the current tables by the same projectors that
+   applied them when they were written (:mod:`node.projection`); kinds that have none stay
+   in the log only, and the report lists them so staff can re-enter what the tables miss.
+   A recovered ticket keeps its status-page token (``ticket.issued`` carries it; only a
+   record from before it did gets a new one) and its masks and keyed hash.  The full ID and
+   phone numbers travel only sealed to the node's recovery key (:mod:`node.recovery`): while
+   ``DIR/recovery.key`` is still on the node they come back into the tables, else those
+   columns stay empty.  No number is issued twice all the same: the node takes its next
+   ticket number, case number and rating id beyond those of the log (:mod:`node.numbers`).
 
 Run it with the node server and ``onestop node replicate`` stopped; start both afterwards.
 """
@@ -34,7 +35,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,23 +42,29 @@ from typing import Any
 from node import config as cfgm
 from node import db as dbm
 from node import litestream as lsm
-from node import numbers, projection
 from node import pii as piim
+from node import projection
+from node import recovery as recoverym
 from node import signer as signerm
 from node.signer import body_text
 from onestop.clock import system_now
 from onestop.errors import CliError
+from sync import sealing
 from sync.chain import ChainVerifier, RecordError
 from sync.requests import sign_request
 
 PAGE = 1000
-Projector = Callable[[sqlite3.Connection, dict[str, Any], "Context"], None]
 
 
 @dataclass
 class Context:
+    """What re-applying the recovered records uses: the node's local secret (``pii``) to
+    encrypt personal data into the tables, and its recovery key, while it is still on the
+    node, to open the numbers the records carry sealed."""
+
     cfg: cfgm.NodeConfig
     pii: Any = None
+    recovery: sealing.X25519PrivateKey | None = None
 
 
 @dataclass
@@ -298,7 +304,7 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: Res
     if report.hub_ack_seq is not None and report.hub_ack_seq < head_seq:
         # The hub is behind the replica: nothing to recover, the push sends it the rest.
         pass
-    ctx = Context(cfg)
+    ctx = Context(cfg, recovery=recoverym.private_key(Path(cfg.data_dir)))
     try:
         ctx.pii = piim.load(Path(cfg.data_dir))
     except OSError:
@@ -347,20 +353,11 @@ def insert_record(conn: sqlite3.Connection, rec: dict[str, Any]) -> None:
 def project(
     conn: sqlite3.Connection, rec: dict[str, Any], ctx: Context, report: RestoreReport
 ) -> None:
+    """Apply one recovered record to the tables by its projector (:mod:`node.projection`);
+    a kind that changes no table stays in the log, and a record that fails is rolled back
+    alone and reported."""
     ev = rec["event"]
-    if ev["kind"] in projection.PROJECTORS:
-        conn.execute("SAVEPOINT project")
-        try:
-            projection.apply(conn, ev, projection.Context(pii=ctx.pii, replay=True))
-        except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
-            conn.execute("ROLLBACK TO project")
-            report.failed_projections.append(f"seq {rec['seq']} {ev['kind']}: {exc}")
-        else:
-            report.projected[ev["kind"]] += 1
-        conn.execute("RELEASE project")
-        return
-    fn = PROJECTORS.get(ev["kind"])
-    if fn is None:
+    if ev["kind"] not in projection.PROJECTORS:
         report.log_only[ev["kind"]] += 1
         ent = f"{ev['entity']} {ev['entity_id']}"
         if ent not in report.log_only_entities:
@@ -368,129 +365,12 @@ def project(
         return
     conn.execute("SAVEPOINT project")
     try:
-        fn(conn, ev, ctx)
+        projection.apply(
+            conn, ev, projection.Context(pii=ctx.pii, recovery=ctx.recovery, replay=True)
+        )
     except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
         conn.execute("ROLLBACK TO project")
         report.failed_projections.append(f"seq {rec['seq']} {ev['kind']}: {exc}")
     else:
         report.projected[ev["kind"]] += 1
     conn.execute("RELEASE project")
-
-
-def _window_id(conn: sqlite3.Connection, number: Any) -> int | None:
-    row = conn.execute("SELECT id FROM windows WHERE number = ?", [number]).fetchone()
-    return int(row[0]) if row else None
-
-
-def _ticket_issued(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
-    b = ev["body"]
-    tid = int(ev["entity_id"])
-    if conn.execute("SELECT 1 FROM tickets WHERE id = ?", [tid]).fetchone():
-        return
-    queue = conn.execute("SELECT prefix FROM queues WHERE code = ?", [b["queue"]]).fetchone()
-    if queue is None:
-        raise ValueError(f"queue {b['queue']} is not in this node's catalog")
-    prefix, number = str(queue[0]), str(b["ticket_no"])
-    seq = int(number[len(prefix) :]) if number.startswith(prefix) else 0
-    if seq <= 0:
-        raise ValueError(f"ticket number {number} does not start with prefix {prefix}")
-    item = b.get("item")
-    if item and not conn.execute("SELECT 1 FROM items WHERE code = ?", [item]).fetchone():
-        item = None
-    empty = ctx.pii.encrypt("") if ctx.pii is not None else ""
-    conn.execute(
-        """INSERT INTO tickets (id, token, service_date, queue, issued_queue, seq, ticket_no,
-             item_code, id_enc, id_hash, id_masked, phone_enc, phone_masked, priority,
-             priority_reason, state, order_at, created_at, lang)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, '', ?, ?, 'waiting', ?, ?, ?)""",
-        [
-            tid,
-            b.get("token") or numbers.new_token(),  # records written before it was carried
-            b["service_date"],
-            b["queue"],
-            b["queue"],
-            seq,
-            number,
-            item,
-            empty,
-            empty,
-            int(b.get("priority") or 0),
-            b.get("priority_reason"),
-            ev["at"],
-            ev["at"],
-            ctx.cfg.default_lang,
-        ],
-    )
-
-
-def _ticket_update(
-    sql: str, *params: Callable[[dict[str, Any], sqlite3.Connection], Any]
-) -> Projector:
-    def apply(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
-        values = [p(ev, conn) for p in params]
-        cur = conn.execute(sql, [*values, int(ev["entity_id"])])
-        if cur.rowcount != 1:
-            raise ValueError(f"ticket {ev['entity_id']} is not in the tables")
-
-    return apply
-
-
-def _at(ev: dict[str, Any], conn: sqlite3.Connection) -> Any:
-    return ev["at"]
-
-
-def _body(key: str) -> Callable[[dict[str, Any], sqlite3.Connection], Any]:
-    return lambda ev, conn: ev["body"].get(key)
-
-
-def _window_of(key: str) -> Callable[[dict[str, Any], sqlite3.Connection], Any]:
-    return lambda ev, conn: _window_id(conn, ev["body"].get(key))
-
-
-def _ticket_transferred(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
-    b, tid = ev["body"], int(ev["entity_id"])
-    if b.get("to_queue"):
-        cur = conn.execute(
-            "UPDATE tickets SET state = 'waiting', queue = ?, window_id = NULL, "
-            "target_window = NULL, called_at = NULL WHERE id = ?",
-            [b["to_queue"], tid],
-        )
-    else:
-        target = _window_id(conn, b.get("to_window"))
-        if target is None:
-            raise ValueError(f"window {b.get('to_window')} is not in the tables")
-        cur = conn.execute(
-            "UPDATE tickets SET state = 'waiting', window_id = NULL, "
-            "target_window = ?, called_at = NULL WHERE id = ?",
-            [target, tid],
-        )
-    if cur.rowcount != 1:
-        raise ValueError(f"ticket {tid} is not in the tables")
-
-
-PROJECTORS: dict[str, Projector] = {
-    "ticket.issued": _ticket_issued,
-    "ticket.called": _ticket_update(
-        "UPDATE tickets SET state = 'called', window_id = ?, target_window = NULL, "
-        "called_at = ?, recalls = 0 WHERE id = ?",
-        _window_of("window"),
-        _at,
-    ),
-    "ticket.recalled": _ticket_update(
-        "UPDATE tickets SET recalls = ? WHERE id = ?", _body("recalls")
-    ),
-    "ticket.finished": _ticket_update(
-        "UPDATE tickets SET state = 'done', finished_at = ? WHERE id = ?", _at
-    ),
-    "ticket.no_show": _ticket_update(
-        "UPDATE tickets SET state = 'no_show', finished_at = ? WHERE id = ?", _at
-    ),
-    "ticket.suspended": _ticket_update("UPDATE tickets SET state = 'suspended' WHERE id = ?"),
-    "ticket.resumed": _ticket_update("UPDATE tickets SET state = 'called' WHERE id = ?"),
-    "ticket.transferred": _ticket_transferred,
-    "ticket.priority_set": _ticket_update(
-        "UPDATE tickets SET priority = ?, priority_reason = ? WHERE id = ?",
-        _body("priority"),
-        lambda ev, conn: "staff" if ev["body"].get("priority") else None,
-    ),
-}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,9 +18,10 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from node import db as dbm
-from node import events, numbers
+from node import events, numbers, recovery
 from node.config import NodeConfig
 from node.pii import Pii
+from node.projection import Personal
 from onestop import identity
 from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, NotFound, invalid_fields
@@ -119,51 +121,45 @@ def issue(
         ticket_no = f"{queue['prefix']}{seq:0{cfg.ticket_digits}d}"
         ticket_id = numbers.next_ticket_id(conn)
         token = numbers.new_token()
-        conn.execute(
-            """INSERT INTO tickets (id, token, service_date, queue, issued_queue, seq, ticket_no,
-                 item_code, id_enc, id_hash, id_masked, phone_enc, phone_masked, priority,
-                 priority_reason, state, order_at, created_at, lang)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, 'waiting', ?, ?, ?)""",
-            [
-                ticket_id,
-                token,
-                service_date,
-                queue["code"],
-                queue["code"],
-                seq,
-                ticket_no,
-                item_code,
-                pii.encrypt(id_number),
-                pii.keyed_hash(id_number),
-                identity.mask_id(id_number),
-                pii.encrypt(phone),
-                identity.mask_phone(phone),
-                priority,
-                reason,
-                at,
-                at,
-                lang,
-            ],
-        )
+        body: dict[str, Any] = {
+            "ticket_no": ticket_no,
+            "queue": queue["code"],
+            "service_date": service_date,
+            "item": item_code,
+            "priority": priority,
+            "priority_reason": reason,
+            "token": token,  # public: a restore gives the ticket back its status page
+            "seq": seq,
+            "lang": lang,
+            **person_body(conn, pii, id_number, phone),
+        }
         events.append(
             conn,
             "ticket.issued",
             "ticket",
             ticket_id,
-            {
-                "ticket_no": ticket_no,
-                "queue": queue["code"],
-                "service_date": service_date,
-                "item": item_code,
-                "priority": priority,
-                "priority_reason": reason,
-                "token": token,  # public: a restore gives the ticket back its status page
-            },
+            body,
             at=at,
+            personal=Personal(pii, {"id": id_number, "phone": phone}),
         )
     ticket = get(db, ticket_id)
     ahead = waiting_ahead(db, ticket)
     return Issued(ticket, ahead, estimate_minutes(db, cfg, ticket["queue"], ahead, service_date))
+
+
+def person_body(conn: sqlite3.Connection, pii: Pii, id_number: str, phone: str) -> dict[str, str]:
+    """What an event that takes a citizen in carries of them: the masks, the keyed hash of
+    the ID number, and both numbers sealed to the node's recovery key (when it has one)."""
+    out = {
+        "id_masked": identity.mask_id(id_number),
+        "id_hash": pii.keyed_hash(id_number),
+        "phone_masked": identity.mask_phone(phone),
+    }
+    for name, value in (("id", id_number), ("phone", phone)):
+        sealed = recovery.seal_in(conn, value)
+        if sealed is not None:
+            out[f"{name}_recovery"] = sealed
+    return out
 
 
 def _item_in_queue(item: dict[str, Any], queue: dict[str, Any]) -> bool:
@@ -356,11 +352,6 @@ def set_priority(
             raise Conflict(
                 f"ticket {t['ticket_no']} is {t['state']}; only a waiting ticket can change priority"
             )
-        reason = "staff" if priority else None
-        conn.execute(
-            "UPDATE tickets SET priority = ?, priority_reason = ? WHERE id = ?",
-            [1 if priority else 0, reason, ticket_id],
-        )
         events.append(
             conn,
             "ticket.priority_set",

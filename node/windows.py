@@ -2,8 +2,8 @@
 transfer, finish; and pausing a window.
 
 Every action runs in one ``BEGIN IMMEDIATE`` transaction, so two windows clicking "call next"
-at the same instant can never receive the same ticket, and every state change lands in the
-event log with its time.
+at the same instant can never receive the same ticket.  An action decides and appends its
+event; the event's projector (:mod:`node.projectors.tickets`) changes the ticket.
 """
 
 from __future__ import annotations
@@ -128,11 +128,6 @@ def call_next(
         if row is None:
             return None
         ticket_id = row[0]
-        conn.execute(
-            "UPDATE tickets SET state = 'called', window_id = ?, target_window = NULL, "
-            "called_at = ?, recalls = 0 WHERE id = ? AND state = 'waiting'",
-            [window_id, iso(t), ticket_id],
-        )
         ticket = tk.get(db, ticket_id)
         events.append(
             conn,
@@ -147,7 +142,7 @@ def call_next(
             },
             at=iso(t),
         )
-    return ticket
+    return tk.get(db, ticket_id)
 
 
 def _act(
@@ -201,7 +196,6 @@ def recall(
                 ),
                 field="recalls",
             )
-        conn.execute("UPDATE tickets SET recalls = recalls + 1 WHERE id = ?", [t["id"]])
         events.append(
             conn,
             "ticket.recalled",
@@ -221,7 +215,6 @@ def recall(
 def _finish_state(
     db: sqlite_utils.Database,
     window_id: int,
-    state: str,
     kind: str,
     actor: str,
     now: Now,
@@ -229,9 +222,6 @@ def _finish_state(
     with dbm.tx(db) as conn:
         w, t = _act(db, window_id, None, ("called",), kind.split(".")[1].replace("_", "-"))
         at = iso(now())
-        conn.execute(
-            "UPDATE tickets SET state = ?, finished_at = ? WHERE id = ?", [state, at, t["id"]]
-        )
         events.append(
             conn,
             kind,
@@ -246,13 +236,13 @@ def _finish_state(
 def finish(
     db: sqlite_utils.Database, window_id: int, actor: str, now: Now = system_now
 ) -> dict[str, Any]:
-    return _finish_state(db, window_id, "done", "ticket.finished", actor, now)
+    return _finish_state(db, window_id, "ticket.finished", actor, now)
 
 
 def no_show(
     db: sqlite_utils.Database, window_id: int, actor: str, now: Now = system_now
 ) -> dict[str, Any]:
-    return _finish_state(db, window_id, "no_show", "ticket.no_show", actor, now)
+    return _finish_state(db, window_id, "ticket.no_show", actor, now)
 
 
 def suspend(
@@ -261,7 +251,6 @@ def suspend(
     """Put the current ticket aside (挂起), e.g. while the citizen fetches a document."""
     with dbm.tx(db) as conn:
         w, t = _act(db, window_id, None, ("called",), "suspend")
-        conn.execute("UPDATE tickets SET state = 'suspended' WHERE id = ?", [t["id"]])
         events.append(
             conn,
             "ticket.suspended",
@@ -287,7 +276,6 @@ def resume(
                     ticket=busy["ticket_no"],
                 )
             )
-        conn.execute("UPDATE tickets SET state = 'called' WHERE id = ?", [t["id"]])
         events.append(
             conn,
             "ticket.resumed",
@@ -321,11 +309,6 @@ def transfer(
         if queue is not None:
             if tk.get_queue(db, queue) is None:
                 raise Invalid(f"no open queue with code {queue!r}", field="queue")
-            conn.execute(
-                "UPDATE tickets SET state = 'waiting', queue = ?, window_id = NULL, "
-                "target_window = NULL, called_at = NULL WHERE id = ?",
-                [queue, t["id"]],
-            )
             body["to_queue"] = queue
         else:
             assert to_window is not None
@@ -334,11 +317,6 @@ def transfer(
                 raise Invalid(f"no window with id {to_window}", field="window")
             if to_window == window_id:
                 raise Invalid("cannot transfer a ticket to its own window", field="window")
-            conn.execute(
-                "UPDATE tickets SET state = 'waiting', window_id = NULL, "
-                "target_window = ?, called_at = NULL WHERE id = ?",
-                [to_window, t["id"]],
-            )
             body["to_window"] = target["number"]
         events.append(conn, "ticket.transferred", "ticket", t["id"], body, at=iso(now()))
     return tk.get(db, t["id"])

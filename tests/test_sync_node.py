@@ -98,9 +98,8 @@ def test_bare_database_is_adopted_when_a_key_arrives(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     signerm.attach(db, CODE, key)
     with dbm.tx(db) as conn:
-        events.append(
-            conn, "window.created", "window", 1, {"number": 1, "name": "1", "queues": ["*"]}
-        )
+        body = {"number": 1, "name": "综合窗口", "queues": ["*"]}
+        events.append(conn, "window.created", "window", 1, body)
     records = signerm.load_records(db)
     assert len(records) == 2
     assert verify_log(CODE, records, [], key.public_key()).ok
@@ -474,12 +473,12 @@ def test_event_bodies_never_carry_full_numbers(node_dir: Path) -> None:
     for body in ({"id": make_id()}, {"note": [f"call {PHONE}"]}):
         with pytest.raises(ValueError, match="full ID or phone"):
             with dbm.tx(db) as conn:
-                events.append(conn, "case.identity_viewed", "case", "x", body)
+                events.append(conn, "case.visit", "case", "x", body)
     assert signerm.log_size(db) == n
     with dbm.tx(db) as conn:  # masks, hashes and sealed values are fine
         events.append(
             conn,
-            "case.identity_viewed",
+            "case.visit",
             "case",
             "x",
             {

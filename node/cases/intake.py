@@ -147,10 +147,6 @@ def intake(
         case = get(db, case_no)
         link_visit(conn, db, case, ticket, "intake", user["username"], at)
         if pre is not None:
-            conn.execute(
-                "UPDATE preapplications SET state = 'used', case_no = ?, used_at = ? WHERE id = ?",
-                [case_no, at, pre["id"]],
-            )
             events.append(
                 conn,
                 "preapplication.used",
