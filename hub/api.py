@@ -10,7 +10,7 @@ from typing import Any
 import sqlite_utils
 from aiohttp import web
 
-from hub import auth, staff
+from hub import auth, rekeys, staff
 from hub import catalog as catalogm
 from hub import db as hubdb
 from hub import models as m
@@ -90,7 +90,8 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
         authenticated = auth.verify_request(
             db, request.headers, request.method, request.raw_path, now,
             cfg.request_max_skew_seconds,
-            announced=lambda node: envelopem.announced_keys(db, envelope, node),
+            announced=lambda node: envelopem.announced_keys(
+                db, envelope, node, app[IDENTITY].signing_key.public_key()),
         )  # fmt: skip
         # A signed push from an enrolled node: check its records' signatures on the pool
         # while it waits for (and goes through) the ingest thread.
@@ -199,6 +200,7 @@ async def node_records(request: web.Request) -> web.Response:
         "node": code, "after": after, "records": records, "more": more,
         "ack_seq": pos.get("ack_seq"), "ack_hash": pos.get("ack_hash"),
         "checkpoint": checkpoints[-1] if checkpoints else None,
+        "keys": rekeys.key_history(db, code), "rekey": rekeys.latest(db, code),
     })  # fmt: skip
 
 

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 import sqlite_utils
 
 from hub import db as hubdb
+from hub import rekeys
 from onestop.errors import Forbidden
-from sync.keys import Ed25519PublicKey, public_from_raw_b64
+from sync.keys import Ed25519PublicKey
 from sync.requests import KeyLookup, verify_signed
 
 
@@ -25,7 +26,8 @@ def verify_request(
     """The enrolled, active node that signed this request; raise 401/403 otherwise.
 
     ``announced(node)`` may give further keys of the node: new keys announced by
-    ``key.rotated`` records in the request that verify from the hub's position.
+    ``key.rotated`` records in the request that verify from the hub's position.  A node with
+    a pending re-key (:mod:`hub.rekeys`) signs with its new key; the replaced one is refused.
     """
 
     def enrolled(node: str) -> list[Ed25519PublicKey]:
@@ -36,6 +38,6 @@ def verify_request(
                             "--pubkey node.pub")  # fmt: skip
         if row["status"] != "active":
             raise Forbidden(f"node {node}'s key was revoked", code="revoked_key")
-        return [public_from_raw_b64(row["cur_key"])]
+        return rekeys.request_keys(db, node, row["cur_key"])
 
     return verify_signed(headers, method, target, now, max_skew_seconds, enrolled, announced)

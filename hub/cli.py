@@ -1,5 +1,5 @@
-"""``onestop hub ...``: init, serve, enroll, revoke, catalog publish, user, rollups; and the
-hub's half of ``onestop verify`` (:func:`verify_hub_copy`)."""
+"""``onestop hub ...``: init, serve, enroll, revoke, rekey, catalog publish, user, rollups; and
+the hub's half of ``onestop verify`` (:func:`verify_hub_copy`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization as ser
 from hub import catalog as catalogm
 from hub import config as cfgm
 from hub import db as hubdb
-from hub import identity, rollups, users
+from hub import identity, rekeys, rollups, users
 from hub.app import create_app
 from hub.identity import IdentityError
 from hub.ingest.readback import verify_stored
@@ -70,6 +70,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--code", required=True, help="the node's division code")
     p.set_defaults(func=cmd_revoke)
 
+    p = hsub.add_parser(
+        "rekey", help="authorise a new key for a node whose key is lost (hub-signed)"
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
+    p.add_argument("--node", required=True, metavar="CODE", help="the node's division code")
+    p.add_argument("--pubkey", required=True, metavar="FILE",
+                   help="the new key: node.pub of the node set up again under the same code")  # fmt: skip
+    p.add_argument("--by", required=True, metavar="NAME",
+                   help="who authorises it (kept in the signed authorisation)")  # fmt: skip
+    p.add_argument("--reason", default="", metavar="TEXT", help="why, for the record")
+    p.set_defaults(func=cmd_rekey)
+
     cat = hsub.add_parser("catalog", help="signed service catalog versions for the nodes")
     cat.set_defaults(func=lambda args: _usage(cat))
     csub = cat.add_subparsers(dest="catalog_command", metavar="ACTION")
@@ -102,7 +114,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("rebuild", help="recompute every dashboard rollup from the records")
     p.add_argument("--data", required=True, metavar="DIR", help="data directory of the hub")
     p.set_defaults(func=cmd_rollups_rebuild)
-
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -177,7 +188,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
 
-
     _check_code(args.code, "--code")
     if args.parent:
         _check_code(args.parent, "--parent")
@@ -249,6 +259,36 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rekey(args: argparse.Namespace) -> int:
+    _check_code(args.node, "--node")
+    try:
+        key = load_public(args.pubkey)
+    except KeyFileError as exc:
+        raise CliError(f"--pubkey: {exc}") from None
+    if not args.by.strip():
+        raise CliError("--by: say who authorises the new key")
+    cfg, db = open_hub(args.data)
+    try:
+        ident = identity.load(cfg)
+    except identity.IdentityError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        done = rekeys.authorise(db, ident, args.node, key, args.by.strip(), args.reason, utcnow())
+    except rekeys.RekeyError as exc:
+        raise CliError(f"--node {args.node}: {exc}", hint=exc.hint) from None
+    auth = done.auth
+    if done.superseded:
+        print(f"the earlier pending re-key of node {args.node} is superseded")
+    if done.reactivated:
+        print(f"node {args.node} was revoked; it is active again with the new key")
+    print(f"node {args.node}: key {auth.old_key_id} replaced by {auth.new_key_id} from seq "
+          f"{auth.from_seq} (after {auth.prev[:16]}…), authorised by {auth.by}, signed by hub key "
+          f"{auth.hub}")  # fmt: skip
+    print("the hub now accepts only the new key for this node's requests and records; the new "
+          "node adopts the hub's copy of its log and continues it with a node.rekeyed record")  # fmt: skip
+    return 0
+
+
 # -- catalog -----------------------------------------------------------------------------------------
 
 
@@ -300,7 +340,6 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 def cmd_rollups_rebuild(args: argparse.Namespace) -> int:
 
-
     cfg, db = open_hub(args.data)
     t0 = time.perf_counter()
     n = rollups.rebuild(db, cfg.timezone)
@@ -314,9 +353,13 @@ def cmd_rollups_rebuild(args: argparse.Namespace) -> int:
 
 def verify_hub_copy(data: str, code: str) -> int:
 
-    _, db = open_hub(data)
+    cfg, db = open_hub(data)
     try:
-        node, report = verify_stored(db, code)
+        hub_key = load_public(cfg.pub_path)
+    except KeyFileError as exc:
+        raise CliError(f"the hub's key: {exc}") from None
+    try:
+        node, report = verify_stored(db, code, hub_key)
     except LookupError as exc:
         raise CliError(str(exc)) from None
     name = f" {node['name']}" if node["name"] else ""

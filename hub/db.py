@@ -9,7 +9,11 @@ Tables:
   (``ack_seq``/``ack_hash``: every record up to there is stored and verified; ``key_id``/
   ``cur_key``: the key the next record must be signed with, following ``key.rotated``).
 - ``node_keys``: every key a node has used, from which seq (``from_seq`` = records already in
-  the log when the key became current), and whether it was revoked.
+  the log when the key became current), how (``enrolled``, ``rotated`` by a ``key.rotated``
+  record, ``rekeyed`` by a ``node.rekeyed`` record) and whether it was revoked.
+- ``rekeys``: the hub-signed authorisations of a new key for a node whose key was lost
+  (``onestop hub rekey``, :mod:`sync.rekey`): ``pending`` until the node's ``node.rekeyed``
+  record arrives (``applied``), or ``superseded`` by a later one.
 - ``records``: the verified copy of every node's signed log (append-only by trigger), with the
   event fields in columns so later rollups can aggregate by ``kind``/``entity``/``at``.
 - ``checkpoints``: node-signed Merkle roots the hub checked against its own copy.
@@ -249,12 +253,56 @@ def _m004_tickets_expired(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {m} INTEGER NOT NULL DEFAULT 0")
 
 
+def _m005_rekeys(db: sqlite_utils.Database) -> None:
+    """``rekeys`` (authorisations of a new key for a node whose key was lost) and
+    ``node_keys.source`` ``rekeyed`` (the table rebuilt for its CHECK constraint)."""
+    db.execute(
+        """CREATE TABLE node_keys_new (
+            node TEXT NOT NULL REFERENCES nodes(code),
+            key_id TEXT NOT NULL,
+            pubkey TEXT NOT NULL,               -- raw base64
+            from_seq INTEGER NOT NULL,          -- current once this many records are in the log
+            source TEXT NOT NULL CHECK (source IN ('enrolled','rotated','rekeyed')),
+            added_at TEXT NOT NULL,
+            revoked_at TEXT,
+            PRIMARY KEY (node, key_id))"""
+    )
+    db.execute(
+        "INSERT INTO node_keys_new (node, key_id, pubkey, from_seq, source, added_at, "
+        "revoked_at) SELECT node, key_id, pubkey, from_seq, source, added_at, revoked_at "
+        "FROM node_keys ORDER BY rowid"
+    )
+    db.execute("DROP TABLE node_keys")
+    db.execute("ALTER TABLE node_keys_new RENAME TO node_keys")
+    db.execute(
+        """CREATE TABLE rekeys (
+            id INTEGER PRIMARY KEY,
+            node TEXT NOT NULL REFERENCES nodes(code),
+            old_key_id TEXT NOT NULL,           -- the node's current key at the hub, replaced
+            new_key_id TEXT NOT NULL,
+            new_key TEXT NOT NULL,              -- raw base64
+            from_seq INTEGER NOT NULL,          -- the hub's head seq + 1: the node.rekeyed record
+            prev TEXT NOT NULL,                 -- the hub's head hash
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            signed TEXT NOT NULL,               -- {"authorisation", "sig"} as signed (JSON)
+            sig TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending','applied','superseded')),
+            applied_at TEXT)"""
+    )
+    db.execute("CREATE UNIQUE INDEX rekeys_pending ON rekeys (node) WHERE state = 'pending'")
+    db.execute("CREATE INDEX rekeys_node ON rekeys (node, id)")
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
     ("002_dashboards", _m002_dashboards),
     ("003_case_visits", _m003_case_visits),
     ("004_tickets_expired", _m004_tickets_expired),
+    ("005_rekeys", _m005_rekeys),
 ]
 
 

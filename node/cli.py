@@ -1,4 +1,4 @@
-"""``onestop node ...``: init, serve, users, windows, catalog."""
+"""``onestop node ...``: init, serve, users, windows, catalog, keys."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlite_utils
 
 from node import (
+    bundle,
     catalog,
     catalog_cli,
     litestream,
@@ -101,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rebuild.register(nsub)
     restore.register_restore(nsub)  # replicate, replica-config, restore (litestream)
     replication_cli.register_node_commands(nsub)  # rotate-key, checkpoint, keygen
+    bundle.register_keys(nsub)  # keys export, keys import
 
 
 def open_db(data: str) -> tuple[cfgm.NodeConfig, sqlite_utils.Database]:

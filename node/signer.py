@@ -11,7 +11,9 @@ gets unsigned events; they are signed ("adopted") when a key is attached later.
 Key files in the data directory: ``node.key`` (0600, optionally passphrase-encrypted; the
 passphrase comes from ``ONESTOP_KEY_PASSPHRASE`` or the file named by
 ``ONESTOP_KEY_PASSPHRASE_FILE``), ``node.pub``; after a rotation the old pair is kept as
-``node-<key id>.key``/``.pub``.  ``hub.pub`` (the hub's Ed25519 key: receipts, catalogs) and
+``node-<key id>.key``/``.pub``; a node that adopted the hub's log under a new key after losing
+its old one (:mod:`node.replication.rekey`) keeps the old public halves as
+``node-<key id>.pub``.  ``hub.pub`` (the hub's Ed25519 key: receipts, catalogs) and
 ``hub-seal.pub`` (the hub's X25519 key for sealed ID numbers) are copied in at init.
 """
 
@@ -253,7 +255,11 @@ def signer_for(db: DbLike) -> Signer | None:
 
 
 def expected_key_id(conn: Conn) -> str | None:
-    """The key the next record must be signed with, from the log itself (None: empty log)."""
+    """The key the next record must be signed with, from the log itself (None: empty log).
+
+    After ``key.rotated`` it is the key the rotation announces; after any other record the
+    key that signed it, which for ``node.rekeyed`` (signed with the key the hub authorised,
+    :mod:`sync.rekey`) is the new key."""
     row = conn.execute(
         "SELECT kind, key_id, body FROM events WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1"
     ).fetchone()

@@ -15,6 +15,11 @@ checkpoint signature or anything else signed with the node key).
 Key rotation: an event of kind :data:`ROTATION_KIND` whose body holds ``public_key`` (raw
 base64, see :func:`rotation_body`) and its ``key_id`` is signed with the OLD key; every later
 record must be signed with the new key, and the old key is no longer accepted.
+
+Re-keying (the old key lost): a :data:`~sync.rekey.REKEY_KIND` record signed with the NEW
+key, carrying the hub's signed authorisation of it (:mod:`sync.rekey`); a verifier given the
+hub's key accepts the change only where the authorisation names this node, the current key,
+the record's key, seq and ``prev``.
 """
 
 from __future__ import annotations
@@ -53,9 +58,11 @@ from sync.keys import (
     public_key_id,
     public_raw_b64,
 )
+from sync.rekey import REKEY_KIND, check_rekey, parse_authorisation
 
 __all__ = [
     "GENESIS",
+    "REKEY_KIND",
     "ROTATION_KIND",
     "RECORD_SIG_CONTEXT",
     "ChainState",
@@ -195,6 +202,8 @@ def make_record(
     ev, raw = _event_fields(event, seq)
     if ev["kind"] == ROTATION_KIND:
         parse_rotation(ev, seq)
+    elif ev["kind"] == REKEY_KIND:
+        parse_authorisation(ev["body"], seq)
     # When the parsed-back body holds only strings, safe integers, booleans, null, lists and
     # objects, its canonical JSON is ``raw`` again, so the record's is ``raw`` in the fixed
     # frame.  Otherwise (floats: 1e20 comes back as an integer JSON cannot carry exactly, ...)
@@ -323,6 +332,8 @@ def _verify_shaped(
         raise RecordError(BROKEN_CHAIN, f"expected seq {expected_seq}", seq)
     if event["kind"] == ROTATION_KIND:
         parse_rotation(event, seq)
+    elif event["kind"] == REKEY_KIND:
+        parse_authorisation(event["body"], seq)
     return body
 
 
@@ -376,12 +387,22 @@ class ChainState:
 
 
 class ChainVerifier:
-    """Stateful, record-by-record chain verification that follows key rotations."""
+    """Stateful, record-by-record chain verification that follows key rotations.
+
+    ``hub_key``: the hub's Ed25519 key, which signs re-key authorisations; without it a
+    ``node.rekeyed`` record is refused (``bad_signature``)."""
 
     def __init__(
-        self, keys: KeySource, *, node: str | None = None, prev: str = GENESIS, seq: int = 0
+        self,
+        keys: KeySource,
+        *,
+        node: str | None = None,
+        prev: str = GENESIS,
+        seq: int = 0,
+        hub_key: Ed25519PublicKey | None = None,
     ) -> None:
         self._keys = keys
+        self.hub_key = hub_key
         self.node, self.seq, self.head = node, seq, prev
         self.key = keys if isinstance(keys, Ed25519PublicKey) else None
         # (tree size from which the key is current, key); sizes count records, i.e. seq.
@@ -405,6 +426,8 @@ class ChainVerifier:
         Returns the canonical JSON of the record's event body (see :func:`verify_record`).
         ``shape_checked``: the caller's :func:`check_shape` just passed (not done again)."""
         seq = record["seq"] if shape_checked else check_shape(record)
+        if record["event"]["kind"] == REKEY_KIND:
+            return self._check_rekey(record, seq)
         key = self.key or self.lookup(record["key_id"])
         if key is None:
             raise RecordError(BAD_SIGNATURE, f"unknown key {record['key_id']}", seq)
@@ -420,6 +443,23 @@ class ChainVerifier:
         if record["event"]["kind"] == ROTATION_KIND:
             self.key = parse_rotation(record["event"], seq)
             self.history.append((seq, self.key))
+        return body
+
+    def _check_rekey(self, record: Mapping[str, Any], seq: int) -> bytes:
+        """:meth:`check` of a ``node.rekeyed`` record: signed with the key its authorisation
+        names, which the hub signed for this node, the current key, this seq and ``prev``."""
+        auth = parse_authorisation(record["event"]["body"], seq)
+        old = self.key or self.lookup(auth.old_key_id)
+        body = _verify_shaped(
+            record, seq, auth.new_key, self.head, self.node, self.seq + 1, self.signatures,
+            auth.new_key_id,
+        )  # fmt: skip
+        check_rekey(record, self.hub_key, old, seq)
+        if self.key is None and old is not None:
+            self.history.append((self.seq, old))
+        self.node, self.seq, self.head = record["node"], seq, record["hash"]
+        self.key = auth.new_key
+        self.history.append((seq, self.key))
         return body
 
     def skip(self, record: object) -> None:
@@ -452,13 +492,15 @@ def verify_chain(
     node: str | None = None,
     prev: str = GENESIS,
     seq: int = 0,
+    hub_key: Ed25519PublicKey | None = None,
 ) -> ChainState:
     """Verify records in order, following key rotations; raise on the first bad record.
 
     ``keys`` says which key the first record must be signed by.  ``prev``/``seq`` are the head
-    already verified (defaults: empty log).  Returns the state to resume from.
+    already verified (defaults: empty log); ``hub_key`` verifies re-key authorisations.
+    Returns the state to resume from.
     """
-    verifier = ChainVerifier(keys, node=node, prev=prev, seq=seq)
+    verifier = ChainVerifier(keys, node=node, prev=prev, seq=seq, hub_key=hub_key)
     for record in records:
         verifier.check(record)
     return verifier.state()

@@ -10,6 +10,7 @@ from sync.canonical import is_sha256_hex
 from sync.chain import ChainVerifier, KeySource
 from sync.checkpoint import check_checkpoint_shape, verify_checkpoint
 from sync.errors import BAD_ROOT, BAD_SIGNATURE, MISSING_RECORDS, CheckpointError, VerifyError
+from sync.keys import Ed25519PublicKey
 from sync.merkle import MerkleTree, leaf_hash, record_leaf
 
 
@@ -51,15 +52,17 @@ def verify_log(
     public_key: KeySource,
     *,
     max_problems: int = 100,
+    hub_key: Ed25519PublicKey | None = None,
 ) -> VerifyReport:
     """Audit a node's full log (from seq 1) and its checkpoints; never raises for bad input.
 
     ``public_key`` is the node's initial key (or a key-id lookup); rotations found in the log
-    are followed.  A checkpoint must be signed by the key current after its ``tree_size``-th
+    are followed, and re-keys whose authorisation verifies with ``hub_key`` (without it a
+    ``node.rekeyed`` record is a problem).  A checkpoint must be signed by the key current after its ``tree_size``-th
     record, and its root must equal the Merkle root of the first ``tree_size`` record hashes.
     """
     problems: list[str] = []
-    chain = ChainVerifier(public_key, node=node_code)
+    chain = ChainVerifier(public_key, node=node_code, hub_key=hub_key)
     tree = MerkleTree()
     for index, record in enumerate(records):
         try:

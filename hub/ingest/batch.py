@@ -4,7 +4,12 @@ transaction); the rules are in ``docs/sync-protocol.md``:
 - The batch's node must be enrolled and active (else ``unknown_node`` / ``revoked_key``).
 - Records are checked in order from the hub's acknowledged position with
   :class:`sync.chain.ChainVerifier` continuing from the stored state (seq, head hash, current
-  key), so ``key.rotated`` records are followed.  A record at or below the position with the
+  key), so ``key.rotated`` records are followed, and ``node.rekeyed`` records whose
+  authorisation the hub's own key signed.  While the node has a pending re-key
+  (:mod:`hub.rekeys`) the next record must be the ``node.rekeyed`` record carrying exactly
+  that authorisation: anything else there (a record of the replaced key, an older or a
+  superseded authorisation) is ``revoked_key``; without a pending re-key a ``node.rekeyed``
+  record is refused the same way.  A record at or below the position with the
   hash the hub holds is a harmless repeat and is skipped.
 - The first record that fails is named in ``rejected``; records after it are not stored
   (chain continuity), the ones before it are.
@@ -27,6 +32,7 @@ from typing import Any
 import sqlite_utils
 
 from hub import db as hubdb
+from hub import rekeys
 from hub.identity import HubIdentity
 from hub.ingest.checkpoints import Frontier, check_checkpoint
 from hub.ingest.results import BAD_SCHEMA, REVOKED_KEY, UNKNOWN_NODE, BatchResult, rejection
@@ -45,6 +51,7 @@ from sync.errors import BAD_SIGNATURE, BROKEN_CHAIN, WRONG_NODE, RecordError
 from sync.keys import Ed25519PublicKey, public_from_raw_b64, public_key_id
 from sync.merkle import record_leaf
 from sync.receipts import make_receipt
+from sync.rekey import REKEY_KIND, parse_authorisation
 
 
 def raise_alert(db: sqlite_utils.Database, node: str, kind: str, message: str, now: str) -> None:
@@ -117,11 +124,14 @@ class _Outcome:
 def _check_records(
     db: sqlite_utils.Database, code: str, node: Mapping[str, Any], keys: NodeKeys,
     records: Sequence[Any], signatures: SignatureResults | None = None,
+    hub_key: Ed25519PublicKey | None = None, pending: Mapping[str, Any] | None = None,
 ) -> _Outcome:  # fmt: skip
+    """``hub_key`` verifies re-key authorisations; ``pending``: the node's pending re-key
+    (its ``rekeys`` row), if any."""
     out = _Outcome()
     ack_seq, ack_hash = int(node["ack_seq"]), str(node["ack_hash"])
     current = public_from_raw_b64(node["cur_key"])
-    verifier = ChainVerifier(current, node=code, prev=ack_hash, seq=ack_seq)
+    verifier = ChainVerifier(current, node=code, prev=ack_hash, seq=ack_seq, hub_key=hub_key)
     verifier.signatures = signatures
     seqs = [int(r["seq"]) for r in records if isinstance(r, Mapping) and type(r.get("seq")) is int]
     held: dict[int, str] = {}
@@ -161,7 +171,8 @@ def _check_records(
                     out.duplicates += 1
                     continue
                 # A different record where the hub already holds one: a fork if it is genuine.
-                key = key_at(seq - 1)
+                # (A node.rekeyed record is signed with the key it brings.)
+                key = key_at(seq if record["event"]["kind"] == REKEY_KIND else seq - 1)
                 if key is None:
                     raise RecordError(BAD_SIGNATURE, "no key known for this seq", seq)
                 verify_record(record, key, None, node=code, signatures=signatures)
@@ -172,6 +183,12 @@ def _check_records(
                     + (" (its log restarts from seq 1: rolled-back database?)" if restarts else "")
                 ))  # fmt: skip
                 return out
+            rekeyed = record["event"]["kind"] == REKEY_KIND
+            if pending is not None and not rekeyed and seq == verifier.seq + 1:
+                out.rejected.append(
+                    rejection(seq, REVOKED_KEY, _rekey_problem(code, record, pending))
+                )
+                break
             before = verifier.state()
             try:
                 body = verifier.check(record, shape_checked=True)
@@ -191,11 +208,18 @@ def _check_records(
                     ))  # fmt: skip
                     return out
                 raise
+            refusal = _rekey_problem(code, record, pending) if rekeyed else ""
+            if refusal:
+                out.rejected.append(rejection(seq, REVOKED_KEY, refusal))
+                break
             problem = event_problem(record["event"])
             if problem:
                 raise _SchemaError(seq, problem)
             if record["event"]["kind"] == ROTATION_KIND:
                 batch_keys.append((seq, parse_rotation(record["event"], seq)))
+            elif rekeyed:
+                batch_keys.append((seq, parse_authorisation(record["event"]["body"]).new_key))
+                pending = None  # used: the new key signs what follows
             out.accepted.append(record)  # type: ignore[arg-type]
             out.bodies.append(body.decode("utf-8"))
         except _SchemaError as e:
@@ -216,6 +240,26 @@ def _check_records(
             out.rejected.append(rejection(where, reason, message))
             break
     return out
+
+
+def _rekey_problem(code: str, record: Mapping[str, Any], pending: Mapping[str, Any] | None) -> str:
+    """Why the record after the position cannot be taken given the node's pending re-key
+    ('' if it can: the chain walk checked its signature, authorisation, seq and ``prev``)."""
+    ev = record["event"]
+    if pending is None:
+        return (f"node {code} has no pending re-key at this hub: a {REKEY_KIND} record needs "
+                "one (onestop hub rekey)")  # fmt: skip
+    if ev["kind"] != REKEY_KIND:
+        return (
+            f"node {code} was re-keyed at this hub: key {pending['old_key_id']} is replaced and "
+            f"seq {pending['from_seq']} must be the {REKEY_KIND} record of key "
+            f"{pending['new_key_id']}"
+        )
+    body = ev["body"]
+    if not isinstance(body, Mapping) or body.get("sig") != pending["sig"]:
+        return (f"this {REKEY_KIND} record does not carry the hub's pending authorisation for "
+                f"node {code} (key {pending['new_key_id']} from seq {pending['from_seq']})")  # fmt: skip
+    return ""
 
 
 class _SchemaError(Exception):
@@ -277,7 +321,8 @@ def ingest_batch(
                           alert="revoked_key")  # fmt: skip
 
         keys = NodeKeys.load(db, code)
-        out = _check_records(db, code, node, keys, records, signatures)
+        out = _check_records(db, code, node, keys, records, signatures,
+                             ident.signing_key.public_key(), rekeys.pending(db, code))  # fmt: skip
         divergence = out.divergence
         stored_cp: Mapping[str, Any] | None = None
         frontier = Frontier.load(db, code, ack_seq, node["frontier"])

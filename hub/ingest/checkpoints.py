@@ -17,6 +17,7 @@ from sync.checkpoint import check_checkpoint_shape, verify_checkpoint
 from sync.errors import BAD_ROOT, BAD_SIGNATURE, CheckpointError
 from sync.keys import Ed25519PublicKey
 from sync.merkle import EMPTY_ROOT, MerkleTree, node_hash, record_leaf, verify_consistency
+from sync.rekey import REKEY_KIND, parse_authorisation
 
 
 class Frontier:
@@ -99,7 +100,7 @@ def check_checkpoint(
 
     ``key_for_size``: the node's key once a number of records are in its log, as the hub
     held it before the batch (:meth:`hub.ingest.batch.NodeKeys.for_size`); the batch's
-    ``accepted`` records add their rotations."""
+    ``accepted`` records add their rotations and re-keys."""
     size: int | None = None
     try:
         size = check_checkpoint_shape(cp)
@@ -108,8 +109,10 @@ def check_checkpoint(
             return "ahead", None
         rotations = [
             (int(r["seq"]), parse_rotation(r["event"]))
-            for r in accepted
             if r["event"]["kind"] == ROTATION_KIND
+            else (int(r["seq"]), parse_authorisation(r["event"]["body"]).new_key)
+            for r in accepted
+            if r["event"]["kind"] in (ROTATION_KIND, REKEY_KIND)
         ]
         key = key_for_size(size)
         for from_seq, k in rotations:

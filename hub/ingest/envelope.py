@@ -97,17 +97,22 @@ def gunzip(raw: bytes, limit: int) -> bytes:
 
 
 def announced_keys(
-    db: sqlite_utils.Database, envelope: Envelope, node: str
+    db: sqlite_utils.Database,
+    envelope: Envelope,
+    node: str,
+    hub_key: Ed25519PublicKey | None = None,
 ) -> list[Ed25519PublicKey]:
     """New keys of ``node`` announced by ``key.rotated`` records in its own batches of this
     push that verify from the hub's position (so a request signed with the new key is
-    accepted in the very push that carries the rotation)."""
+    accepted in the very push that carries the rotation); ``hub_key`` lets the walk pass a
+    ``node.rekeyed`` record (whose key the request may already use, :mod:`hub.rekeys`)."""
     row = hubdb.one(db, "SELECT * FROM nodes WHERE code = ? AND status = 'active'", [node])
     if row is None:
         return []
     verifier = ChainVerifier(
-        public_from_raw_b64(row["cur_key"]), node=node, prev=row["ack_hash"], seq=row["ack_seq"]
-    )
+        public_from_raw_b64(row["cur_key"]), node=node, prev=row["ack_hash"],
+        seq=row["ack_seq"], hub_key=hub_key,
+    )  # fmt: skip
     keys: list[Ed25519PublicKey] = []
     for batch in envelope.batches:
         if batch["node"] != node:

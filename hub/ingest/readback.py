@@ -11,7 +11,7 @@ import sqlite_utils
 
 from hub import db as hubdb
 from sync.chain import GENESIS
-from sync.keys import load_public
+from sync.keys import Ed25519PublicKey, load_public
 from sync.verify import VerifyReport, verify_log
 
 
@@ -54,15 +54,18 @@ def position(db: sqlite_utils.Database, code: str) -> dict[str, Any] | None:
     return {"node": row["code"], "ack_seq": row["ack_seq"], "ack_hash": row["ack_hash"]}
 
 
-def verify_stored(db: sqlite_utils.Database, code: str) -> tuple[dict[str, Any], VerifyReport]:
+def verify_stored(
+    db: sqlite_utils.Database, code: str, hub_key: Ed25519PublicKey | None = None
+) -> tuple[dict[str, Any], VerifyReport]:
     """Audit the hub's stored copy of one node's log offline (:func:`sync.verify.verify_log`)
-    from its enrolled key; also check the stored position agrees with the records."""
+    from its enrolled key; also check the stored position agrees with the records.
+    ``hub_key`` (the hub's own) verifies the authorisations of ``node.rekeyed`` records."""
     node = hubdb.one(db, "SELECT * FROM nodes WHERE code = ?", [code])
     if node is None:
         raise LookupError(f"node {code} is not enrolled at this hub")
     records = stored_records(db, code)
     checkpoints = stored_checkpoints(db, code)
-    report = verify_log(code, records, checkpoints, load_public(node["pubkey"]))
+    report = verify_log(code, records, checkpoints, load_public(node["pubkey"]), hub_key=hub_key)
     last = records[-1] if records else None
     expect_seq, expect_hash = (last["seq"], last["hash"]) if last else (0, GENESIS)
     if (node["ack_seq"], node["ack_hash"]) != (expect_seq, expect_hash):

@@ -16,9 +16,10 @@ from sync.chain import ROTATION_KIND
 def signature_items(db: sqlite_utils.Database, envelope: Envelope) -> list[tuple[bytes, str, str]]:
     """The record signatures of a push worth checking ahead, in order: ``(raw public key,
     sig, hash)`` for records above the hub's position of active nodes, with the key their
-    ``key_id`` names (an enrolled key, or one announced by a ``key.rotated`` record before it
-    in the batch).  Only a guess at the work: the chain walk decides which key each record
-    needs and uses a result only for that exact key (:class:`hub.worker.SignatureJobs`)."""
+    ``key_id`` names (an enrolled key, the new key of a pending re-key, or one announced by a
+    ``key.rotated`` record before it in the batch).  Only a guess at the work: the chain walk
+    decides which key each record needs and uses a result only for that exact key
+    (:class:`hub.worker.SignatureJobs`)."""
     known: dict[str, tuple[int, dict[str, bytes]]] = {}
     for code in dict.fromkeys(b["node"] for b in envelope.batches):
         row = hubdb.one(db, "SELECT ack_seq, status FROM nodes WHERE code = ?", [code])
@@ -26,7 +27,9 @@ def signature_items(db: sqlite_utils.Database, envelope: Envelope) -> list[tuple
             continue
         keys: dict[str, bytes] = {}
         for kid, pub in db.execute(
-            "SELECT key_id, pubkey FROM node_keys WHERE node = ?", [code]
+            "SELECT key_id, pubkey FROM node_keys WHERE node = ? UNION ALL "
+            "SELECT new_key_id, new_key FROM rekeys WHERE node = ? AND state = 'pending'",
+            [code, code],
         ).fetchall():
             with contextlib.suppress(ValueError):
                 keys[str(kid)] = b64decode(pub)

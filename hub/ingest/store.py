@@ -1,7 +1,7 @@
-"""Writing a batch's verified records: the ``records`` rows, the keys ``key.rotated`` records
-announce, the person links of ``case.opened`` records with a sealed ID number (opened with the
-hub's X25519 key; only the hub's keyed hash and the mask are kept) and the dashboard rollups,
-all inside the batch's transaction."""
+"""Writing a batch's verified records: the ``records`` rows, the keys ``key.rotated`` and
+``node.rekeyed`` records announce, the person links of ``case.opened`` records with a sealed
+ID number (opened with the hub's X25519 key; only the hub's keyed hash and the mask are kept)
+and the dashboard rollups, all inside the batch's transaction."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from typing import Any
 
 import sqlite_utils
 
-from hub import rollups
+from hub import rekeys, rollups
 from hub.identity import HubIdentity
 from hub.ingest.schemas import CASE_OPENED, SEALED_FIELD
 from onestop.identity import mask_id
 from sync.canonical import canonical
 from sync.chain import ROTATION_KIND, parse_rotation
-from sync.keys import public_key_id
+from sync.keys import public_key_id, public_raw_b64
+from sync.rekey import REKEY_KIND, parse_authorisation
 from sync.sealing import SealError, unseal
 
 
@@ -54,6 +55,9 @@ def insert_records(
                 "UPDATE nodes SET key_id = ?, cur_key = ? WHERE code = ?",
                 [kid, ev["body"]["public_key"], code],
             )
+        elif ev["kind"] == REKEY_KIND:
+            auth = parse_authorisation(ev["body"], r["seq"])
+            rekeys.applied(db, code, r["seq"], auth.new_key_id, public_raw_b64(auth.new_key), now)
         if ev["kind"] == CASE_OPENED and SEALED_FIELD in ev["body"]:
             problem = _link_person(db, ident, code, r)
             if problem:

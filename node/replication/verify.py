@@ -3,8 +3,9 @@
 Reads ``DIR/node.db`` read-only and checks every record (hash, signature, chain, key
 rotations), every stored checkpoint (signature and Merkle root) with
 :func:`sync.verify.verify_log`, trusting only the public keys in DIR (``node.pub`` and those
-kept after rotations), and the hub's receipts (signature with ``DIR/hub.pub``, and that the
-record the hub acknowledged is the one in the log).
+kept after rotations or a re-key) and, for ``node.rekeyed`` records, ``DIR/hub.pub``; and the
+hub's receipts (signature with ``DIR/hub.pub``, and that the record the hub acknowledged is
+the one in the log).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from node import config as cfgm
 from node import signer as signerm
-from sync.keys import KeyFileError, load_public, public_key_id
+from sync.keys import Ed25519PublicKey, KeyFileError, load_public, public_key_id
 from sync.receipts import ReceiptError, verify_receipt
 from sync.verify import verify_log
 
@@ -88,7 +89,11 @@ def verify_node(data_dir: Path) -> int:
             code = cfgm.load(data_dir).code
         records = signerm.load_records(conn, code=code)
         checkpoints = signerm.all_checkpoints(conn, code)
-        report = verify_log(code, records, checkpoints, keys)
+        try:
+            hub_key: Ed25519PublicKey | None = load_public(data_dir / signerm.HUB_PUB)
+        except KeyFileError:  # no hub key: a node.rekeyed record is then a problem
+            hub_key = None
+        report = verify_log(code, records, checkpoints, keys, hub_key=hub_key)
         problems = list(report.problems)
         try:
             current = public_key_id(load_public(data_dir / f"{signerm.KEY_NAME}.pub"))
