@@ -85,6 +85,7 @@ LOG_ONLY = frozenset(
         "case.notice_issued",
         "node.restored",
         "key.rotated",
+        "node.rekeyed",
     }
 )
 

@@ -473,12 +473,12 @@ def test_event_bodies_never_carry_full_numbers(node_dir: Path) -> None:
     for body in ({"id": make_id()}, {"note": [f"call {PHONE}"]}):
         with pytest.raises(ValueError, match="full ID or phone"):
             with dbm.tx(db) as conn:
-                events.append(conn, "case.visit", "case", "x", body)
+                events.append(conn, "case.identity_viewed", "case", "x", body)
     assert signerm.log_size(db) == n
     with dbm.tx(db) as conn:  # masks, hashes and sealed values are fine
         events.append(
             conn,
-            "case.visit",
+            "case.identity_viewed",
             "case",
             "x",
             {
