@@ -27,13 +27,9 @@ Run it with the node server and ``onestop node replicate`` stopped; start both a
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sqlite3
 import subprocess
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,14 +42,11 @@ from node import pii as piim
 from node import projection
 from node import recovery as recoverym
 from node import signer as signerm
-from node.signer import body_text
+from node.replication.readback import RecoveryError, fetch_records, insert_record
 from onestop.clock import system_now
 from onestop.errors import CliError
 from sync import sealing
 from sync.chain import ChainVerifier, RecordError
-from sync.requests import sign_request
-
-PAGE = 1000
 
 
 @dataclass
@@ -232,35 +225,6 @@ def _integrity(path: Path) -> str:
 # ---- recovery from the hub ---------------------------------------------------------------
 
 
-class RecoveryError(Exception):
-    """The hub's records could not be fetched or do not continue the restored log."""
-
-
-def fetch_records(cfg: cfgm.NodeConfig, after: int, limit: int = PAGE) -> dict[str, Any]:
-    """One page of the hub's verified copy of this node's records (signed request)."""
-
-    key = signerm.load_node_key(Path(cfg.data_dir))
-    if key is None:
-        raise RecoveryError(f"{cfg.data_dir}/node.key not found: cannot sign the request")
-    base = cfg.hub_url.rstrip("/")
-    target = f"/api/v1/nodes/{cfg.code}/records?" + urllib.parse.urlencode(
-        {"after": after, "limit": limit}
-    )
-    # The hub checks the signature over the path as the server sees it: keep the base's path.
-    prefix = urllib.parse.urlsplit(base).path.rstrip("/")
-    headers = sign_request(key, cfg.code, "GET", prefix + target)
-    req = urllib.request.Request(base + target, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            body: dict[str, Any] = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise RecoveryError(f"hub answered {exc.code}: {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise RecoveryError(f"hub {base} unreachable: {exc}") from None
-    return body
-
-
 def _start_key(conn: sqlite3.Connection, data_dir: Path) -> Any:
     """The key (or key lookup) the record after the restored head must be signed with."""
 
@@ -324,27 +288,6 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: Res
         raise
     conn.execute("COMMIT")
     report.recovered = len(records)
-
-
-def insert_record(conn: sqlite3.Connection, rec: dict[str, Any]) -> None:
-
-    ev = rec["event"]
-    conn.execute(
-        "INSERT INTO events (seq, at, kind, entity, entity_id, body, prev, hash, sig, key_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            rec["seq"],
-            ev["at"],
-            ev["kind"],
-            ev["entity"],
-            ev["entity_id"],
-            body_text(ev["body"]),
-            rec["prev"],
-            rec["hash"],
-            rec["sig"],
-            rec["key_id"],
-        ],
-    )
 
 
 # ---- re-applying events to the current tables ------------------------------------------

@@ -22,6 +22,7 @@ from node import daybreak, rebuild, recovery, restore
 from node import db as dbm
 from node import pii as piim
 from node import signer as signerm
+from node.replication import readback
 from tests import test_cases_common as common
 from tests.conftest import PHONE, make_id
 from tests.test_cases_common import (
@@ -269,7 +270,7 @@ async def test_restore_gives_tickets_back_their_token_masks_and_numbers(
             ctx = restore.Context(cfg, piim.load(replica), recovery=key)
             conn.execute("BEGIN IMMEDIATE")
             for rec in later:
-                restore.insert_record(conn, rec)
+                readback.insert_record(conn, rec)
             for rec in later:
                 restore.project(conn, rec, ctx, report)
             conn.execute("COMMIT")

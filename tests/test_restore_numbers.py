@@ -22,6 +22,7 @@ from node import restore
 from node import signer as signerm
 from node.app import create_app
 from node.keys import DB
+from node.replication import readback
 from tests import test_cases_common as common
 from tests.conftest import CLERK, PHONE, make_id
 from tests.test_cases_common import Actor, Env, check_events
@@ -80,7 +81,7 @@ def recover(
         ctx = restore.Context(cfg, piim.load(data))
         conn.execute("BEGIN IMMEDIATE")
         for rec in records:
-            restore.insert_record(conn, rec)
+            readback.insert_record(conn, rec)
         for rec in records:
             if rec["seq"] not in skip:
                 restore.project(conn, rec, ctx, report)

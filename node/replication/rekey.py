@@ -38,10 +38,9 @@ from cryptography.hazmat.primitives import serialization as ser
 from node import config as cfgm
 from node import pii as piim
 from node import projection, rebuild
-from node import restore as restorem
 from node import signer as signerm
+from node.replication.readback import RecoveryError, fetch_records, insert_record
 from node.replication.state import set_state
-from node.restore import RecoveryError, fetch_records, insert_record
 from onestop.clock import system_now, utcnow
 from onestop.errors import CliError
 from sync.chain import ChainVerifier, RecordError, make_record
@@ -151,25 +150,7 @@ def _apply(
 ) -> None:
     """Apply the adopted records to the tables in order, with :func:`node.rebuild.replay`."""
     rep = rebuild.RebuildReport()
-    # Kinds node/projectors has no projector for yet are applied by the restore's own (the
-    # ticket events); once every kind has its projector this table is empty.
-    legacy: dict[str, Any] = getattr(restorem, "PROJECTORS", {})
-    legacy_ctx = restorem.Context(cfg, ctx.pii)
-    for rec in records:
-        ev = {**rec["event"], "seq": rec["seq"]}
-        fn = legacy.get(ev["kind"]) if ev["kind"] not in projection.PROJECTORS else None
-        if fn is None:
-            rebuild.replay(conn, [ev], ctx, rep)
-            continue
-        conn.execute("SAVEPOINT adopt")
-        try:
-            fn(conn, ev, legacy_ctx)
-        except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
-            conn.execute("ROLLBACK TO adopt")
-            rep.failures.append(f"seq {ev['seq']} {ev['kind']} {ev['entity_id']}: {exc}")
-        else:
-            rep.applied[ev["kind"]] += 1
-        conn.execute("RELEASE adopt")
+    rebuild.replay(conn, ({**rec["event"], "seq": rec["seq"]} for rec in records), ctx, rep)
     report.applied = rep.applied
     report.log_only = rep.log_only + rep.unknown
     report.failures = rep.failures
