@@ -35,13 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization as ser
+
+from node import bundle as bundlem
 from node import config as cfgm
 from node import db as dbm
+from node import events, projection
 from node import litestream as lsm
 from node import pii as piim
-from node import projection
 from node import recovery as recoverym
 from node import signer as signerm
+from node.replication import rekey as rekeym
 from node.replication.readback import RecoveryError, fetch_records, insert_record
 from onestop.clock import system_now
 from onestop.errors import CliError
@@ -72,6 +76,10 @@ class RestoreReport:
     failed_projections: list[str] = field(default_factory=list)
     moved_aside: Path | None = None
     hub_error: str = ""
+    source: str = "replica"  # replica | hub | hub, new key
+    bundle_imported: bool = False
+    personal_data: bool = False  # sealed ID/phone numbers opened with the recovery key
+    restored_event: int | None = None  # seq of the node.restored event
 
     @property
     def final_seq(self) -> int:
@@ -98,11 +106,37 @@ def register_restore(nsub: argparse._SubParsersAction) -> None:  # type: ignore[
         action="store_true",
         help="only the replica: do not fetch the records the hub holds beyond it",
     )
+    p.add_argument(
+        "--key-bundle",
+        default="",
+        metavar="FILE",
+        help="the node's key bundle (onestop node keys export): written into an empty DIR, "
+        "and its recovery key brings back the personal data of records the replica lacks",
+    )
+    p.add_argument(
+        "--passphrase-file",
+        default="",
+        metavar="FILE",
+        help="the key bundle's passphrase (else ONESTOP_BUNDLE_PASSPHRASE)",
+    )
+    p.add_argument(
+        "--rekeyed",
+        action="store_true",
+        help="the node key was lost: after `onestop node init --no-seed` under the same code "
+        "and `onestop hub rekey`, take the whole log from the hub under the new key",
+    )
     p.set_defaults(func=cmd_restore)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    report = restore(Path(args.data), force=args.force, use_hub=not args.no_hub)
+    report = restore(
+        Path(args.data),
+        force=args.force,
+        use_hub=not args.no_hub,
+        key_bundle=args.key_bundle,
+        passphrase_file=args.passphrase_file,
+        rekeyed=args.rekeyed,
+    )
     print_report(report)
     return 1 if report.hub_error or report.failed_projections else 0
 
@@ -110,7 +144,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def print_report(r: RestoreReport) -> None:
     if r.moved_aside:
         print(f"moved the old database aside to {r.moved_aside}")
-    print(f"restored from the replica: log up to seq {r.restored_seq}")
+    if r.bundle_imported:
+        print("keys: written from the key bundle")
+    if r.source == "replica":
+        print(f"restored from the replica: log up to seq {r.restored_seq}")
+    else:
+        print(f"no replica: the log comes from the hub ({r.source})")
     if r.hub_error:
         print(f"hub: {r.hub_error}")
     elif r.hub_ack_seq is not None:
@@ -128,6 +167,17 @@ def print_report(r: RestoreReport) -> None:
         print(f"  entities: {', '.join(shown)}" + (" ..." if len(r.log_only_entities) > 20 else ""))
     for msg in r.failed_projections:
         print(f"not re-applied: {msg}")
+    if r.recovered:
+        print(
+            "personal data of the recovered records: "
+            + (
+                "restored with the recovery key"
+                if r.personal_data
+                else "masks only (give --key-bundle to bring the numbers back)"
+            )
+        )
+    if r.restored_event is not None:
+        print(f"signed node.restored at seq {r.restored_event}")
     print(
         "next: start the node and `onestop node replicate`; check with `onestop verify --data DIR`"
     )
@@ -136,19 +186,36 @@ def print_report(r: RestoreReport) -> None:
 # ---- restore -----------------------------------------------------------------------------
 
 
-def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> RestoreReport:
+def restore(
+    data: Path,
+    *,
+    force: bool = False,
+    use_hub: bool = True,
+    key_bundle: str = "",
+    passphrase_file: str = "",
+    rekeyed: bool = False,
+) -> RestoreReport:
+    """Bring the node in ``data`` back by whichever path its losses leave (module docs)."""
+    report = RestoreReport()
+    recovery = None
+    if key_bundle:
+        recovery = _from_bundle(data, Path(key_bundle), passphrase_file, report)
+    if rekeyed:
+        return _restore_rekeyed(data, recovery, report)
     try:
         cfg = cfgm.load(data)
     except cfgm.ConfigError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(
+            str(exc),
+            hint=f"a lost node comes back from its key bundle: onestop node restore --data "
+            f"{data} --key-bundle FILE",
+        ) from None
+    if recovery is None:
+        recovery = recoverym.private_key(data)
     ls_cfg = lsm.config_path(data)
     if not ls_cfg.exists():
-        raise CliError(
-            f"{ls_cfg} not found: nothing says where the replica is",
-            hint=f"onestop node replica-config --data {data} [--replica-path DIR]",
-        )
+        lsm.init_config(data, cfg.db_path)  # as `node init` wrote it: the default replica
     db_path = lsm.db_path_of(ls_cfg)
-    report = RestoreReport()
     present = [p for p in _db_files(db_path) if p.exists()]
     if present and not force:
         raise CliError(
@@ -165,38 +232,25 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
             shutil.move(str(p), str(aside / p.name))
             if p in present:
                 report.moved_aside = aside
-    tmp = db_path.with_name(db_path.name + ".restoring")
-    for p in _db_files(tmp):
-        p.unlink(missing_ok=True)
-    run = subprocess.run(
-        [lsm.binary(), "restore", "-config", str(ls_cfg), "-o", str(tmp), str(db_path)],
-        capture_output=True,
-        text=True,
-    )
-    if run.returncode != 0 or not tmp.exists():
-        raise CliError(
-            f"litestream restore failed: {(run.stderr or run.stdout).strip()[-800:]}",
-            hint="check the replica settings in DIR/litestream.yml",
-        )
-    check = _integrity(tmp)
-    if check != "ok":
-        raise CliError(
-            f"the restored database fails PRAGMA integrity_check: {check}",
-            hint=f"the file is kept as {tmp}; try an older point with litestream",
-        )
-    tmp.replace(db_path)
-    for p in _db_files(tmp)[1:]:
-        p.unlink(missing_ok=True)
-
+    if not _from_replica(ls_cfg, db_path):
+        if not (use_hub and cfg.hub_url):
+            raise CliError(
+                "the replica holds no copy of node.db, and without the hub there is nothing "
+                "to restore from",
+                hint="check the replica settings in DIR/litestream.yml, or set hub_url",
+            )
+        report.source = "hub"
     db = dbm.connect(db_path)
     try:
         dbm.migrate(db)
         conn = db.conn
+        if report.source == "hub":
+            _fresh_node(db, cfg)
         report.restored_seq = signerm.log_size(conn)
         report.restored_hash = signerm.hash_at(conn, report.restored_seq) or ""
         if use_hub and cfg.hub_url:
             try:
-                recover_from_hub(cfg, conn, report)
+                recover_from_hub(cfg, conn, report, recovery)
             except RecoveryError as exc:
                 report.hub_error = str(exc)
         elif use_hub:
@@ -206,6 +260,123 @@ def restore(data: Path, *, force: bool = False, use_hub: bool = True) -> Restore
             raise CliError(f"integrity_check after recovery: {check}")
     finally:
         db.conn.close()
+    if report.source == "hub" and report.hub_error:
+        for p in _db_files(db_path):  # nothing came back: leave no empty node behind
+            p.unlink(missing_ok=True)
+        raise CliError(f"no replica, and the hub: {report.hub_error}",
+                       hint=f"when the hub is reachable: onestop node restore --data {data}")  # fmt: skip
+    if not report.hub_error:
+        _signed_restored(cfg, report)
+    if report.bundle_imported:
+        (data / recoverym.RECOVERY_KEY).unlink(missing_ok=True)  # it lives off the node
+    return report
+
+
+def _from_bundle(
+    data: Path, path: Path, passphrase_file: str, report: RestoreReport
+) -> sealing.X25519PrivateKey | None:
+    """The bundle's recovery key; its files written into ``data`` when that holds no node."""
+    passphrase = bundlem.read_passphrase(passphrase_file)
+    if not (data / "node.toml").exists() and not (data / "node.key").exists():
+        opened = bundlem.import_bundle(data, path, passphrase)
+        report.bundle_imported = True
+    else:
+        try:
+            opened = bundlem.open_bundle(path.read_bytes(), passphrase)
+        except OSError as exc:
+            raise CliError(f"cannot read --key-bundle {path}: {exc.strerror}") from None
+    entry = opened.files.get(recoverym.RECOVERY_KEY)
+    if entry is None:
+        return None
+    key = ser.load_pem_private_key(entry[1], None)
+    if not isinstance(key, sealing.X25519PrivateKey):
+        raise CliError(f"--key-bundle {path}: its recovery key is not an X25519 key")
+    return key
+
+
+def _from_replica(ls_cfg: Path, db_path: Path) -> bool:
+    """``litestream restore`` into place, checked; False when the replica holds nothing."""
+    tmp = db_path.with_name(db_path.name + ".restoring")
+    for p in _db_files(tmp):
+        p.unlink(missing_ok=True)
+    run = subprocess.run(
+        [lsm.binary(), "restore", "-if-replica-exists", "-config", str(ls_cfg), "-o", str(tmp),
+         str(db_path)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if run.returncode != 0:
+        raise CliError(
+            f"litestream restore failed: {(run.stderr or run.stdout).strip()[-800:]}",
+            hint="check the replica settings in DIR/litestream.yml",
+        )
+    if not tmp.exists():
+        return False
+    check = _integrity(tmp)
+    if check != "ok":
+        raise CliError(
+            f"the restored database fails PRAGMA integrity_check: {check}",
+            hint=f"the file is kept as {tmp}; try an older point with litestream",
+        )
+    tmp.replace(db_path)
+    for p in _db_files(tmp)[1:]:
+        p.unlink(missing_ok=True)
+    return True
+
+
+def _fresh_node(db: Any, cfg: cfgm.NodeConfig) -> None:
+    """An empty node database of this node (as `node init` makes it, with no seed): every
+    table then comes from the hub's copy of the log."""
+    with dbm.tx(db):
+        for k in ("code", "name", "level", "parent_code"):
+            dbm.set_meta(db, f"node.{k}", getattr(cfg, k))
+
+
+def _signed_restored(cfg: cfgm.NodeConfig, report: RestoreReport) -> None:
+    """Append ``node.restored``: what came back from where, signed with the node key."""
+    db = signerm.open_node_db(cfg)
+    try:
+        with dbm.tx(db) as conn:
+            report.restored_event = events.append(
+                conn, "node.restored", "node", cfg.code, restored_body(report)
+            )
+    finally:
+        db.conn.close()
+
+
+def restored_body(report: RestoreReport) -> dict[str, Any]:
+    return {
+        "source": report.source,
+        "replica_seq": report.restored_seq if report.source == "replica" else 0,
+        "hub_ack_seq": report.hub_ack_seq,
+        "recovered": report.recovered,
+        "applied": sum(report.projected.values()),
+        "failed": len(report.failed_projections),
+        "personal_data": report.personal_data,
+        "key_bundle": report.bundle_imported,
+    }
+
+
+def _restore_rekeyed(
+    data: Path, recovery: sealing.X25519PrivateKey | None, report: RestoreReport
+) -> RestoreReport:
+    """Path (d): the node key is lost; the hub authorised a new one (``onestop hub rekey``)."""
+    try:
+        cfg = cfgm.load(data)
+    except cfgm.ConfigError as exc:
+        raise CliError(
+            str(exc),
+            hint=f"first: onestop node init --data {data} --no-seed --code CODE ... (same code)",
+        ) from None
+    got = rekeym.adopt_hub_log(data, recovery_key=recovery)
+    report.source = "hub, new key"
+    report.recovered = got.fetched
+    report.hub_ack_seq = got.hub_ack_seq
+    report.projected = Counter(got.applied)
+    report.log_only = Counter(got.log_only)
+    report.failed_projections = list(got.failures)
+    report.personal_data = recovery is not None
+    _signed_restored(cfg, report)
     return report
 
 
@@ -239,7 +410,12 @@ def _start_key(conn: sqlite3.Connection, data_dir: Path) -> Any:
     return known[want]
 
 
-def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: RestoreReport) -> None:
+def recover_from_hub(
+    cfg: cfgm.NodeConfig,
+    conn: sqlite3.Connection,
+    report: RestoreReport,
+    recovery: sealing.X25519PrivateKey | None = None,
+) -> None:
     """Append the hub's verified records after the restored head; re-apply them."""
 
     head_seq, head_hash = report.restored_seq, report.restored_hash or signerm.hash_at(conn, 0)
@@ -268,7 +444,8 @@ def recover_from_hub(cfg: cfgm.NodeConfig, conn: sqlite3.Connection, report: Res
     if report.hub_ack_seq is not None and report.hub_ack_seq < head_seq:
         # The hub is behind the replica: nothing to recover, the push sends it the rest.
         pass
-    ctx = Context(cfg, recovery=recoverym.private_key(Path(cfg.data_dir)))
+    ctx = Context(cfg, recovery=recovery or recoverym.private_key(Path(cfg.data_dir)))
+    report.personal_data = ctx.recovery is not None
     try:
         ctx.pii = piim.load(Path(cfg.data_dir))
     except OSError:

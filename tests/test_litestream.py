@@ -281,7 +281,8 @@ def test_kill_restore_recovers_everything_and_sync_resumes(tmp_path: Path, procs
     assert f"hub holds up to seq {size}: recovered 9 record(s)" in done.stdout, done.stdout
     for applied in ("ticket.issued 5", "ticket.called 2", "ticket.finished 1", "ticket.no_show 1"):
         assert applied in done.stdout, done.stdout
-    assert log_size(data) == size
+    assert log_size(data) == size + 1  # and the signed node.restored that says so
+    assert f"signed node.restored at seq {size + 1}" in done.stdout, done.stdout
     assert tickets_in(data) >= set(issued), set(issued) - tickets_in(data)
     conn = sqlite3.connect(f"{(data / 'node.db').as_uri()}?mode=ro", uri=True)
     states = dict(conn.execute("SELECT ticket_no, state FROM tickets WHERE state != 'waiting'"))
