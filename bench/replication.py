@@ -3,8 +3,9 @@
 1. ``onestop hub init``, ``onestop node init --hub-url ... --hub-pubkey ...``,
    ``onestop hub enroll`` with the node's ``node.pub``;
 2. N case events (600-800 byte bodies, :mod:`bench.records`) written into the node's database
-   through the node's own signing path (:func:`node.events.append` with the signer attached
-   by :func:`node.signer.open_node_db`: signed and chained in the write transaction);
+   through the node's own signing path (:func:`node.signer.sign_next` with the signer attached
+   by :func:`node.signer.open_node_db`: signed and chained in the write transaction; as
+   records only, since no case stands behind them);
 3. ``onestop hub serve`` in its own process; the node's real push client
    (:class:`node.replication.client.PushClient`, what ``onestop sync push`` and the node server run)
    pushes the whole log (full catch-up), then 1,000 more events (incremental);
@@ -32,22 +33,38 @@ NODE_CODE = "370102001"
 
 
 def _append_events(db: Any, count: int, start_seq: int, chunk: int = 500) -> float:
-    """Write ``count`` case events through node.events.append; returns seconds."""
+    """Sign and chain ``count`` case records into the node's log; returns seconds.
+
+    The records are synthetic (no case stands behind them), so they go into the log as
+    records only, the way a restore appends records (no projector runs): signed by the
+    node's signer (:func:`node.signer.sign_next`) exactly as :func:`node.events.append` signs.
+    """
     from bench.records import case_events
     from node import db as dbm
-    from node import events
+    from node import signer as signerm
 
-    t0 = time.perf_counter()
     evs = list(case_events(NODE_CODE, count, start_seq=start_seq))
-    t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(0, len(evs), chunk):
         with dbm.tx(db) as conn:
+            signer = signerm.current_signer(conn)
+            assert signer is not None
             for ev in evs[i : i + chunk]:
-                events.append(
-                    conn, ev["kind"], ev["entity"], ev["entity_id"], ev["body"], at=ev["at"]
-                )
-    del t_gen
+                event = {
+                    "at": ev["at"],
+                    "kind": ev["kind"],
+                    "entity": ev["entity"],
+                    "entity_id": str(ev["entity_id"]),
+                    "body": ev["body"],
+                }
+                rec = signerm.sign_next(conn, signer, event)
+                conn.execute(
+                    "INSERT INTO events (seq, at, kind, entity, entity_id, body, prev, hash, sig,"
+                    " key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [rec["seq"], event["at"], event["kind"], event["entity"], event["entity_id"],
+                     signerm.body_text(event["body"]), rec["prev"], rec["hash"], rec["sig"],
+                     rec["key_id"]],
+                )  # fmt: skip
     return time.perf_counter() - t0
 
 
@@ -185,7 +202,7 @@ def run(opts: Options) -> list[Row]:
     return [
         Row(
             "replication",
-            "node signing (events.append)",
+            "node signing (signer.sign_next)",
             n / sign_s,
             "records/s",
             note=f"{n:,} case events signed and chained into the node DB in {sign_s:.1f} s",
