@@ -189,5 +189,5 @@ def test_a_lost_node_comes_back_from_its_bundle_and_replica(
     # The same key signs on: the next event continues the log.
     assert run_cli("node", "window", "add", "--data", str(back), "--number", "3",
                    "--queues", "*") == 0  # fmt: skip
-    assert log_size(back) == size + 1
+    assert log_size(back) == size + 2
     assert run_cli("verify", "--data", str(back)) == 0
