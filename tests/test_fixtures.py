@@ -26,7 +26,8 @@ def test_node_copy_is_a_whole_node_of_its_own(
     node_dir: Path, node_template: Path, tmp_path: Path
 ) -> None:
     assert sorted(p.name for p in node_dir.iterdir()) == [
-        "litestream.yml", "node.db", "node.key", "node.pub", "node.toml", "secret.key",
+        "litestream.yml", "node.db", "node.key", "node.pub", "node.toml", "recovery.key",
+        "recovery.pub", "secret.key",
     ]  # fmt: skip
     # litestream.yml is the one `node init --data node_dir` writes: this database, and the
     # replica beside this directory (not the template's).

@@ -98,7 +98,9 @@ def test_bare_database_is_adopted_when_a_key_arrives(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     signerm.attach(db, CODE, key)
     with dbm.tx(db) as conn:
-        events.append(conn, "window.created", "window", 1, {"number": 1})
+        events.append(
+            conn, "window.created", "window", 1, {"number": 1, "name": "1号窗口", "queues": ["*"]}
+        )
     records = signerm.load_records(db)
     assert len(records) == 2
     assert verify_log(CODE, records, [], key.public_key()).ok
