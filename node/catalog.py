@@ -1,8 +1,9 @@
 """The service catalog: departments, functional areas and service items.
 
-A catalog document (:mod:`schemas.catalog`, checked by its ``load_catalog``) is written into the
-node database by :func:`import_catalog` in one transaction, which keeps one ticket queue per
-area and per department.
+A catalog document (:mod:`schemas.catalog`, checked by its ``load_catalog``) is imported by
+:func:`import_catalog`: one ``catalog.imported`` event that carries the document and the
+queues it keeps (one ticket queue per area and per department), projected into the tables
+by :mod:`node.projectors.catalog`.
 
 Queue prefixes (the letters of a ticket number, ``A001``) are stable: a queue keeps its
 prefix across imports, new queues take the next unused letters (``A`` .. ``Z``, ``AA``,
@@ -12,9 +13,9 @@ deleted, so old tickets still point at them and their prefix is never reused.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
@@ -49,13 +50,14 @@ def _free_prefixes(used: set[str]) -> Iterator[str]:
 
 
 def import_catalog(db: sqlite_utils.Database, catalog: dict[str, Any]) -> dict[str, Any]:
-    """Write a catalog into the node database in one transaction.
+    """Import a catalog into the node database: one ``catalog.imported`` event.
 
-    Upserts departments, areas and items; keeps one queue per area (``area:<code>``) and per
-    department (``dept:<code>``), reusing existing prefixes and deactivating queues whose
-    area or department is gone; appends one ``catalog.imported`` event.  Departments, areas
-    and items missing from the catalog are left in place (tickets and cases may point at
-    them); ``stale_items`` counts such items.  Returns counts.
+    The event carries the whole catalog and the queues it keeps: one per area
+    (``area:<code>``) and per department (``dept:<code>``), reusing existing prefixes, and
+    the queues whose area or department is gone, to deactivate; its projector
+    (:mod:`node.projectors.catalog`) upserts departments, areas, items and queues.
+    Departments, areas and items missing from the catalog are left in place (tickets and
+    cases may point at them); ``stale_items`` counts such items.  Returns counts.
     """
     catalog = load_catalog(catalog)  # never trust a dict that may have been edited since
     version = catalog["version"]
@@ -64,52 +66,10 @@ def import_catalog(db: sqlite_utils.Database, catalog: dict[str, Any]) -> dict[s
     items = catalog["items"]
 
     with nodedb.tx(db) as conn:
-        for sort, a in enumerate(areas):
-            conn.execute(
-                "INSERT INTO areas (code, name_zh, name_en, sort) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(code) DO UPDATE SET name_zh = excluded.name_zh, "
-                "name_en = excluded.name_en, sort = excluded.sort",
-                [a["code"], a["name_zh"], a["name_en"], sort],
-            )
-        for sort, d in enumerate(departments):
-            conn.execute(
-                "INSERT INTO departments (code, name_zh, name_en, sort) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(code) DO UPDATE SET name_zh = excluded.name_zh, "
-                "name_en = excluded.name_en, sort = excluded.sort",
-                [d["code"], d["name_zh"], d["name_en"], sort],
-            )
-        for sort, it in enumerate(items):
-            conn.execute(
-                "INSERT INTO items (code, name_zh, name_en, kind, area, departments, materials,"
-                " promised_days, statutory_days, sort) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(code) DO UPDATE SET name_zh = excluded.name_zh, "
-                "name_en = excluded.name_en, kind = excluded.kind, area = excluded.area, "
-                "departments = excluded.departments, materials = excluded.materials, "
-                "promised_days = excluded.promised_days, "
-                "statutory_days = excluded.statutory_days, sort = excluded.sort",
-                [
-                    it["code"],
-                    it["name_zh"],
-                    it["name_en"],
-                    it["kind"],
-                    it["area"],
-                    json.dumps(it["departments"], ensure_ascii=False),
-                    json.dumps(it["materials"], ensure_ascii=False),
-                    it["promised_days"],
-                    it["statutory_days"],
-                    sort,
-                ],
-            )
-        queues = _sync_queues(conn, areas, departments)
-
+        plan = _plan_queues(conn, areas, departments)
         item_codes = {it["code"] for it in items}
         stale_items = sum(
             1 for (code,) in conn.execute("SELECT code FROM items") if code not in item_codes
-        )
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('catalog_version', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [version],
         )
         events.append(
             conn,
@@ -121,6 +81,9 @@ def import_catalog(db: sqlite_utils.Database, catalog: dict[str, Any]) -> dict[s
                 "items": len(items),
                 "departments": len(departments),
                 "areas": len(areas),
+                "catalog": catalog,
+                "queues": plan.queues,
+                "queues_deactivated": plan.deactivated,
             },
         )
 
@@ -130,16 +93,30 @@ def import_catalog(db: sqlite_utils.Database, catalog: dict[str, Any]) -> dict[s
         "areas": len(areas),
         "items": len(items),
         "stale_items": stale_items,
-        **queues,
+        "queues": len(plan.queues),
+        "queues_created": plan.created,
+        "queues_reactivated": plan.reactivated,
+        "queues_deactivated": len(plan.deactivated),
     }
 
 
-def _sync_queues(
+@dataclass
+class QueuePlan:
+    """The queues a catalog keeps (rows as the ``queues`` table holds them, all active) and
+    the codes of those it deactivates."""
+
+    queues: list[dict[str, Any]] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+    created: int = 0
+    reactivated: int = 0
+
+
+def _plan_queues(
     conn: sqlite3.Connection, areas: list[dict[str, Any]], departments: list[dict[str, Any]]
-) -> dict[str, int]:
+) -> QueuePlan:
     existing = {
         row[0]: {"prefix": row[1], "active": row[2]}
-        for row in conn.execute("SELECT code, prefix, active FROM queues")
+        for row in conn.execute("SELECT code, prefix, active FROM queues ORDER BY code")
     }
     used = {q["prefix"] for q in existing.values()}
     free = _free_prefixes(used)
@@ -147,33 +124,31 @@ def _sync_queues(
         *((f"area:{a['code']}", "area", a) for a in areas),
         *((f"dept:{d['code']}", "department", d) for d in departments),
     ]
-    created = reactivated = 0
+    plan = QueuePlan()
     for sort, (code, kind, ref) in enumerate(wanted):
         old = existing.get(code)
         if old is None:
-            conn.execute(
-                "INSERT INTO queues (code, kind, ref, prefix, name_zh, name_en, sort, active) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-                [code, kind, ref["code"], next(free), ref["name_zh"], ref["name_en"], sort],
-            )
-            created += 1
+            prefix = next(free)
+            plan.created += 1
         else:
+            prefix = old["prefix"]
             if not old["active"]:
-                reactivated += 1
-            conn.execute(
-                "UPDATE queues SET kind = ?, ref = ?, name_zh = ?, name_en = ?, sort = ?, "
-                "active = 1 WHERE code = ?",
-                [kind, ref["code"], ref["name_zh"], ref["name_en"], sort, code],
-            )
+                plan.reactivated += 1
+        plan.queues.append(
+            {
+                "code": code,
+                "kind": kind,
+                "ref": ref["code"],
+                "prefix": prefix,
+                "name_zh": ref["name_zh"],
+                "name_en": ref["name_en"],
+                "sort": sort,
+            }
+        )
     keep = {code for code, _, _ in wanted}
-    deactivated = 0
-    for code, old in existing.items():
-        if code not in keep and old["active"] and code.startswith(("area:", "dept:")):
-            conn.execute("UPDATE queues SET active = 0 WHERE code = ?", [code])
-            deactivated += 1
-    return {
-        "queues": len(wanted),
-        "queues_created": created,
-        "queues_reactivated": reactivated,
-        "queues_deactivated": deactivated,
-    }
+    plan.deactivated = [
+        code
+        for code, old in existing.items()
+        if code not in keep and old["active"] and code.startswith(("area:", "dept:"))
+    ]
+    return plan

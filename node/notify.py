@@ -1,29 +1,37 @@
 """SMS notifications through an outbox (table ``sms_outbox``) and a pluggable sender.
 
-Domain code calls :func:`queue` inside its own transaction, so a message exists exactly when
-the state change that caused it does.  :func:`send_pending` hands queued messages to a
+Domain code calls :func:`queue_sms` (or :func:`queue`, given the number encrypted) inside its
+own transaction, so a message exists exactly when the state change that caused it does.  Every
+change of the outbox is an event (``sms.queued``, ``sms.retry``, ``sms.sent``, ``sms.failed``;
+:mod:`node.projectors.sms`).  :func:`send_pending` hands queued messages to a
 :class:`Sender`; the default :class:`LoggingSender` only writes a log line with the number
 masked.  A real SMS gateway implements the same one-method protocol.
 
 The outbox keeps the number Fernet-encrypted (``to_enc``) and masked (``to_masked``); it never
-holds the plain number, and neither do the ``sms.*`` events.
+holds the plain number, and neither do the ``sms.*`` events: ``sms.queued`` carries it masked
+and sealed to the node's recovery key (``to_recovery``), and the text with any phone or ID
+number in it masked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlite_utils
 from aiohttp import web
 
 from node import db as dbm
-from node import events
+from node import events, numbers, recovery
+from node import pii as piim
 from node.pii import Pii
+from node.projection import Personal
 from onestop import identity
 from onestop.clock import Now, iso, system_now, utcnow
 
@@ -31,6 +39,8 @@ log = logging.getLogger("onestop.sms")
 
 #: After this many failed attempts a message is marked ``failed`` and left alone.
 MAX_ATTEMPTS = 5
+#: The longest text an outbox message (and its ``sms.queued`` event) holds.
+MAX_TEXT = 2000
 #: Seconds between outbox sweeps of the background sender (it also wakes on new messages).
 SEND_INTERVAL = 5.0
 
@@ -80,22 +90,86 @@ def queue(
 ) -> int:
     """Add a message to the outbox inside the caller's transaction; returns its id.
 
-    ``to_enc`` is the Fernet-encrypted number (as kept on tickets and cases) and
-    ``to_masked`` its mask; the plain number is never needed here.
+    ``to_enc`` is the Fernet-encrypted number (as kept on tickets and cases), opened here
+    with the node's secret for :func:`queue_sms`; ``to_masked`` is its mask (the message
+    takes the mask of the number itself).
     """
-    at = at or utcnow()
-    masked = to_masked
-    cur = conn.execute(
-        "INSERT INTO sms_outbox (to_masked, to_enc, template, text, case_id, state, attempts,"
-        " created_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?)",
-        [masked, to_enc, template, text, case_id, at],
+    del to_masked  # the mask of the number opened from to_enc
+    pii = node_pii(conn)
+    return queue_sms(
+        conn,
+        pii,
+        pii.decrypt(to_enc),
+        template,
+        text,
+        case_id=case_id,
+        case_no=case_no,
+        at=at,
     )
-    sms_id = int(cur.lastrowid or 0)
-    body: dict[str, Any] = {"sms_id": sms_id, "to_masked": masked, "template": template}
+
+
+def queue_sms(
+    conn: sqlite3.Connection,
+    pii: Pii,
+    phone: str,
+    template: str,
+    text: str,
+    *,
+    case_id: int | None = None,
+    case_no: str | None = None,
+    at: str | None = None,
+) -> int:
+    """Queue a text to ``phone`` inside the caller's transaction (its ``sms.queued`` event);
+    returns the message's id.
+
+    The event carries the number masked and sealed to the node's recovery key; the outbox
+    keeps it encrypted with ``pii``.  A phone or ID number in ``text`` is masked, and the
+    text is cut at :data:`MAX_TEXT` characters.
+    """
+    sms_id = numbers.next_id(conn, "sms_outbox")
+    body: dict[str, Any] = {
+        "sms_id": sms_id,
+        "to_masked": identity.mask_phone(phone),
+        "template": template,
+        "text": redact(text)[:MAX_TEXT],
+        "case_id": case_id,
+        "to_recovery": _sealed(conn, phone),
+    }
     if case_no is not None:
         body["case_no"] = case_no
-    events.append(conn, "sms.queued", "sms", sms_id, body, at=at)
+    events.append(
+        conn,
+        "sms.queued",
+        "sms",
+        sms_id,
+        body,
+        at=at or utcnow(),
+        personal=Personal(pii, {"to": phone}),
+    )
     return sms_id
+
+
+def _sealed(conn: sqlite3.Connection, phone: str) -> str | None:
+    """``phone`` sealed to the node's recovery key; sealed again in the rare case the random
+    bytes spell something the event log would refuse as a phone or ID number."""
+    while True:
+        sealed = recovery.seal_in(conn, phone)
+        if sealed is None or events.personal_data_in(sealed) is None:
+            return sealed
+
+
+def node_pii(conn: sqlite3.Connection) -> Pii:
+    """The secret of the node whose database ``conn`` is (it sits beside the database)."""
+    path = dbm.database_file(conn)
+    if path is None:
+        raise RuntimeError("an in-memory database belongs to no node: no secret to read")
+    secret = path.parent / piim.SECRET_FILE
+    return _pii_at(str(secret.parent), secret.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _pii_at(data_dir: str, stamp: int) -> Pii:
+    return piim.load(Path(data_dir))
 
 
 def send_pending(
@@ -105,7 +179,11 @@ def send_pending(
     now: Now = system_now,
     limit: int = 100,
 ) -> dict[str, int]:
-    """Try every queued message once; returns counts of sent, retried and failed messages."""
+    """Try every queued message once; returns counts of sent, retried and failed messages.
+
+    Each attempt is an event: ``sms.sent``, ``sms.retry`` (failed, tried again later) or
+    ``sms.failed`` (failed for the last time).
+    """
     counts = {"sent": 0, "retry": 0, "failed": 0}
     pending = dbm.rows(
         db,
@@ -127,11 +205,6 @@ def send_pending(
             if row is None or row[0] != "queued":
                 continue  # another sweep got there first
             if error is None:
-                conn.execute(
-                    "UPDATE sms_outbox SET state = 'sent', attempts = ?, sent_at = ?, "
-                    "last_error = NULL WHERE id = ?",
-                    [attempts, at, msg["id"]],
-                )
                 events.append(
                     conn,
                     "sms.sent",
@@ -142,29 +215,17 @@ def send_pending(
                 )
                 counts["sent"] += 1
             else:
-                state = "failed" if attempts >= MAX_ATTEMPTS else "queued"
-                conn.execute(
-                    "UPDATE sms_outbox SET state = ?, attempts = ?, last_error = ? WHERE id = ?",
-                    [state, attempts, error, msg["id"]],
-                )
                 log.warning("SMS %d attempt %d failed: %s", msg["id"], attempts, error)
-                if state == "failed":
-                    events.append(
-                        conn,
-                        "sms.failed",
-                        "sms",
-                        msg["id"],
-                        {
-                            "sms_id": msg["id"],
-                            "attempts": attempts,
-                            "error": redact(error[:200]),
-                            **ref,
-                        },
-                        at=at,
-                    )
-                    counts["failed"] += 1
-                else:
-                    counts["retry"] += 1
+                last = attempts >= MAX_ATTEMPTS
+                events.append(
+                    conn,
+                    "sms.failed" if last else "sms.retry",
+                    "sms",
+                    msg["id"],
+                    {"sms_id": msg["id"], "attempts": attempts, "error": error, **ref},
+                    at=at,
+                )
+                counts["failed" if last else "retry"] += 1
     return counts
 
 

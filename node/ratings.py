@@ -10,6 +10,10 @@ A visit is rated with its ticket's token (printed on the ticket, so only its hol
 a case with its number and the last four digits of the applicant's phone.  Each visit and each
 case is rated once.  The two bad levels open a follow-up (差评回访整改) due within
 :data:`FOLLOWUP_WORKDAYS` working days.
+
+Ratings and follow-ups are written by their events (``rating.given``, ``followup.opened``,
+``followup.closed``; :mod:`node.projectors.ratings`), so comments and notes are kept as the
+events carry them: with any phone or ID number in them masked.
 """
 
 from __future__ import annotations
@@ -97,21 +101,11 @@ def rate(
                 )
         # Beyond the log's rating ids too: a restore leaves ratings in the log only.
         rid = numbers.next_rating_id(conn)
-        conn.execute(
-            "INSERT INTO ratings (id, case_id, ticket_id, level, comment, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                rid,
-                case["id"] if case else None,
-                ticket["id"] if ticket else None,
-                level,
-                comment,
-                at,
-            ],
-        )
         ref = {
             "case_no": case["case_no"] if case else None,
             "ticket_no": ticket["ticket_no"] if ticket else None,
+            "case_id": case["id"] if case else None,
+            "ticket_id": ticket["id"] if ticket else None,
         }
         events.append(
             conn,
@@ -130,19 +124,7 @@ def rate(
         fid = None
         if level in BAD_LEVELS:
             due = workdays.add_workdays(today, FOLLOWUP_WORKDAYS)
-            cur = conn.execute(
-                "INSERT INTO followups (rating_id, case_id, ticket_id, level, state, due_date,"
-                " created_at) VALUES (?, ?, ?, ?, 'open', ?, ?)",
-                [
-                    rid,
-                    case["id"] if case else None,
-                    ticket["id"] if ticket else None,
-                    level,
-                    due.isoformat(),
-                    at,
-                ],
-            )
-            fid = int(cur.lastrowid or 0)
+            fid = numbers.next_id(conn, "followups")
             events.append(
                 conn,
                 "followup.opened",
@@ -242,11 +224,6 @@ def close_followup(
             raise Conflict(
                 f"follow-up {followup_id} was already closed by {f['closed_by']}", field="id"
             )
-        conn.execute(
-            "UPDATE followups SET state = 'closed', note = ?, closed_by = ?, "
-            "closed_at = ? WHERE id = ?",
-            [note, user["username"], at, followup_id],
-        )
         today = local_date(t, cfg.timezone)
         events.append(
             conn,

@@ -306,12 +306,19 @@ def test_import_creates_rows_queues_and_one_event(
     evs = nodedb.rows(db, "SELECT * FROM events WHERE kind = 'catalog.imported'")
     assert len(evs) == 1
     assert evs[0]["entity"] == "catalog" and evs[0]["entity_id"] == seed["version"]
-    assert json.loads(evs[0]["body"]) == {
+    body = json.loads(evs[0]["body"])
+    assert {k: body[k] for k in ("version", "items", "departments", "areas")} == {
         "version": seed["version"],
         "items": len(seed["items"]),
         "departments": n_depts,
         "areas": n_areas,
     }
+    # The whole document and the queues it keeps: the tables follow from the event alone.
+    assert body["catalog"] == load_catalog(seed)
+    assert {q["code"]: q["prefix"] for q in body["queues"]} == {
+        code: q["prefix"] for code, q in qs.items()
+    }
+    assert body["queues_deactivated"] == []
     assert nodedb.get_meta(db, "catalog_version") == seed["version"]
 
 
