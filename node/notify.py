@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import sqlite_utils
 from aiohttp import web
+from cryptography.fernet import InvalidToken
 
 from node import db as dbm
 from node import events, numbers, recovery
@@ -87,19 +88,27 @@ def queue(
     case_id: int | None = None,
     case_no: str | None = None,
     at: str | None = None,
-) -> int:
+) -> int | None:
     """Add a message to the outbox inside the caller's transaction; returns its id.
 
     ``to_enc`` is the Fernet-encrypted number (as kept on tickets and cases), opened here
     with the node's secret for :func:`queue_sms`; ``to_masked`` is its mask (the message
-    takes the mask of the number itself).
+    takes the mask of the number itself).  A number that did not survive a restore (a
+    record from the hub with no recovery key to open it: the column is empty) gets no
+    message: None, and the log says so; the case goes on.
     """
-    del to_masked  # the mask of the number opened from to_enc
     pii = node_pii(conn)
+    try:
+        phone = pii.decrypt(to_enc) if to_enc else ""
+    except InvalidToken:
+        phone = ""
+    if not phone:
+        log.warning("no SMS %s to %s: the number is not on this node", template, to_masked)
+        return None
     return queue_sms(
         conn,
         pii,
-        pii.decrypt(to_enc),
+        phone,
         template,
         text,
         case_id=case_id,

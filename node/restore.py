@@ -178,6 +178,11 @@ def print_report(r: RestoreReport) -> None:
         )
     if r.restored_event is not None:
         print(f"signed node.restored at seq {r.restored_event}")
+    if r.source == "hub, new key":
+        print(
+            "the node's keys are new: export them off this host, "
+            "onestop node keys export --data DIR --out FILE"
+        )
     print(
         "next: start the node and `onestop node replicate`; check with `onestop verify --data DIR`"
     )
