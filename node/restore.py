@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import serialization as ser
 from node import bundle as bundlem
 from node import config as cfgm
 from node import db as dbm
-from node import events, projection
+from node import events, projection, rebuild
 from node import litestream as lsm
 from node import pii as piim
 from node import recovery as recoverym
@@ -54,17 +54,6 @@ from sync.chain import ChainVerifier, RecordError
 
 
 @dataclass
-class Context:
-    """What re-applying the recovered records uses: the node's local secret (``pii``) to
-    encrypt personal data into the tables, and its recovery key, while it is still on the
-    node, to open the numbers the records carry sealed."""
-
-    cfg: cfgm.NodeConfig
-    pii: Any = None
-    recovery: sealing.X25519PrivateKey | None = None
-
-
-@dataclass
 class RestoreReport:
     restored_seq: int = 0
     restored_hash: str = ""
@@ -72,7 +61,6 @@ class RestoreReport:
     recovered: int = 0
     projected: Counter[str] = field(default_factory=Counter)
     log_only: Counter[str] = field(default_factory=Counter)
-    log_only_entities: list[str] = field(default_factory=list)
     failed_projections: list[str] = field(default_factory=list)
     moved_aside: Path | None = None
     hub_error: str = ""
@@ -162,9 +150,7 @@ def print_report(r: RestoreReport) -> None:
         print(f"re-applied to the tables: {done}")
     if r.log_only:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(r.log_only.items()))
-        print(f"in the log only (re-enter in the tables if needed): {kinds}")
-        shown = r.log_only_entities[:20]
-        print(f"  entities: {', '.join(shown)}" + (" ..." if len(r.log_only_entities) > 20 else ""))
+        print(f"in the log only (they change no table): {kinds}")
     for msg in r.failed_projections:
         print(f"not re-applied: {msg}")
     if r.recovered:
@@ -449,12 +435,14 @@ def recover_from_hub(
     if report.hub_ack_seq is not None and report.hub_ack_seq < head_seq:
         # The hub is behind the replica: nothing to recover, the push sends it the rest.
         pass
-    ctx = Context(cfg, recovery=recovery or recoverym.private_key(Path(cfg.data_dir)))
-    report.personal_data = ctx.recovery is not None
     try:
-        ctx.pii = piim.load(Path(cfg.data_dir))
+        pii: piim.Pii | None = piim.load(Path(cfg.data_dir))
     except OSError:
-        ctx.pii = None
+        pii = None
+    ctx = projection.Context(
+        pii=pii, recovery=recovery or recoverym.private_key(Path(cfg.data_dir)), replay=True
+    )
+    report.personal_data = ctx.recovery is not None
     conn.execute("BEGIN IMMEDIATE")
     try:
         for rec in records:
@@ -463,8 +451,7 @@ def recover_from_hub(
             conn.execute(
                 "UPDATE sync_state SET hub_ack_seq = ?, hub_ack_hash = ?", [int(ack_seq), ack_hash]
             )
-        for rec in records:
-            project(conn, rec, ctx, report)
+        apply_records(conn, records, ctx, report)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -475,27 +462,16 @@ def recover_from_hub(
 # ---- re-applying events to the current tables ------------------------------------------
 
 
-def project(
-    conn: sqlite3.Connection, rec: dict[str, Any], ctx: Context, report: RestoreReport
+def apply_records(
+    conn: sqlite3.Connection,
+    records: list[dict[str, Any]],
+    ctx: projection.Context,
+    report: RestoreReport,
 ) -> None:
-    """Apply one recovered record to the tables by its projector (:mod:`node.projection`);
-    a kind that changes no table stays in the log, and a record that fails is rolled back
-    alone and reported."""
-    ev = rec["event"]
-    if ev["kind"] not in projection.PROJECTORS:
-        report.log_only[ev["kind"]] += 1
-        ent = f"{ev['entity']} {ev['entity_id']}"
-        if ent not in report.log_only_entities:
-            report.log_only_entities.append(ent)
-        return
-    conn.execute("SAVEPOINT project")
-    try:
-        projection.apply(
-            conn, ev, projection.Context(pii=ctx.pii, recovery=ctx.recovery, replay=True)
-        )
-    except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
-        conn.execute("ROLLBACK TO project")
-        report.failed_projections.append(f"seq {rec['seq']} {ev['kind']}: {exc}")
-    else:
-        report.projected[ev["kind"]] += 1
-    conn.execute("RELEASE project")
+    """Apply recovered records to the tables in order by their projectors
+    (:func:`node.rebuild.replay`: a record that fails is rolled back alone and reported)."""
+    rep = rebuild.RebuildReport()
+    rebuild.replay(conn, ({**r["event"], "seq": r["seq"]} for r in records), ctx, rep)
+    report.projected += rep.applied
+    report.log_only += rep.log_only + rep.unknown
+    report.failed_projections += rep.failures

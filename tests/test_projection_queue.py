@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from node import config as cfgm
-from node import daybreak, rebuild, recovery, restore
+from node import daybreak, projection, rebuild, recovery, restore
 from node import db as dbm
 from node import pii as piim
 from node import signer as signerm
@@ -262,17 +262,17 @@ async def test_restore_gives_tickets_back_their_token_masks_and_numbers(
 
     for replica in (replica_with, replica_without):
         key = recovery.private_key(replica)
-        cfg = cfgm.load(replica)
+        cfgm.load(replica)  # a node directory
         db = dbm.connect(replica / "node.db")
         try:
             conn = db.conn
             report = restore.RestoreReport()
-            ctx = restore.Context(cfg, piim.load(replica), recovery=key)
+            ctx = projection.Context(pii=piim.load(replica), recovery=key, replay=True)
             conn.execute("BEGIN IMMEDIATE")
             for rec in later:
                 readback.insert_record(conn, rec)
             for rec in later:
-                restore.project(conn, rec, ctx, report)
+                restore.apply_records(conn, [rec], ctx, report)
             conn.execute("COMMIT")
             assert not report.failed_projections
             for kind in QUEUE_KINDS:

@@ -18,7 +18,7 @@ from typing import Any
 from node import config as cfgm
 from node import db as dbm
 from node import pii as piim
-from node import restore
+from node import projection, restore
 from node import signer as signerm
 from node.app import create_app
 from node.keys import DB
@@ -70,7 +70,7 @@ def recover(
 ) -> restore.RestoreReport:
     """Append ``records`` to the copy's log and re-apply them, as a restore does with the
     hub's; records whose seq is in ``skip`` stay unprojected (a failed projection)."""
-    cfg = cfgm.load(data)
+    cfgm.load(data)  # a node directory
     db = dbm.connect(data / "node.db")
     report = restore.RestoreReport()
     try:
@@ -78,13 +78,13 @@ def recover(
         conn = db.conn
         report.restored_seq = signerm.log_size(conn)
         assert records[0]["seq"] == report.restored_seq + 1
-        ctx = restore.Context(cfg, piim.load(data))
+        ctx = projection.Context(pii=piim.load(data), recovery=None, replay=True)
         conn.execute("BEGIN IMMEDIATE")
         for rec in records:
             readback.insert_record(conn, rec)
         for rec in records:
             if rec["seq"] not in skip:
-                restore.project(conn, rec, ctx, report)
+                restore.apply_records(conn, [rec], ctx, report)
         conn.execute("COMMIT")
     finally:
         db.conn.close()
@@ -175,7 +175,7 @@ def test_old_ticket_record_without_token_gets_a_new_one(node_config: cfgm.NodeCo
     db = dbm.connect(Path(node_config.data_dir) / "node.db")
     try:
         conn = db.conn
-        ctx = restore.Context(node_config, piim.load(Path(node_config.data_dir)))
+        ctx = projection.Context(pii=piim.load(Path(node_config.data_dir)), replay=True)
         report = restore.RestoreReport()
         body = {"ticket_no": "B007", "queue": "dept:edu", "service_date": "2026-09-28",
                 "item": None, "priority": 0, "priority_reason": None}  # fmt: skip
@@ -184,7 +184,7 @@ def test_old_ticket_record_without_token_gets_a_new_one(node_config: cfgm.NodeCo
         rec = {"seq": 0, "event": {"at": "2026-09-28T01:30:00.000Z", "kind": "ticket.issued",
                                    "entity": "ticket", "entity_id": "41", "body": body}}  # fmt: skip
         conn.execute("BEGIN IMMEDIATE")
-        restore.project(conn, rec, ctx, report)
+        restore.apply_records(conn, [rec], ctx, report)
         conn.execute("COMMIT")
         assert report.projected["ticket.issued"] == 1, report.failed_projections
         token, seq = conn.execute("SELECT token, seq FROM tickets WHERE id = 41").fetchone()
