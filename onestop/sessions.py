@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import secrets
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -70,10 +71,21 @@ async def check_csrf(request: web.Request) -> None:
 
 
 def safe_next(value: str | None) -> str | None:
-    """Only same-site paths: ``/window/1`` yes, ``//evil`` or ``http://…`` no."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
+    """Only same-site paths: ``/window/1`` yes, ``//evil``, ``http://…`` no.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash (WHATWG URL),
+    so ``/%09/evil.example/`` (a tab once the form is decoded) would become
+    ``//evil.example/``: any control character, space or backslash is refused, and what is
+    left must parse with no scheme and no host.  Node and hub logins both use it.
+    """
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return None
+    if "\\" in value or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
