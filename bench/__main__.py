@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import report
 from bench.common import REPO, Options, Row, loadavg, machine_facts
 
-NAMES = ("limits", "node", "replication", "peer", "hub", "dashboard")
+NAMES = ("limits", "node", "replication", "peer", "hub", "dashboard", "rebuild")
 
 
 def _runner(name: str) -> Callable[[Options], list[Row]]:

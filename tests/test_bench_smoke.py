@@ -114,6 +114,14 @@ def test_dashboard(opts: Options) -> None:
     assert nodes.extra["status"] == 200
 
 
+def test_rebuild(opts: Options) -> None:
+    from bench import rebuild
+
+    rows = by_metric(rebuild.run(opts))
+    positive(rows["events written with their projections / s"])
+    positive(rows["events rebuilt and compared / s"])
+
+
 def test_peer_is_skipped_and_its_output_parsed(opts: Options) -> None:
     from bench import peer
 
