@@ -71,7 +71,7 @@ async def test_ingest_in_order_with_receipts_and_checkpoints(
 
     log.extend(3)
     body = envelope(TOWNSHIP, log.batch(6, 8), backlog=7)
-    [res] = await push_ok(hub_client, body, gzipped=False)
+    [res] = await push_ok(hub_client, body, log, gzipped=False)  # signed: the backlog counts
     assert res["ack_seq"] == 8 and res["stored"] == 3
     assert stored(hub_client, TOWNSHIP) == [(r["seq"], r["hash"]) for r in log.records]
     cps = stored_checkpoints(hub_client.app[DB], TOWNSHIP)
@@ -525,3 +525,34 @@ async def test_checkpoint_below_the_position_is_checked_against_stored_leaves(
     body = envelope(TOWNSHIP, {"node": TOWNSHIP, "records": [], "checkpoint": other.checkpoint()})
     [res] = await push_ok(hub_client, body)
     assert res["alert"] == "fork"
+
+
+async def test_an_unsigned_push_changes_no_node_status(hub_dir: Path) -> None:
+    """Only a verified request speaks for a node: an unsigned push naming an enrolled node
+    with empty batches must not make an offline center look healthy."""
+    from hub import config as hubcfg
+    from hub import identity
+
+    cfg = hubcfg.load(hub_dir)
+    db = hubdb.open_db(cfg.db_path)
+    ident = identity.load(cfg)
+    log = NodeLog(TOWNSHIP)
+    log.extend(2)
+    enroll(hub_dir, log)
+    with hubdb.tx(db):
+        db.execute(
+            "UPDATE nodes SET last_contact = '2026-01-01T00:00:00.000Z', reported_backlog = 77, "
+            "last_error = 'offline since January' WHERE code = ?",
+            [TOWNSHIP],
+        )
+    status = "SELECT last_contact, reported_backlog, last_error FROM nodes WHERE code = ?"
+    before = tuple(db.execute(status, [TOWNSHIP]).fetchone())
+    forged = {"node": TOWNSHIP, "backlog": 0, "batches": [{"node": TOWNSHIP, "records": []}]}
+    ingest_envelope(db, ident, parse_envelope(forged), authenticated=None)
+    ingest_envelope(db, ident, parse_envelope({**forged, "batches": []}), authenticated=None)
+    assert tuple(db.execute(status, [TOWNSHIP]).fetchone()) == before
+    # The node's own signed push does, and new verified records clear the error.
+    ingest_envelope(db, ident, parse_envelope({**forged, "batches": []}), authenticated=TOWNSHIP)
+    assert db.execute(status, [TOWNSHIP]).fetchone()[1] == 0
+    ingest_batch(db, ident, log.batch(), sender=TOWNSHIP)
+    assert db.execute(status, [TOWNSHIP]).fetchone()[2] is None

@@ -304,7 +304,6 @@ def ingest_batch(
             return BatchResult(code, None, None, None,
                                [rejection(_first_seq(records), UNKNOWN_NODE, msg)],
                                alert="unknown_node")  # fmt: skip
-        db.execute("UPDATE nodes SET last_contact = ? WHERE code = ?", [now, code])
         ack_seq = int(node["ack_seq"])
 
         def result(**kw: Any) -> BatchResult:
@@ -367,9 +366,12 @@ def ingest_batch(
             problems.append(f"{where}: {rej['reason']}: {rej['message']}")
         for p in problems:
             raise_alert(db, code, "rejected", p, now)
-        db.execute(
-            "UPDATE nodes SET last_error = ? WHERE code = ?",
-            [problems[-1] if problems else None, code],
-        )
+        if out.accepted:  # new records that verified: the node itself is at work
+            db.execute("UPDATE nodes SET last_contact = ? WHERE code = ?", [now, code])
+        if problems or out.accepted:
+            db.execute(
+                "UPDATE nodes SET last_error = ? WHERE code = ?",
+                [problems[-1] if problems else None, code],
+            )
         res = result(rejected=out.rejected, stored=len(out.accepted), duplicates=out.duplicates)
     return res

@@ -170,10 +170,11 @@ def ingest_envelope(
         ingest_batch(db, ident, b, sender=sender, now=now, signatures=signatures).wire()
         for b in envelope.batches
     ]
-    with hubdb.tx(db):
-        db.execute(
-            "UPDATE nodes SET last_contact = ?, reported_backlog = COALESCE(?, reported_backlog) "
-            "WHERE code = ?",
-            [now, envelope.backlog, sender],
-        )
+    if authenticated == sender:  # only a verified request speaks for the node's status
+        with hubdb.tx(db):
+            db.execute(
+                "UPDATE nodes SET last_contact = ?, reported_backlog = COALESCE(?, reported_backlog)"
+                " WHERE code = ?",
+                [now, envelope.backlog, sender],
+            )
     return {"results": results}
