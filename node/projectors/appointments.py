@@ -13,7 +13,7 @@ import sqlite3
 from typing import Any
 
 from node.projectors.common import Context, changed_one
-from node.projectors.tickets import Projector, personal_enc
+from node.projectors.tickets import Projector, person_columns
 
 
 def _booked(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
@@ -28,11 +28,7 @@ def _booked(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
             b["queue"],
             b["date"],
             b["slot"],
-            personal_enc(ctx, b, "id"),
-            b["id_hash"],
-            b["id_masked"],
-            personal_enc(ctx, b, "phone"),
-            b["phone_masked"],
+            *person_columns(ctx, b),
             b.get("lang") or "zh",
             ev["at"],
         ],
@@ -67,11 +63,7 @@ def _submitted(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> No
             b["ref"],
             json.dumps(b["items"]),
             json.dumps(b["materials"]),
-            personal_enc(ctx, b, "id"),
-            b["id_hash"],
-            b["id_masked"],
-            personal_enc(ctx, b, "phone"),
-            b["phone_masked"],
+            *person_columns(ctx, b),
             b.get("lang") or "zh",
             ev["at"],
         ],

@@ -29,6 +29,18 @@ def personal_enc(ctx: Context, body: Mapping[str, Any], name: str) -> str:
     return ctx.pii.encrypt("")
 
 
+def person_columns(ctx: Context, body: Mapping[str, Any]) -> list[str]:
+    """``id_enc, id_hash, id_masked, phone_enc, phone_masked`` of a citizen's row (tickets,
+    appointments, pre-applications) from the event and the context."""
+    return [
+        personal_enc(ctx, body, "id"),
+        body.get("id_hash") or "",
+        body.get("id_masked") or "",
+        personal_enc(ctx, body, "phone"),
+        body.get("phone_masked") or "",
+    ]
+
+
 def _seq(conn: sqlite3.Connection, body: Mapping[str, Any]) -> int:
     """The ticket's daily sequence: carried by the event, else (records written before it
     was) the ticket number after its queue's prefix."""
@@ -63,11 +75,7 @@ def _issued(conn: sqlite3.Connection, ev: dict[str, Any], ctx: Context) -> None:
             _seq(conn, b),
             b["ticket_no"],
             item,
-            personal_enc(ctx, b, "id"),
-            b.get("id_hash") or "",
-            b.get("id_masked") or "",
-            personal_enc(ctx, b, "phone"),
-            b.get("phone_masked") or "",
+            *person_columns(ctx, b),
             int(b.get("priority") or 0),
             b.get("priority_reason"),
             ev["at"],  # order_at: its place in line
