@@ -154,11 +154,22 @@ def consistency_proof(m: int, leaves: Sequence[bytes]) -> list[bytes]:
     return MerkleTree(leaves).consistency_proof(m)
 
 
+HASH_SIZE = 32
+
+
+def _hashes_ok(*hashes: bytes) -> bool:
+    return all(isinstance(h, bytes) and len(h) == HASH_SIZE for h in hashes)
+
+
 def root_from_inclusion(
     index: int, tree_size: int, leaf: bytes, proof: Sequence[bytes]
 ) -> bytes | None:
-    """Root implied by an inclusion proof (RFC 9162 2.1.3.2), or None if the proof is malformed."""
-    if not 0 <= index < tree_size:
+    """Root implied by an inclusion proof (RFC 9162 2.1.3.2), or None if the proof is malformed.
+
+    Malformed: ``index`` outside ``0 <= index < tree_size``, a leaf or proof hash that is not
+    32 bytes, or a proof of the wrong length for ``index`` and ``tree_size``.
+    """
+    if not 0 <= index < tree_size or not _hashes_ok(leaf, *proof):
         return None
     fn, sn, r = index, tree_size - 1, leaf
     for p in proof:
@@ -178,20 +189,26 @@ def verify_inclusion(
     index: int, tree_size: int, leaf: bytes, proof: Sequence[bytes], root_hash: bytes
 ) -> bool:
     """True if ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree with ``root_hash``."""
+    if not _hashes_ok(root_hash):
+        return False
     return root_from_inclusion(index, tree_size, leaf, proof) == root_hash
 
 
 def verify_consistency(
     m: int, n: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool:
-    """RFC 9162 2.1.4.2: is the size-``n`` tree an append-only extension of the size-``m`` one?"""
-    if not 0 <= m <= n:
+    """RFC 9162 2.1.4.2: is the size-``n`` tree an append-only extension of the size-``m`` one?
+
+    Every hash must be 32 bytes.  For ``m == n`` the proof must be empty and the roots equal
+    (both the empty-tree hash when ``m == n == 0``).  A proof from the empty tree (``m == 0 <
+    n``) proves nothing and is refused, as RFC 9162 defines PROOF(m, D[n]) only for
+    ``0 < m < n``: the empty tree is a prefix of every tree, so a caller has nothing to check.
+    """
+    if not 0 <= m <= n or not _hashes_ok(old_root, new_root, *proof):
         return False
-    if m == 0:
-        return not proof and old_root == EMPTY_ROOT
     if m == n:
-        return not proof and old_root == new_root
-    if not proof:
+        return not proof and old_root == new_root and (m > 0 or old_root == EMPTY_ROOT)
+    if m == 0 or not proof:
         return False
     path = list(proof)
     if m & (m - 1) == 0:
@@ -218,6 +235,7 @@ from sync.checkpoint import make_checkpoint, verify_checkpoint  # noqa: E402
 
 __all__ = [
     "EMPTY_ROOT",
+    "HASH_SIZE",
     "MerkleTree",
     "consistency_proof",
     "inclusion_proof",

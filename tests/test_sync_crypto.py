@@ -605,8 +605,9 @@ def test_consistency_proofs_up_to_20() -> None:
                 assert proof == naive_subproof(m, data[:n], True)
             else:
                 assert proof == []
-            assert merkle.verify_consistency(m, n, old_root, new_root, proof)
-            if m > 0:  # a size-0 tree is consistent with anything
+            # A proof from the empty tree proves nothing (RFC 9162 defines it for 0 < m).
+            assert merkle.verify_consistency(m, n, old_root, new_root, proof) is (m > 0 or n == 0)
+            if m > 0:
                 assert not merkle.verify_consistency(m, n, leaf_hash(b"x"), new_root, proof)
             if 0 < m < n:
                 assert not merkle.verify_consistency(m, n, old_root, leaf_hash(b"x"), proof)
