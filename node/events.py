@@ -16,19 +16,18 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from stdnum.cn import ric
-
 from node import projection
 from node import signer as signerm
 from node.projection import Personal
 from onestop.clock import utcnow
+from onestop.identity import is_id_number
 
 # Hooks run inside the same transaction after an event is written (e.g. the push client's
 # "new events" nudge).
 _after_append: list[Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = []
 
 
-# A full ID number (GB 11643-1999) or mainland mobile number standing alone in a string.
+# A full ID number (any accepted type) or mainland mobile number standing alone in a string.
 _ID_RUN = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
 _MOBILE_RUN = re.compile(r"(?<![0-9A-Za-z+])1[3-9][0-9]{9}(?![0-9A-Za-z])")
 
@@ -37,7 +36,7 @@ def personal_data_in(value: Any, path: str = "body") -> str | None:
     """Where ``value`` holds a full ID or mobile number (events must carry masks), or None."""
     if isinstance(value, str):
         for m in _ID_RUN.finditer(value):
-            if ric.is_valid(m.group()):
+            if is_id_number(m.group()):
                 return path
         if _MOBILE_RUN.search(value):
             return path
