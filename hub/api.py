@@ -17,10 +17,11 @@ from hub import models as m
 from hub import tree as treem
 from hub.ingest import envelope as envelopem
 from hub.ingest import readback
+from hub.ingest.results import REVOKED_KEY, UNKNOWN_NODE
 from hub.ingest.signatures import signature_items
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from hub.metrics import PushObserver
-from onestop import requests
+from onestop import bodies, requests
 from onestop.clock import iso
 from onestop.errors import Forbidden, Invalid, NotFound
 from onestop.openapi import operation
@@ -68,18 +69,28 @@ def _get_node(db: sqlite_utils.Database, code: str) -> dict[str, Any]:
 )
 async def ingest(request: web.Request) -> web.Response:
     with PushObserver(request.app) as seen:  # /metrics: records by result, failures by reason
-        return await _ingest(request, seen)
+        try:
+            return await _ingest(request, seen)
+        except Forbidden as exc:
+            if exc.code in (UNKNOWN_NODE, REVOKED_KEY) and H_NODE in request.headers:
+                # A signed push refused for its signer (unknown or revoked): alert, bounded.
+                await request.app[WORKER].run(
+                    envelopem.refused_signer, request.headers[H_NODE], exc.code,
+                    request.remote, iso(request.app[CLOCK]()),
+                )  # fmt: skip
+            raise
 
 
 async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
     app = request.app
     cfg = app[CONFIG]
     worker = app[WORKER]
-    raw = await request.read()  # aiohttp undoes Content-Encoding: gzip
-    # JSON parsing (and gunzip of a body sent without the header) on the parser thread.
-    envelope = await worker.parse(
-        envelopem.parse_push, raw, cfg.max_body_mb * 1024**2, cfg.max_batch_records
-    )
+    # The body as sent, at most max_body_mb; inflating it (to at most max_body_mb too) and
+    # parsing it on the parser thread.
+    max_body = cfg.max_body_mb * 1024**2
+    raw = await bodies.read_raw(request, max_body)
+    envelope = await worker.parse(envelopem.parse_push, raw, max_body, cfg.max_batch_records,
+                                  bodies.encoding(request.headers))  # fmt: skip
     del raw
     seen.parsed(envelope)
     now = app[CLOCK]()
@@ -99,7 +110,7 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
     try:
         body = await worker.run(
             envelopem.ingest_envelope, app[IDENTITY], envelope, authenticated=authenticated,
-            now=iso(now), signatures=signatures,
+            now=iso(now), signatures=signatures, client=request.remote,
         )  # fmt: skip
     finally:
         if signatures is not None:

@@ -19,6 +19,7 @@ from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from hub.metrics import setup_metrics
 from hub.routes import setup_routes
 from hub.worker import IngestWorker
+from onestop import bodies
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 from onestop.logs import setup_access_log
@@ -27,9 +28,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def create_app(config: HubConfig, now: Now = system_now) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware], client_max_size=config.max_body_mb * 1024**2
-    )
+    max_body = config.max_body_mb * 1024**2  # as sent and as inflated (onestop/bodies.py)
+    app = web.Application(middlewares=[error_middleware, bodies.encoded_bodies],
+                          client_max_size=max_body, handler_args=bodies.HANDLER_ARGS)  # fmt: skip
+    app[bodies.MAX_BODY] = max_body
     app[CONFIG] = config
     app[CLOCK] = now
     db = hubdb.open_db(config.db_path)

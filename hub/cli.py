@@ -62,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the node's Ed25519 public key (its DIR/node.pub)")  # fmt: skip
     p.add_argument("--name", default=None, help="the center's name")
     p.add_argument("--level", default=None, choices=LEVELS)
-    p.add_argument("--parent", default=None, help="division code of the center it reports through")
+    p.add_argument("--parent", default=None, metavar="CODE",
+                   help="division code of the center it reports through: its relay, the only "
+                   "node that may forward its batches")  # fmt: skip
     p.set_defaults(func=cmd_enroll)
 
     p = hsub.add_parser("revoke", help="revoke a node's key: its pushes are refused from now on")

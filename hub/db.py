@@ -19,7 +19,9 @@ Tables:
 - ``checkpoints``: node-signed Merkle roots the hub checked against its own copy.
 - ``quarantine``: batches that showed a fork or rollback, kept verbatim, never merged.
 - ``alerts``: what an operator must look at (fork, rollback, rejected, revoked_key,
-  unknown_node); a repeat of an open alert bumps ``count``/``last_at``.
+  unknown_node) and its ``source`` (``node:CODE`` proven by that node, ``addr:ADDRESS`` an
+  unverified request); a repeat of an open alert bumps ``count``/``last_at``, and open alerts
+  are capped per source and kind (:mod:`hub.ingest.alerts`).
 - ``person_links``: keyed hash (HMAC with the hub's link key) and mask of the ID number a
   ``case.opened`` event carried sealed; the plain number is never stored.
 - ``catalog_versions``: signed service catalog versions published to the nodes.
@@ -296,6 +298,14 @@ def _m005_rekeys(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX rekeys_node ON rekeys (node, id)")
 
 
+def _m006_alert_sources(db: sqlite_utils.Database) -> None:
+    """``alerts.source``: who is behind an alert (``node:CODE`` proven by that node,
+    ``addr:ADDRESS`` an unverified request; '' for alerts raised before), so repeats are
+    counted and open alerts capped per source and kind."""
+    db.execute("ALTER TABLE alerts ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX alerts_source ON alerts (resolved, kind, source)")
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
@@ -303,6 +313,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("003_case_visits", _m003_case_visits),
     ("004_tickets_expired", _m004_tickets_expired),
     ("005_rekeys", _m005_rekeys),
+    ("006_alert_sources", _m006_alert_sources),
 ]
 
 

@@ -25,6 +25,7 @@ from node.metrics import setup_metrics
 from node.replication.service import push_ctx
 from node.routes import setup_routes
 from node.signer import open_node_db
+from onestop import bodies
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 from onestop.logs import setup_access_log
@@ -33,7 +34,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=20 * 1024**2)
+    max_body = 20 * 1024**2  # as sent and as inflated (onestop/bodies.py)
+    app = web.Application(middlewares=[error_middleware, bodies.encoded_bodies],
+                          client_max_size=max_body, handler_args=bodies.HANDLER_ARGS)  # fmt: skip
+    app[bodies.MAX_BODY] = max_body
     app[CONFIG] = config
     app[CLOCK] = now
     app[BOARD] = Board(state=functools.partial(_board_state, app))

@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
+from onestop import bodies
 from onestop.errors import Invalid, prefers_zh
 from onestop.i18n import LazyText, _, lazy_gettext
 
@@ -146,7 +147,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body (``{}`` when there is no body)."""
     if not request.can_read_body:
         return {}
-    raw = await request.read()
+    raw = await bodies.read(request)  # bounded; gzip inflated on a thread
     if not raw.strip():
         return {}
     try:

@@ -342,7 +342,7 @@ async def test_relay_needs_a_valid_sender_signature(hub_client: Any, hub_dir: Pa
     county.extend(2)
     town.extend(3)
     enroll(hub_dir, county)
-    enroll(hub_dir, town)
+    enroll(hub_dir, town, parent=COUNTY)  # its registered relay
     body = envelope(COUNTY, county.batch(), town.batch())
     r = await push(hub_client, body)  # unsigned
     assert r.status == 401
@@ -436,7 +436,8 @@ async def test_every_error_has_the_one_shape(hub_client: Any, hub_dir: Path) -> 
         ("POST", "/api/v1/ingest", [1, 2], 422, {}),
         ("POST", "/api/v1/ingest", {"node": TOWNSHIP}, 422, {}),
         ("POST", "/api/v1/ingest", {"node": TOWNSHIP, "batches": [{"node": TOWNSHIP}]}, 422, {}),
-        ("POST", "/api/v1/ingest", {"node": "1", "batches": []}, 403, {}),
+        ("POST", "/api/v1/ingest", {"node": "3799", "batches": []}, 403, {}),
+        ("POST", "/api/v1/ingest", {"node": "1", "batches": []}, 422, {}),
         (
             "POST",
             "/api/v1/ingest",

@@ -63,7 +63,7 @@ class Hub:
         assert self.port, "the hub has an address once it has started"
         return f"http://127.0.0.1:{self.port}"
 
-    def enroll(self, node: Path, code: str) -> None:
+    def enroll(self, node: Path, code: str, *extra: str) -> None:
         assert (
             run_cli(
                 "hub",
@@ -74,6 +74,7 @@ class Hub:
                 code,
                 "--pubkey",
                 str(node / "node.pub"),
+                *extra,
             )
             == 0
         )
@@ -484,7 +485,7 @@ def test_township_syncs_through_its_county_relay(
     csrv = serve(county)
     servers.append(csrv)
     town = make_node(tmp_path / "town", hub, hub_url=csrv.url)
-    hub.enroll(town, TOWN)
+    hub.enroll(town, TOWN, "--parent", COUNTY)  # the county is its registered relay
     assert (
         run_cli(
             "sync",

@@ -1,7 +1,9 @@
 """Verifying and storing one node's batch (:func:`ingest_batch`, one ``BEGIN IMMEDIATE``
 transaction); the rules are in ``docs/sync-protocol.md``:
 
-- The batch's node must be enrolled and active (else ``unknown_node`` / ``revoked_key``).
+- The batch's node must be enrolled and active (else ``unknown_node`` / ``revoked_key``),
+  and a batch relayed for another node than the sender must come from that node's registered
+  relay, its ``parent`` in the registry (else ``not_relay``, with a ``rejected`` alert).
 - Records are checked in order from the hub's acknowledged position with
   :class:`sync.chain.ChainVerifier` continuing from the stored state (seq, head hash, current
   key), so ``key.rotated`` records are followed, and ``node.rekeyed`` records whose
@@ -34,8 +36,17 @@ import sqlite_utils
 from hub import db as hubdb
 from hub import rekeys
 from hub.identity import HubIdentity
+from hub.ingest import alerts
+from hub.ingest.alerts import clip, raise_alert
 from hub.ingest.checkpoints import Frontier, check_checkpoint
-from hub.ingest.results import BAD_SCHEMA, REVOKED_KEY, UNKNOWN_NODE, BatchResult, rejection
+from hub.ingest.results import (
+    BAD_SCHEMA,
+    NOT_RELAY,
+    REVOKED_KEY,
+    UNKNOWN_NODE,
+    BatchResult,
+    rejection,
+)
 from hub.ingest.schemas import event_problem
 from hub.ingest.store import insert_records
 from onestop.clock import utcnow
@@ -52,27 +63,6 @@ from sync.keys import Ed25519PublicKey, public_from_raw_b64, public_key_id
 from sync.merkle import record_leaf
 from sync.receipts import make_receipt
 from sync.rekey import REKEY_KIND, parse_authorisation
-
-
-def raise_alert(db: sqlite_utils.Database, node: str, kind: str, message: str, now: str) -> None:
-    """Open an alert, or count a repeat of the same open one."""
-    if kind not in hubdb.ALERT_KINDS:
-        raise ValueError(f"unknown alert kind {kind!r}")
-    with hubdb.tx(db):
-        row = hubdb.one(
-            db,
-            "SELECT id FROM alerts WHERE node = ? AND kind = ? AND message = ? AND resolved = 0",
-            [node, kind, message],
-        )
-        if row:
-            db.execute(
-                "UPDATE alerts SET count = count + 1, last_at = ? WHERE id = ?", [now, row["id"]]
-            )
-        else:
-            db.execute(
-                "INSERT INTO alerts (node, kind, message, at, last_at) VALUES (?, ?, ?, ?, ?)",
-                [node, kind, message, now, now],
-            )
 
 
 @dataclass
@@ -288,11 +278,15 @@ def ingest_batch(
     sender: str,
     now: str | None = None,
     signatures: SignatureResults | None = None,
+    source: str | None = None,
 ) -> BatchResult:
     """Verify and store one node's batch (one transaction); never raises for bad content.
 
-    ``signatures``: record signatures checked ahead (:class:`hub.worker.SignatureJobs`), if any."""
+    ``signatures``: record signatures checked ahead (:class:`hub.worker.SignatureJobs`), if any.
+    ``source``: the source of the alerts the request raises (:mod:`hub.ingest.alerts`; default:
+    the sender, verified)."""
     now = now or utcnow()
+    source = source if source is not None else alerts.verified(sender)
     code = str(batch["node"])
     records: list[Any] = list(batch.get("records") or [])
     cp = batch.get("checkpoint")
@@ -300,10 +294,17 @@ def ingest_batch(
         node = hubdb.one(db, "SELECT * FROM nodes WHERE code = ?", [code])
         if node is None:
             msg = f"node {code} is not enrolled at this hub (batch sent by {sender})"
-            raise_alert(db, code, "unknown_node", msg, now)
+            raise_alert(db, code, "unknown_node", msg, now, source)
             return BatchResult(code, None, None, None,
                                [rejection(_first_seq(records), UNKNOWN_NODE, msg)],
                                alert="unknown_node")  # fmt: skip
+        if code != sender and node["parent"] != sender:
+            msg = (f"node {code}'s batches may only be relayed by its registered relay "
+                   f"({node['parent'] or 'none registered'}), not by node {sender}")  # fmt: skip
+            raise_alert(db, code, "rejected", msg, now, source)
+            return BatchResult(code, None, None, None,
+                               [rejection(_first_seq(records), NOT_RELAY, msg)],
+                               alert="rejected")  # fmt: skip
         ack_seq = int(node["ack_seq"])
 
         def result(**kw: Any) -> BatchResult:
@@ -314,8 +315,8 @@ def ingest_batch(
 
         if node["status"] != "active":
             msg = f"node {code}'s key {node['key_id']} was revoked at {node['revoked_at']}"
-            raise_alert(db, code, "revoked_key", msg, now)
-            db.execute("UPDATE nodes SET last_error = ? WHERE code = ?", [msg, code])
+            raise_alert(db, code, "revoked_key", msg, now, source)
+            db.execute("UPDATE nodes SET last_error = ? WHERE code = ?", [clip(msg), code])
             return result(rejected=[rejection(_first_seq(records), REVOKED_KEY, msg)],
                           alert="revoked_key")  # fmt: skip
 
@@ -338,9 +339,10 @@ def ingest_batch(
         if divergence is not None:
             kind, message = divergence
             _quarantine(db, code, sender, kind, message, batch, now)
-            raise_alert(db, code, kind, message, now)
+            # Proven by the node's own signature, whoever carried the records.
+            raise_alert(db, code, kind, message, now, alerts.verified(code))
             db.execute(
-                "UPDATE nodes SET last_error = ? WHERE code = ?", [f"{kind}: {message}", code]
+                "UPDATE nodes SET last_error = ? WHERE code = ?", [clip(f"{kind}: {message}"), code]
             )
             return result(alert=kind, duplicates=out.duplicates)
 
@@ -365,13 +367,13 @@ def ingest_batch(
                 f"checkpoint {rej.get('checkpoint')}")  # fmt: skip
             problems.append(f"{where}: {rej['reason']}: {rej['message']}")
         for p in problems:
-            raise_alert(db, code, "rejected", p, now)
+            raise_alert(db, code, "rejected", p, now, source)
         if out.accepted:  # new records that verified: the node itself is at work
             db.execute("UPDATE nodes SET last_contact = ? WHERE code = ?", [now, code])
         if problems or out.accepted:
             db.execute(
                 "UPDATE nodes SET last_error = ? WHERE code = ?",
-                [problems[-1] if problems else None, code],
+                [clip(problems[-1]) if problems else None, code],
             )
         res = result(rejected=out.rejected, stored=len(out.accepted), duplicates=out.duplicates)
     return res

@@ -1,13 +1,15 @@
-"""The request envelope of a push (``POST /api/v1/ingest``): the body, gzip or not, parsed
-and its outer shape checked (:func:`parse_push`, :func:`parse_envelope`), the keys a push
-announces for its own signed request (:func:`announced_keys`), and the push handled as a
-whole (:func:`ingest_envelope`: the sender and relaying checked, then each batch by
-:func:`hub.ingest.batch.ingest_batch`)."""
+"""The request envelope of a push (``POST /api/v1/ingest``): the body, gzip or not, inflated
+within the body limit and parsed, its outer shape checked (:func:`parse_push`,
+:func:`parse_envelope`: node codes are division codes), the keys a push announces for its own
+signed request (:func:`announced_keys`), and the push handled as a whole
+(:func:`ingest_envelope`: the sender and relaying checked, then each batch by
+:func:`hub.ingest.batch.ingest_batch`); a signed push the hub refuses for its signer still
+raises an alert (:func:`refused_signer`)."""
 
 from __future__ import annotations
 
 import json
-import zlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +18,23 @@ import sqlite_utils
 
 from hub import db as hubdb
 from hub.identity import HubIdentity
-from hub.ingest.batch import ingest_batch, raise_alert
+from hub.ingest import alerts
+from hub.ingest.alerts import raise_alert
+from hub.ingest.batch import ingest_batch
 from hub.ingest.results import REVOKED_KEY, UNKNOWN_NODE
+from onestop import bodies
 from onestop.clock import utcnow
-from onestop.errors import ApiError, Forbidden, Invalid, Unauthorized
+from onestop.errors import Forbidden, Invalid, Unauthorized
 from sync.chain import ROTATION_KIND, ChainVerifier, SignatureResults
 from sync.errors import RecordError
 from sync.keys import Ed25519PublicKey, public_from_raw_b64
+
+#: A division code: 2 (province), 4, 6, 9 or 12 digits.
+DIVISION_CODE = re.compile(r"[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{3}(?:[0-9]{3})?)?)?)?")
+
+
+def is_division_code(value: object) -> bool:
+    return isinstance(value, str) and DIVISION_CODE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -42,8 +54,10 @@ def parse_envelope(data: object, max_batch_records: int = 5000) -> Envelope:
     if not isinstance(data, dict):
         raise Invalid("request body must be a JSON object", field="body")
     node = data.get("node")
-    if not isinstance(node, str) or not node:
-        raise Invalid("node (the sender's code) must be a non-empty string", field="node")
+    if not is_division_code(node):
+        raise Invalid("node (the sender's code) must be a division code of 2, 4, 6, 9 or 12 "
+                      "digits", field="node")  # fmt: skip
+    assert isinstance(node, str)
     batches = data.get("batches")
     if not isinstance(batches, list):
         raise Invalid("batches must be a list", field="batches")
@@ -51,8 +65,9 @@ def parse_envelope(data: object, max_batch_records: int = 5000) -> Envelope:
         where = f"batches[{i}]"
         if not isinstance(b, dict):
             raise Invalid(f"{where} must be an object", field=where)
-        if not isinstance(b.get("node"), str) or not b["node"]:
-            raise Invalid(f"{where}.node must be a non-empty string", field=f"{where}.node")
+        if not is_division_code(b.get("node")):
+            raise Invalid(f"{where}.node must be a division code of 2, 4, 6, 9 or 12 digits",
+                          field=f"{where}.node")  # fmt: skip
         if not isinstance(b.get("records"), list):
             raise Invalid(f"{where}.records must be a list", field=f"{where}.records")
         if len(b["records"]) > max_batch_records:
@@ -74,26 +89,18 @@ def parse_envelope(data: object, max_batch_records: int = 5000) -> Envelope:
     return Envelope(node, batches, backlog, sent_at)
 
 
-def parse_push(raw: bytes, max_body: int, max_batch_records: int) -> Envelope:
-    """A push request body (gzip or not) to its :class:`Envelope`, or :class:`Invalid`."""
-    if raw[:2] == b"\x1f\x8b":  # gzip without the Content-Encoding header
-        raw = gunzip(raw, max_body)
+def parse_push(
+    raw: bytes, max_body: int, max_batch_records: int, content_encoding: str | None = None
+) -> Envelope:
+    """A push request body as sent (gzip, declared or not, inflated to at most ``max_body``
+    bytes: else 413) to its :class:`Envelope`, or :class:`Invalid`."""
+    raw = bodies.decode(raw, content_encoding, max_body)
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise Invalid("request body is not valid JSON", field="body") from None
+    del raw
     return parse_envelope(data, max_batch_records)
-
-
-def gunzip(raw: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(raw, limit + 1)
-    except zlib.error as exc:
-        raise Invalid(f"request body is not valid gzip: {exc}", field="body") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise ApiError(f"decompressed body exceeds {limit} bytes", status=413, code="too_large")
-    return out
 
 
 def announced_keys(
@@ -139,21 +146,25 @@ def ingest_envelope(
     authenticated: str | None,
     now: str | None = None,
     signatures: SignatureResults | None = None,
+    client: str | None = None,
 ) -> dict[str, Any]:
     """Handle a push: check the sender, then each batch; returns the response body.
 
     ``authenticated`` is the node whose signed request headers verified (None if unsigned).
-    Batches for other nodes than the sender (relaying) need a signed request.
+    Batches for other nodes than the sender (relaying) need a signed request, and only a
+    node's registered relay (its ``parent`` at the hub) may send them.
     ``signatures``: record signatures checked ahead (:class:`hub.worker.SignatureJobs`), if any.
+    ``client``: the client address, the source of alerts an unsigned push raises.
     """
     now = now or utcnow()
     sender = envelope.node
     if authenticated is not None and authenticated != sender:
         raise Forbidden(f"request signed by node {authenticated} but sent as {sender}",
                         field="node")  # fmt: skip
+    source = alerts.verified(sender) if authenticated else alerts.unverified(client)
     row = hubdb.one(db, "SELECT status FROM nodes WHERE code = ?", [sender])
     if row is None:
-        raise_alert(db, sender, "unknown_node", f"push from unknown node {sender}", now)
+        raise_alert(db, sender, "unknown_node", f"push from unknown node {sender}", now, source)
         raise Forbidden(
             f"node {sender} is not enrolled at this hub", field="node", code=UNKNOWN_NODE,
             hint=f"on the hub: onestop hub enroll --data DIR --code {sender} --pubkey node.pub",
@@ -161,15 +172,17 @@ def ingest_envelope(
     relayed = sorted({b["node"] for b in envelope.batches} - {sender})
     if relayed and authenticated is None:
         raise Unauthorized(
-            f"relaying batches for {', '.join(relayed)} needs a request signed by {sender}",
+            f"relaying batches for {', '.join(relayed[:5])}{' …' if len(relayed) > 5 else ''} "
+            f"needs a request signed by {sender}",
             hint="headers X-Onestop-Node, X-Onestop-Time, X-Onestop-Sig (docs/sync-protocol.md)",
         )
     if relayed and row["status"] != "active":
         raise Forbidden(f"node {sender}'s key was revoked; it cannot relay", code=REVOKED_KEY)
     results = [
-        ingest_batch(db, ident, b, sender=sender, now=now, signatures=signatures).wire()
+        ingest_batch(db, ident, b, sender=sender, now=now, signatures=signatures,
+                     source=source).wire()
         for b in envelope.batches
-    ]
+    ]  # fmt: skip
     if authenticated == sender:  # only a verified request speaks for the node's status
         with hubdb.tx(db):
             db.execute(
@@ -178,3 +191,19 @@ def ingest_envelope(
                 [now, envelope.backlog, sender],
             )
     return {"results": results}
+
+
+def refused_signer(
+    db: sqlite_utils.Database, node: str, reason: str, client: str | None, now: str | None = None
+) -> None:
+    """Alert on a signed push the hub refused for its signer (``reason``: ``unknown_node`` or
+    ``revoked_key``) before reading it: the signature could not be checked, so the alert's
+    source is the client address."""
+    if not is_division_code(node) or reason not in (UNKNOWN_NODE, REVOKED_KEY):
+        return
+    message = (
+        f"signed push from node {node}, which is not enrolled at this hub"
+        if reason == UNKNOWN_NODE
+        else f"signed push from node {node}, whose key was revoked"
+    )
+    raise_alert(db, node, reason, message, now or utcnow(), alerts.unverified(client))

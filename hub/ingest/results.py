@@ -11,6 +11,7 @@ from typing import Any
 UNKNOWN_NODE = "unknown_node"
 REVOKED_KEY = "revoked_key"
 BAD_SCHEMA = "bad_schema"
+NOT_RELAY = "not_relay"  # a batch relayed by another node than the one registered for it
 
 
 @dataclass

@@ -7,7 +7,7 @@ ingest protocol for the townships registered with ``onestop sync relay add`` (se
 
 from __future__ import annotations
 
-import gzip
+import asyncio
 import json
 from typing import Any
 
@@ -18,6 +18,7 @@ from node.keys import CONFIG, DB
 from node.replication import catalog_fetch, relay
 from node.replication import status as statusm
 from node.replication.service import SYNC, SyncHolder
+from onestop import bodies
 from onestop.errors import ApiError, Invalid, NotFound
 from onestop.openapi import operation
 from sync.models import Envelope
@@ -45,6 +46,13 @@ async def sync_page(request: web.Request) -> web.Response:
     return await views.render(request, "sync.html", {"user": user, "s": _status(request)})
 
 
+def _parse(raw: bytes, content_encoding: str | None, limit: int) -> Any:
+    try:
+        return json.loads(bodies.decode(raw, content_encoding, limit))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Invalid("request body is not valid JSON", field="body") from None
+
+
 def _poke(request: web.Request) -> None:
     holder = request.app.get(SYNC)
     if holder is not None and holder.service is not None:
@@ -66,16 +74,11 @@ async def ingest(request: web.Request) -> web.Response:
     """Relay: accept a township's push (same protocol as the hub's)."""
     db = request.app[DB]
     sender = relay.verify_sender(db, request.headers, request.method, request.raw_path)
-    raw = await request.read()  # aiohttp undoes Content-Encoding: gzip
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError):
-            raise Invalid("request body is not valid gzip", field="body") from None
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", field="body") from None
+    # At most the node's body limit as sent and as inflated; inflating and parsing on a thread.
+    limit = bodies.limit_of(request)
+    raw = await bodies.read_raw(request, limit)
+    payload = await asyncio.to_thread(_parse, raw, bodies.encoding(request.headers), limit)
+    del raw
     if not isinstance(payload, dict) or payload.get("node") != sender:
         raise ApiError(
             "node must name the node that signed the request",
