@@ -65,6 +65,11 @@ class TicketRequest(Model):
     phone: str = Field(description="mainland China mobile number")
     item: str | None = Field(None, description="the service item, if the citizen chose one")
     lang: Lang | None = Field(None, description="language of messages, SMS and the printout")
+    appointment: StrictBool | None = Field(
+        None,
+        description="refused when true: an appointment gives priority only when its reference "
+        "is checked in (POST /api/v1/appointments/{ref}/check-in)",
+    )
 
 
 class TicketsQuery(Model):
