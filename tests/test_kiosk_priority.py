@@ -1,14 +1,20 @@
 """Priority (绿色通道) at the kiosk comes only from what the node can check: the age in the ID
 number, a booked appointment checked in on its day, or a window clerk's flag.  A kiosk request
-that claims an appointment is refused, naming the field."""
+that claims an appointment is refused, naming the field.  The ticket's QR code links under the
+node's ``public_url`` (not whatever Host a browser sent) and is never cached publicly."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
+import segno
 
 from node import appointments, tickets
+from node import config as cfgm
 from node.keys import CONFIG, PII
 from onestop.errors import Invalid
 from tests import test_cases_common as common
@@ -116,3 +122,67 @@ async def test_only_a_logged_in_clerk_flags_priority(env: Env) -> None:
     assert got in (401, 403)
     r = await e.clerk.ok("POST", f"/api/v1/tickets/{tid}/priority", {"priority": True})
     assert r["ticket"]["priority"] == 1
+
+
+# --------------------------------------------------------------------------- the ticket's QR
+
+
+def qr_svg(url: str) -> bytes:
+    """The QR code the node draws for ``url`` (the same segno settings)."""
+    buf = io.BytesIO()
+    segno.make(url, error="m").save(buf, kind="svg", scale=8, border=2)
+    return buf.getvalue()
+
+
+async def test_the_qr_code_links_under_public_url_and_is_not_cached_publicly(
+    aiohttp_client: Any, node_config: cfgm.NodeConfig, clock: common.Clock
+) -> None:
+    cfg = dataclasses.replace(node_config, public_url="https://zwfw.example.gov.cn/hall/")
+    e = await common.make_env(aiohttp_client, cfg.validate(), clock)
+    try:
+        t = await e.public.ok(
+            "POST", "/api/v1/tickets", {"queue": "dept:edu", "id_number": make_id(),
+                                        "phone": PHONE}, 201,
+        )  # fmt: skip
+        # Whatever Host the kiosk's browser (or anyone) sends, the code names public_url.
+        r = await e.public.session.get(
+            e.public.base + f"/t/{t['token']}/qr.svg", headers={"Host": "evil.example"}
+        )
+        assert r.status == 200
+        assert await r.read() == qr_svg(f"https://zwfw.example.gov.cn/hall/s/{t['token']}")
+        assert r.headers["Cache-Control"] == "private, no-store"
+        r = await e.public.session.get(
+            e.public.base + f"/t/{t['token']}/print", headers={"Host": "evil.example"}
+        )
+        page = await r.text()
+        inline = segno.make(f"https://zwfw.example.gov.cn/hall/s/{t['token']}", error="m")
+        assert inline.svg_inline(scale=4, border=2, omitsize=True) in page
+        assert "evil.example" not in page
+    finally:
+        for a in e.actors:
+            await a.session.close()
+
+
+async def test_without_public_url_the_qr_code_takes_the_kiosks_address(env: Env) -> None:
+    e = env
+    t = await e.public.ok(
+        "POST", "/api/v1/tickets", {"queue": "dept:edu", "id_number": make_id(), "phone": PHONE},
+        201,
+    )  # fmt: skip
+    r = await e.public.session.get(
+        e.public.base + f"/t/{t['token']}/qr.svg", headers={"Host": "10.20.0.7:8080"}
+    )
+    assert await r.read() == qr_svg(f"http://10.20.0.7:8080/s/{t['token']}")
+    assert r.headers["Cache-Control"] == "private, no-store"
+    assert "public" not in r.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "value", ["ftp://zwfw.example.gov.cn", "zwfw.example.gov.cn", "https://", "https://a/?x=1",
+              "https://user@a", "https://a:99999"],
+)  # fmt: skip
+def test_public_url_is_checked_naming_the_setting(tmp_path: Path, value: str) -> None:
+    cfg = cfgm.NodeConfig(data_dir=tmp_path, code="370102001", name="x", public_url=value)
+    with pytest.raises(cfgm.ConfigError) as exc:
+        cfg.validate()
+    assert exc.value.field == "public_url"

@@ -175,13 +175,26 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     path = files.file_path(app[CONFIG], sha)
     if row is None or not path.exists():
         raise NotFound("no such file in this case", field="sha256")
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": row["content_type"],
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['name'])}",
-        },
-    )
+    return web.FileResponse(path, headers=file_headers(row["content_type"], row["name"]))
+
+
+#: Types an attached scan is shown in the browser as (inline); any other type (HTML, SVG,
+#: scripts, whatever was declared at upload) is served as a download of bytes.
+INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg"})
+
+
+def file_headers(declared: str | None, name: str) -> dict[str, str]:
+    """Headers of a stored file: a PDF, PNG or JPEG inline as itself, anything else as
+    ``application/octet-stream`` to save; never sniffed, never cached."""
+    kind = (declared or "").split(";", 1)[0].strip().lower()
+    inline = kind in INLINE_TYPES
+    return {
+        "Content-Type": kind if inline else "application/octet-stream",
+        "Content-Disposition": f"{'inline' if inline else 'attachment'}; "
+        f"filename*=UTF-8''{_quote(name)}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
 
 
 def _quote(name: str) -> str:
