@@ -250,9 +250,9 @@ def check_in(
                 "id_number": pii.decrypt(a["id_enc"]),
                 "phone": pii.decrypt(a["phone_enc"]),
                 "lang": a["lang"],
-                "appointment": True,
             },
             now,
+            appointment=a["ref"],
         )
         events.append(
             conn,

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from onestop.config import ConfigError, check_operations, dump_toml, load_toml
@@ -41,10 +42,15 @@ class NodeConfig:
     log_format: str = "text"
     metrics_allow: str = ""
     keep_overnight_queues: str = ""
+    public_url: str = ""
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "node.db"
+
+    def public_link(self, path: str) -> str | None:
+        """``path`` (``/s/...``) under ``public_url``; None when the setting is empty."""
+        return self.public_url.rstrip("/") + path if self.public_url else None
 
     @property
     def kept_queues(self) -> frozenset[str]:
@@ -79,6 +85,9 @@ class NodeConfig:
             )
         if self.sync_interval_seconds < 1:
             raise ConfigError("sync_interval_seconds", "must be at least 1")
+        problem = public_url_problem(self.public_url)
+        if problem:
+            raise ConfigError("public_url", problem)
         bad = sorted(q for q in self.kept_queues if not QUEUE_CODE.fullmatch(q))
         if bad:
             raise ConfigError(
@@ -91,6 +100,25 @@ class NodeConfig:
         except Exception:
             raise ConfigError("timezone", f"unknown time zone {self.timezone!r}") from None
         return self
+
+
+def public_url_problem(value: str) -> str | None:
+    """What is wrong with a ``public_url`` (empty is fine), or None."""
+    if not value:
+        return None
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 (a port out of range raises)
+    except ValueError:
+        return f"is not a URL: {value!r}"
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return (
+            "must be the address citizens' phones reach, starting with http:// or https://, "
+            f"e.g. https://zwfw.example.gov.cn, got {value!r}"
+        )
+    if url.query or url.fragment or url.username is not None:
+        return f"must have no query, fragment or user name, got {value!r}"
+    return None
 
 
 def load(data_dir: str | Path, **overrides: Any) -> NodeConfig:

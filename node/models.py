@@ -65,6 +65,11 @@ class TicketRequest(Model):
     phone: str = Field(description="mainland China mobile number")
     item: str | None = Field(None, description="the service item, if the citizen chose one")
     lang: Lang | None = Field(None, description="language of messages, SMS and the printout")
+    appointment: StrictBool | None = Field(
+        None,
+        description="refused when true: an appointment gives priority only when its reference "
+        "is checked in (POST /api/v1/appointments/{ref}/check-in)",
+    )
 
 
 class TicketsQuery(Model):
@@ -180,13 +185,20 @@ class StatusQuery(Model):
 
 
 class RatingRequest(Model):
-    """A visit (token) or a case (case_no and phone_last4): 5 非常满意, 4 满意, 3 基本满意,
+    """A visit (token) or a case (case_no and rating_token): 5 非常满意, 4 满意, 3 基本满意,
     2 不满意, 1 非常不满意."""
 
     messages = {"level": lazy_gettext("level 必须是 1（非常不满意）到 5（非常满意）")}
 
     case_no: str | None = None
-    phone_last4: str | None = None
+    rating_token: str | None = Field(
+        None,
+        description="with case_no: the case's rating code from the result SMS "
+        "(e.g. K7QM-2ZP4-XWHD; case and dashes do not matter)",
+    )
+    phone_last4: str | None = Field(
+        None, description="refused: the last digits of a phone no longer rate a case"
+    )
     token: str | None = Field(None, description="the ticket's token")
     level: StrictInt = Field(ge=1, le=5)
     comment: str | None = Field(None, max_length=MAX_COMMENT)

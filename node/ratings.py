@@ -6,9 +6,11 @@ Levels follow the national 好差评 scale, higher is better::
     4 满意      satisfied           1 非常不满意 very dissatisfied
     3 基本满意  basically satisfied
 
-A visit is rated with its ticket's token (printed on the ticket, so only its holder has it),
-a case with its number and the last four digits of the applicant's phone.  Each visit and each
-case is rated once.  The two bad levels open a follow-up (差评回访整改) due within
+A visit is rated with its ticket's token (printed on the ticket and in its QR code, so only
+its holder has it), a case with its number and its rating code (:func:`case_code`: twelve
+characters keyed with the node's secret, sent to the applicant in the result SMS).  The last
+four digits of the phone rate nothing: ten thousand guesses would find them.  Each visit and
+each case is rated once.  The two bad levels open a follow-up (差评回访整改) due within
 :data:`FOLLOWUP_WORKDAYS` working days.
 
 Ratings and follow-ups are written by their events (``rating.given``, ``followup.opened``,
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 from typing import Any
 
 import sqlite_utils
@@ -27,6 +30,8 @@ import sqlite_utils
 from node import db as dbm
 from node import events, notify, numbers, workdays
 from node.config import NodeConfig
+from node.pii import Pii
+from node.tickets import REF_ALPHABET
 from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, Invalid, NotFound
 from onestop.i18n import LazyText, lazy_gettext
@@ -44,6 +49,41 @@ BAD_LEVELS = rules.BAD_LEVELS
 #: Working days to follow a bad rating up.
 FOLLOWUP_WORKDAYS = 3
 MAX_COMMENT = 500
+#: Characters of a case's rating code (60 bits), shown in groups of four: ``K7QM-2ZP4-XWHD``.
+CODE_LENGTH = 12
+_CODE_RE = re.compile(f"[{REF_ALPHABET}]{{{CODE_LENGTH}}}")
+#: Where a case's rating code comes from, for the error that asks for it.
+CODE_HINT = (
+    "rate a case with case_no and rating_token, the rating code in the applicant's "
+    "result SMS; rate a visit with token, the ticket's token"
+)
+
+
+def case_code(pii: Pii, case_no: str) -> str:
+    """The rating code of a case: the node's keyed hash of its number, in twelve letters and
+    digits (no 0/O, 1/I).  Nothing is stored: the code is derived again to check it."""
+    n = int(pii.keyed_hash("case-rating:" + case_no)[:15], 16)
+    return "".join(REF_ALPHABET[(n >> (5 * i)) & 31] for i in range(CODE_LENGTH))
+
+
+def shown_code(code: str) -> str:
+    """A rating code as printed and texted: groups of four (``K7QM-2ZP4-XWHD``), which also
+    keeps any run of digits far from the length of a phone or ID number."""
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+def _given_code(value: Any) -> str:
+    """A rating code as typed (any case, with or without the dashes and spaces), or the 422."""
+    raw = value if isinstance(value, str) else ""
+    code = re.sub(r"[\s-]", "", raw).upper()
+    if not _CODE_RE.fullmatch(code):
+        raise Invalid(
+            f"rating_token must be the case's {CODE_LENGTH}-character rating code, "
+            "e.g. K7QM-2ZP4-XWHD",
+            field="rating_token",
+            hint=CODE_HINT,
+        )
+    return code
 
 
 def level_names(level: int) -> dict[str, Any]:
@@ -52,9 +92,20 @@ def level_names(level: int) -> dict[str, Any]:
 
 
 def rate(
-    db: sqlite_utils.Database, cfg: NodeConfig, data: dict[str, Any], now: Now = system_now
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    pii: Pii,
+    data: dict[str, Any],
+    now: Now = system_now,
 ) -> dict[str, Any]:
     """Record a rating; returns it with the follow-up it opened, if any."""
+    if data.get("phone_last4") is not None:
+        raise Invalid(
+            "phone_last4 no longer rates a case: send rating_token, the rating code in the "
+            "result SMS, with case_no",
+            field="phone_last4",
+            hint=CODE_HINT,
+        )
     level = data.get("level")
     if isinstance(level, bool) or not isinstance(level, int) or level not in LEVELS:
         raise Invalid("level must be 1 (非常不满意) to 5 (非常满意)", field="level")
@@ -67,20 +118,25 @@ def rate(
     case_no, token = data.get("case_no"), data.get("token")
     if (case_no is None) == (token is None):
         raise Invalid(
-            "give exactly one of case_no (with phone_last4) or token (a ticket)", field="case_no"
+            "give exactly one of case_no (with rating_token) or token (a ticket)",
+            field="case_no",
+            hint=CODE_HINT,
         )
+    code = _given_code(data.get("rating_token")) if case_no is not None else ""
     t = now()
     at = iso(t)
     today = local_date(t, cfg.timezone)
     with dbm.tx(db) as conn:
         case = ticket = None
         if case_no is not None:
-            last4 = str(data.get("phone_last4") or "")
-            case = dbm.one(
-                db, "SELECT id, case_no, phone_masked FROM cases WHERE case_no = ?", [str(case_no)]
-            )
-            if case is None or not hmac.compare_digest(case["phone_masked"][-4:], last4):
-                raise NotFound("no case with this number and phone", field="case_no")
+            case = dbm.one(db, "SELECT id, case_no FROM cases WHERE case_no = ?", [str(case_no)])
+            expected = case_code(pii, case["case_no"]) if case else ""
+            if case is None or not hmac.compare_digest(expected.encode(), code.encode()):
+                raise NotFound(
+                    "no case with this number and rating code",
+                    field="rating_token",
+                    hint=CODE_HINT,
+                )
             if conn.execute("SELECT 1 FROM ratings WHERE case_id = ?", [case["id"]]).fetchone():
                 raise Conflict(f"case {case['case_no']} was already rated", field="case_no")
         else:

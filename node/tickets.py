@@ -1,8 +1,11 @@
 """Queue tickets: issuing at the kiosk, people ahead, wait estimates.
 
 A ticket number is the queue's prefix and a sequence that restarts every local day
-(``A023``).  Priority (绿色通道) goes to the elderly, by the age in the ID number, and to
-tickets a staff member flags; priority tickets are called first within their queue.
+(``A023``).  Priority (绿色通道) goes only where the node can check it: to the elderly, by the
+age in the ID number (``elderly_age``); to a booked appointment checked in on its day
+(:func:`node.appointments.check_in`); and to tickets a logged-in window clerk or admin flags
+(:func:`set_priority`).  Nothing a kiosk request claims gives priority: a request saying
+``"appointment": true`` is refused.  Priority tickets are called first within their queue.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from node.pii import Pii
 from node.projection import Personal
 from onestop import identity
 from onestop.clock import Now, iso, local_date, parse, system_now
-from onestop.errors import Conflict, NotFound, invalid_fields
+from onestop.errors import Conflict, Invalid, NotFound, invalid_fields
 from sync import figures
 
 #: ``expired``: the day closed on a ticket still waiting, called or suspended (node/daybreak.py).
@@ -85,8 +88,22 @@ def issue(
     pii: Pii,
     data: dict[str, Any],
     now: Now = system_now,
+    *,
+    appointment: str | None = None,
 ) -> Issued:
-    """Validate the kiosk's request and issue a ticket; nothing is stored on any error."""
+    """Validate the kiosk's request and issue a ticket; nothing is stored on any error.
+
+    ``appointment`` is the reference of a booked appointment the caller has checked (today,
+    this queue): only then does the ticket get the appointment's priority.
+    """
+    if data.get("appointment"):
+        raise Invalid(
+            "appointment cannot be claimed when taking a ticket: an appointment gives "
+            "priority when its reference is checked in",
+            field="appointment",
+            hint="check in with the reference from the booking SMS: "
+            "POST /api/v1/appointments/{ref}/check-in",
+        )
     errors: dict[str, str] = {}
     queue_code = str(data.get("queue") or "").strip()
     queue = get_queue(db, queue_code) if queue_code else None
@@ -111,8 +128,8 @@ def issue(
     priority, reason = 0, None
     if identity.age_on(id_number, today) >= cfg.elderly_age:
         priority, reason = 1, "elderly"
-    if data.get("appointment"):
-        priority, reason = max(priority, 1), reason or "appointment"
+    if appointment is not None:
+        priority, reason = 1, reason or "appointment"
     service_date = today.isoformat()
     at = iso(t)
     with dbm.tx(db) as conn:

@@ -195,7 +195,10 @@ async def kiosk(request: web.Request) -> web.Response:
 
 
 def _status_url(request: web.Request, token: str) -> str:
-    return f"{request.scheme}://{request.host}/s/{token}"
+    """The ticket's status page under ``public_url``, else under the address the kiosk's
+    browser used."""
+    path = f"/s/{token}"
+    return request.app[CONFIG].public_link(path) or f"{request.scheme}://{request.host}{path}"
 
 
 def _qr(request: web.Request, token: str) -> segno.QRCode:
@@ -232,7 +235,7 @@ async def ticket_qr(request: web.Request) -> web.Response:
     return web.Response(
         body=buf.getvalue(),
         content_type="image/svg+xml",
-        headers={"Cache-Control": "public, max-age=86400"},
+        headers={"Cache-Control": "private, no-store"},  # one ticket's: for its holder only
     )
 
 

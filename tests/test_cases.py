@@ -655,3 +655,43 @@ async def test_consultations_and_complaints_are_cases_of_their_own(env: Env) -> 
     center = await e.admin.ok("GET", "/api/v1/inbox/center")
     assert [x["case_no"] for x in center["tasks"]] == [c["case_no"]]
     assert (await e.admin.get("/api/v1/inbox/nope"))[0] == 404
+
+
+@pytest.mark.parametrize(
+    "declared,served,disposition",
+    [
+        ("text/html", "application/octet-stream", "attachment"),
+        ("text/html; charset=utf-8", "application/octet-stream", "attachment"),
+        ("image/svg+xml", "application/octet-stream", "attachment"),
+        ("application/javascript", "application/octet-stream", "attachment"),
+        ("text/javascript", "application/octet-stream", "attachment"),
+        ("application/xhtml+xml", "application/octet-stream", "attachment"),
+        ("application/pdf", "application/pdf", "inline"),
+        ("IMAGE/PNG", "image/png", "inline"),
+        ("image/jpeg", "image/jpeg", "inline"),
+    ],
+)
+async def test_an_attached_file_is_never_served_as_a_page(
+    env: Env, declared: str, served: str, disposition: str
+) -> None:
+    """Whatever type an upload declared, only a PDF, PNG or JPEG is shown inline (as itself);
+    anything else downloads as bytes, and no browser sniffs a type of its own."""
+    import hashlib
+
+    e = env
+    no = (await e.intake())["case_no"]
+    content = b"<html><script>alert(document.cookie)</script></html>"
+    got, data = await e.clerk.call(
+        "POST",
+        f"/api/v1/cases/{no}/materials/permit?name=permit.html",
+        data=content,
+        headers={"Content-Type": declared},
+    )
+    assert got == 201, data
+    sha = hashlib.sha256(content).hexdigest()
+    r = await e.edu.session.get(e.edu.base + f"/api/v1/cases/{no}/files/{sha}")
+    assert r.status == 200 and await r.read() == content
+    assert r.headers["Content-Type"] == served
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Content-Disposition"] == f"{disposition}; filename*=UTF-8''permit.html"
+    assert "no-store" in r.headers["Cache-Control"]

@@ -271,24 +271,20 @@ async def test_bad_rating_opens_a_followup_that_is_closed(env: Env) -> None:
     r = await e.public.ok("POST", "/api/v1/ratings", {"token": t["token"], "level": 5}, 201)
     assert r["rating"]["level_name_zh"] == "非常满意" and r["rating"]["followup"] is None
     assert (await e.public.post("/api/v1/ratings", {"token": t["token"], "level": 4}))[0] == 409
-    # The case: number plus the last four phone digits.
+    # The case: its number and its rating code (from the result SMS).
+    code = e.rating_code(no)
     assert (
-        await e.public.post("/api/v1/ratings", {"case_no": no, "phone_last4": "0000", "level": 1})
-    )[0] == 404
-    assert (
-        await e.public.post("/api/v1/ratings", {"case_no": no, "phone_last4": "8000", "level": 6})
+        await e.public.post("/api/v1/ratings", {"case_no": no, "rating_token": code, "level": 6})
     )[0] == 422
     assert (
-        await e.public.post(
-            "/api/v1/ratings", {"case_no": no, "phone_last4": "8000", "level": True}
-        )
+        await e.public.post("/api/v1/ratings", {"case_no": no, "rating_token": code, "level": True})
     )[0] == 422
     r = await e.public.ok(
         "POST",
         "/api/v1/ratings",
         {
             "case_no": no,
-            "phone_last4": "8000",
+            "rating_token": code,
             "level": 1,
             "comment": "等了很久，请回电 13812345678",
         },
@@ -301,7 +297,7 @@ async def test_bad_rating_opens_a_followup_that_is_closed(env: Env) -> None:
     assert f["due_date"] == "2026-10-08"  # 3 working days after 28 Sep: 29, 30 Sep, 8 Oct
     assert f["status"] == "green"
     assert (
-        await e.public.post("/api/v1/ratings", {"case_no": no, "phone_last4": "8000", "level": 2})
+        await e.public.post("/api/v1/ratings", {"case_no": no, "rating_token": code, "level": 2})
     )[0] == 409
     # The comment in the event log has the number masked.
     body = e.db.execute(

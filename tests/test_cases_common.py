@@ -22,7 +22,8 @@ from jsonschema import Draft202012Validator
 
 import schemas
 from node import config as cfgm
-from node.keys import DB
+from node import ratings
+from node.keys import DB, PII
 from tests.conftest import ADMIN, CLERK, PHONE, make_id
 
 EVENT_SCHEMAS = Path(schemas.__file__).parent / "events"
@@ -146,6 +147,10 @@ class Env:
         called = await self.clerk.ok("POST", "/api/v1/windows/1/call-next")
         assert called["ticket"]["ticket_no"] == issued["ticket_no"], called
         return dict(called["ticket"], token=issued["token"])
+
+    def rating_code(self, case_no: str) -> str:
+        """The case's rating code, as the result SMS gives it to the applicant."""
+        return ratings.shown_code(ratings.case_code(self.client.app[PII], case_no))
 
     async def finish(self) -> None:
         await self.clerk.ok("POST", "/api/v1/windows/1/finish")

@@ -236,7 +236,10 @@ async def test_full_story_on_the_detail_page(env: Env) -> None:
         "POST", f"/api/v1/cases/{no}/handover", {"method": "mail", "tracking": "SF123"}
     )
     await e.public.ok(
-        "POST", "/api/v1/ratings", {"case_no": no, "phone_last4": "8000", "level": 2}, 201
+        "POST",
+        "/api/v1/ratings",
+        {"case_no": no, "rating_token": e.rating_code(no), "level": 2},
+        201,
     )
     await e.flush_sms()
     for lang in ("zh", "en"):

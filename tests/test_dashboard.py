@@ -24,6 +24,8 @@ import pytest
 
 from hub import db as hubdb
 from hub import rollups
+from node import pii as piim
+from node import ratings
 from tests.conftest import CLERK, PHONE, LiveServer, init_node, make_id, run_cli, start_server
 
 # One province (a hub and two centers, set up once) for the whole module, on one worker.
@@ -201,7 +203,11 @@ class Center:
         self.public.ok(
             "POST",
             "/api/v1/ratings",
-            {"case_no": case_no, "phone_last4": PHONE[-4:], "level": level},
+            {
+                "case_no": case_no,
+                "level": level,
+                "rating_token": ratings.case_code(piim.load(self.data), case_no),
+            },
             201,
         )
         self._rated(level)

@@ -107,10 +107,10 @@ async def build_log(e: Env) -> dict[str, str]:
     await e.clerk.ok("POST", "/api/v1/windows/1/no-show")
     await issue(e)
     # Ratings: a visit, a bad visit (a follow-up), a case.
-    last4 = PHONE[-4:]
+    on_time, late = cases["on_time"], cases["late"]
     for body in ({"token": rated["token"], "level": 5}, {"token": t["token"], "level": 2},
-                 {"case_no": cases["on_time"], "phone_last4": last4, "level": 4},
-                 {"case_no": cases["late"], "phone_last4": last4, "level": 3}):  # fmt: skip
+                 {"case_no": on_time, "rating_token": e.rating_code(on_time), "level": 4},
+                 {"case_no": late, "rating_token": e.rating_code(late), "level": 3}):  # fmt: skip
         await e.public.ok("POST", "/api/v1/ratings", body, 201)
     e.clock.advance(hours=1)
     return cases

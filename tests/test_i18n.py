@@ -218,7 +218,7 @@ async def test_every_node_page_shows_one_language(env: Env) -> None:
     await e.edu.ok("POST", f"/api/v1/cases/{no}/reviews/edu", {"decision": "approve"})
     await e.public.ok(
         "POST", "/api/v1/ratings",
-        {"case_no": no, "phone_last4": "8000", "level": 1, "comment": "等太久"}, 201,
+        {"case_no": no, "rating_token": e.rating_code(no), "level": 1, "comment": "等太久"}, 201,
     )  # fmt: skip
     await e.finish()
     t2 = await e.ticket()  # called at window 1: the intake page offers it

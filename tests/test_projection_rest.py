@@ -315,7 +315,12 @@ async def test_ratings_followups_and_the_outbox_rebuild_from_the_log(env: Env) -
     r = await e.public.ok(
         "POST",
         "/api/v1/ratings",
-        {"case_no": no, "phone_last4": "5678", "level": 1, "comment": "请回电 13812345678"},
+        {
+            "case_no": no,
+            "rating_token": e.rating_code(no),
+            "level": 1,
+            "comment": "请回电 13812345678",
+        },
         201,
     )
     assert r["rating"]["followup"]["state"] == "open"

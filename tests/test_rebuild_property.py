@@ -161,8 +161,10 @@ class NodeWork(RuleBasedStateMachine):
             ratings.rate,
             self.db,
             self.cfg,
-            {"case_no": case_no, "phone_last4": PHONE[-4:], "level": level, "comment": "办事顺利"},
-        )
+            self.pii,
+            {"case_no": case_no, "rating_token": ratings.case_code(self.pii, case_no),
+             "level": level, "comment": "办事顺利"},
+        )  # fmt: skip
 
     @rule(level=st.integers(1, 5))
     def rate_visit(self, level: int) -> None:
@@ -170,7 +172,9 @@ class NodeWork(RuleBasedStateMachine):
             "SELECT token FROM tickets WHERE state = 'done' ORDER BY id DESC LIMIT 1"
         ).fetchone()
         if done is not None:
-            self.attempt(ratings.rate, self.db, self.cfg, {"token": done[0], "level": level})
+            self.attempt(
+                ratings.rate, self.db, self.cfg, self.pii, {"token": done[0], "level": level}
+            )
 
     @rule(all_materials=st.booleans(), elderly=st.booleans())
     def walk_in_case(self, all_materials: bool, elderly: bool) -> None:

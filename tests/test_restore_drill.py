@@ -26,7 +26,7 @@ import pytest
 
 from bench import rpo
 from node import pii as piim
-from node import projection, rebuild
+from node import projection, ratings, rebuild
 from tests import test_litestream as litestream_tests
 from tests.conftest import ADMIN, CLERK, PHONE, init_node, make_id, run_cli
 from tests.test_cases_common import SCHOOL_ITEM, SCHOOL_MATERIALS
@@ -89,8 +89,8 @@ class Hall:
     """The work of a center: window 1 (clerk1) takes cases in, the administrator reviews as
     each department (education and civil affairs) and hands results out."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, data: Path) -> None:
+        self.url, self.data = url, data
         self.clerk = Staff(url, CLERK)
         self.admin = Staff(url, ADMIN)
         self.n = 0
@@ -162,7 +162,8 @@ class Hall:
         kiosk(self.url, self.n, "area:agri", None)  # left waiting
 
     def rate(self, no: str, level: int, comment: str = "") -> None:
-        body = {"case_no": no, "phone_last4": PHONE[-4:], "level": level, "comment": comment}
+        code = ratings.case_code(piim.load(self.data), no)  # as the result SMS gives it
+        body = {"case_no": no, "rating_token": code, "level": level, "comment": comment}
         req = urllib.request.Request(
             self.url + "/api/v1/ratings", data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
@@ -223,7 +224,7 @@ def test_every_restore_path_loses_no_row_and_reuses_no_number(
     ls = procs.start("litestream", "node", "replicate", "--data", str(data))
     rpo.wait_replicating(ls, tmp_path / "litestream.log")
     node = procs.start("node", "node", "serve", "--data", str(data), "--port", "0")
-    hall = Hall(served(node, tmp_path / "node.log", "/api/v1/queues"))
+    hall = Hall(served(node, tmp_path / "node.log", "/api/v1/queues"), data)
 
     def hub_ack() -> int:
         return int(get_json(f"{hub_url}/api/v1/ingest/{CODE}/position")["ack_seq"])
@@ -295,7 +296,7 @@ def test_every_restore_path_loses_no_row_and_reuses_no_number(
 
     # Back in service: no number again, every printed ticket's link still works.
     node = procs.start("node2", "node", "serve", "--data", str(data), "--port", "0")
-    hall = Hall(served(node, tmp_path / "node2.log", "/api/v1/queues"))
+    hall = Hall(served(node, tmp_path / "node2.log", "/api/v1/queues"), data)
     hall.n = 500
     new_case = hall.case()
     assert new_case not in issued["cases"]

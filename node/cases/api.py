@@ -6,7 +6,7 @@ OpenAPI document, with its request models from :mod:`node.models`.
 
 from __future__ import annotations
 
-import time
+import re
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,6 +18,7 @@ from node import db as dbm
 from node import models as m
 from node.cases import common, files, intake, notices, queries, results
 from node.cases import review as reviewm
+from node.cases.status_guard import StatusGuard
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.notify import NOTIFIER
 from onestop import requests
@@ -28,38 +29,6 @@ from onestop.openapi import operation
 
 STAFF = ("admin", "window", "reviewer")
 WINDOW = ("admin", "window")
-#: Wrong phone digits accepted per case number and window before the status lookup says 429.
-STATUS_TRIES = 10
-STATUS_WINDOW_SECONDS = 15 * 60
-
-
-class StatusGuard:
-    """Counts failed status lookups per case number (existing or not) to stop guessing."""
-
-    def __init__(self) -> None:
-        self.fails: dict[str, list[float]] = {}
-
-    def check(self, case_no: str) -> None:
-        now = time.monotonic()
-        recent = [t for t in self.fails.get(case_no, []) if now - t < STATUS_WINDOW_SECONDS]
-        if recent:
-            self.fails[case_no] = recent
-        else:
-            self.fails.pop(case_no, None)
-        if len(recent) >= STATUS_TRIES:
-            raise ApiError(
-                "too many wrong attempts for this case number; try again later",
-                status=429,
-                code="too_many_requests",
-                field="phone_last4",
-            )
-
-    def fail(self, case_no: str) -> None:
-        if len(self.fails) > 10000:
-            self.fails.clear()
-        self.fails.setdefault(case_no, []).append(time.monotonic())
-
-
 STATUS_GUARD = web.AppKey("status_guard", StatusGuard)
 
 
@@ -206,13 +175,26 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     path = files.file_path(app[CONFIG], sha)
     if row is None or not path.exists():
         raise NotFound("no such file in this case", field="sha256")
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": row["content_type"],
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row['name'])}",
-        },
-    )
+    return web.FileResponse(path, headers=file_headers(row["content_type"], row["name"]))
+
+
+#: Types an attached scan is shown in the browser as (inline); any other type (HTML, SVG,
+#: scripts, whatever was declared at upload) is served as a download of bytes.
+INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg"})
+
+
+def file_headers(declared: str | None, name: str) -> dict[str, str]:
+    """Headers of a stored file: a PDF, PNG or JPEG inline as itself, anything else as
+    ``application/octet-stream`` to save; never sniffed, never cached."""
+    kind = (declared or "").split(";", 1)[0].strip().lower()
+    inline = kind in INLINE_TYPES
+    return {
+        "Content-Type": kind if inline else "application/octet-stream",
+        "Content-Disposition": f"{'inline' if inline else 'attachment'}; "
+        f"filename*=UTF-8''{_quote(name)}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
 
 
 def _quote(name: str) -> str:
@@ -350,7 +332,8 @@ async def overview(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Rate a finished visit (ticket token) or a case (case_no and phone_last4): 5 非常满意, "
+    "Rate a finished visit (ticket token) or a case (case_no and rating_token, the code in "
+    "the result SMS): 5 非常满意, "
     "4 满意, 3 基本满意, 2 不满意, 1 非常不满意; 1-2 open a follow-up",
     tag="citizen",
     public=True,
@@ -362,7 +345,7 @@ async def create_rating(request: web.Request) -> web.Response:
     data = (await requests.body(request, m.RatingRequest)).data()
     app = request.app
     return web.json_response(
-        {"rating": ratings.rate(app[DB], app[CONFIG], data, app[CLOCK])}, status=201
+        {"rating": ratings.rate(app[DB], app[CONFIG], app[PII], data, app[CLOCK])}, status=201
     )
 
 
@@ -511,18 +494,23 @@ async def cancel_appointment(request: web.Request) -> web.Response:
     return web.json_response({"appointment": out})
 
 
+#: The last four digits of a phone: ASCII digits only (no full-width or Arabic-Indic ones).
+LAST4 = re.compile("[0-9]{4}")
+
+
 def _lookup_status(request: web.Request, case_no: str, last4: str) -> dict[str, Any]:
     app = request.app
     guard = app[STATUS_GUARD]
-    guard.check(case_no)
-    if not (len(last4) == 4 and last4.isdigit()):
+    guard.check(case_no, request.remote)
+    if not LAST4.fullmatch(last4):
         raise Invalid(
-            "phone_last4 must be the last 4 digits of the applicant's mobile", field="phone_last4"
+            "phone_last4 must be the last 4 digits (0-9) of the applicant's mobile",
+            field="phone_last4",
         )
     try:
         return queries.public_status(app[DB], app[CONFIG], case_no, last4, app[CLOCK])
     except NotFound:
-        guard.fail(case_no)
+        guard.fail(case_no, request.remote)
         raise
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from node import db as dbm
-from node import events, notify, workdays
+from node import events, notify, ratings, workdays
 from node.cases.common import OPEN_STATES, get, int_field, material_names, missing, sms_text
 from node.cases.visits import link_visit, same_person, ticket_at_window, visit_count
 from node.cases_db import CHANNELS, HANDOVER_CHANNELS, HANDOVER_METHODS
@@ -102,7 +102,13 @@ def result_ready(
             case["phone_enc"],
             case["phone_masked"],
             "result_ready",
-            sms_text("result_ready", case["lang"], center=cfg.name, case_no=case_no),
+            sms_text(
+                "result_ready",
+                case["lang"],
+                center=cfg.name,
+                case_no=case_no,
+                rating_code=ratings.shown_code(ratings.case_code(notify.node_pii(conn), case_no)),
+            ),
             case_id=case["id"],
             case_no=case_no,
             at=at,
