@@ -8,8 +8,6 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from aiohttp_session import setup as setup_session
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from hub import db as hubdb
 from hub import identity, rollups, staff, views
@@ -20,6 +18,7 @@ from hub.metrics import setup_metrics
 from hub.routes import setup_routes
 from hub.worker import IngestWorker
 from onestop import bodies
+from onestop import sessions
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 from onestop.logs import setup_access_log
@@ -42,9 +41,9 @@ def create_app(config: HubConfig, now: Now = system_now) -> web.Application:
     if hubdb.get_meta(db, rollups.TZ_META) is None:
         with hubdb.tx(db):
             hubdb.set_meta(db, rollups.TZ_META, config.timezone)
-    setup_session(app, EncryptedCookieStorage(
-        staff.session_key(app[IDENTITY].link_key), cookie_name=staff.COOKIE, httponly=True,
-        samesite="Strict", max_age=config.session_max_age))  # fmt: skip
+    # Staff sessions server-side in DATA/sessions.db, and the login throttle.
+    sessions.setup(app, config.data_dir, cookie_name=staff.COOKIE,
+                   max_age=config.session_max_age)  # fmt: skip
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     views.setup_jinja(env)
     setup_routes(app)

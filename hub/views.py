@@ -86,6 +86,11 @@ async def login_post(request: web.Request) -> web.Response:
     r = await staff.STAFF.form_login(request)
     if r.user is None:
         lang = lang_of(request)
+        if r.locked is not None:  # too many wrong passwords: how long to wait
+            page = await login_page(request, error=r.locked.message_in(lang), status=r.status,
+                                    username=r.username)  # fmt: skip
+            page.headers["Retry-After"] = str(r.retry_after)
+            return page
         error = {"csrf": _("页面已过期，请重新提交", lang), "required": _("请输入用户名和密码", lang),
                  "wrong": _("用户名或密码错误", lang)}[r.reason]  # fmt: skip
         return await login_page(request, error=error, status=r.status, username=r.username)

@@ -11,8 +11,6 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from aiohttp_session import setup as setup_session
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from node import db as dbm
 from node import pii as piim
@@ -26,6 +24,7 @@ from node.replication.service import push_ctx
 from node.routes import setup_routes
 from node.signer import open_node_db
 from onestop import bodies
+from onestop import sessions
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 from onestop.logs import setup_access_log
@@ -44,16 +43,10 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     db = open_node_db(config)  # connect, migrate, attach the node's signing key
     app[DB] = db
     app[PII] = piim.load(config.data_dir)
-    setup_session(
-        app,
-        EncryptedCookieStorage(
-            app[PII].session_key,
-            cookie_name="onestop_session",
-            httponly=True,
-            samesite="Strict",
-            max_age=config.session_max_age,
-        ),
-    )
+    # Staff sessions server-side in DATA/sessions.db (not a projection of the log), and
+    # the login throttle (onestop/sessions.py).
+    sessions.setup(app, config.data_dir, cookie_name="onestop_session",
+                   max_age=config.session_max_age)  # fmt: skip
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),

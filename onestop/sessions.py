@@ -1,37 +1,73 @@
 """Staff sessions and CSRF tokens, shared by the node and the hub.
 
-Sessions are encrypted cookies (aiohttp-session).  Every unsafe request made with a session
-must carry the session's CSRF token, as the ``X-CSRF-Token`` header (page scripts and API
-clients) or the ``csrf_token`` form field (plain forms).
+Sessions are kept server-side (:mod:`onestop.session_store`): the cookie carries only a random
+id, and logging out, :meth:`Staff.revoke_user` (or :func:`onestop.session_store.revoke_user`
+from another process), a changed password or a disabled account end a session at once.
+Logins are throttled per account and client address (:mod:`onestop.throttle`); the JSON
+login takes only ``Content-Type: application/json`` (415 otherwise), so a cross-site form
+cannot log a browser in.  Every unsafe request made with a session must carry the session's
+CSRF token, as the ``X-CSRF-Token`` header (page scripts and API clients) or the
+``csrf_token`` form field (plain forms).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import secrets
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from aiohttp import web
 from aiohttp_session import get_session, new_session
+from aiohttp_session import setup as setup_session
 
 from onestop import requests
-from onestop.errors import Forbidden, Unauthorized
+from onestop.errors import ApiError, Forbidden, Unauthorized, error_response
 from onestop.models import LoginRequest
-from onestop.openapi import describe
+from onestop.openapi import ERROR_REF, describe
 from onestop.passwords import verify_off_loop
+from onestop.session_store import ServerStorage, SessionStore, path_in
+from onestop.throttle import LoginThrottle, TooManyAttempts
 
 SAFE = ("GET", "HEAD", "OPTIONS")
 
+STORE = web.AppKey("session_store", SessionStore)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 
-async def start(request: web.Request, username: str, max_age: int) -> str:
-    """A fresh session for ``username``; returns its CSRF token."""
+
+def setup(app: web.Application, data_dir: Path, *, cookie_name: str, max_age: int) -> None:
+    """Server-side sessions (``sessions.db`` in ``data_dir``) and the login throttle for
+    ``app``; ``app[THROTTLE]`` may be replaced (a test's clock) before the app starts."""
+    store = SessionStore(path_in(data_dir))
+    app[STORE] = store
+    app[THROTTLE] = LoginThrottle()
+    setup_session(app, ServerStorage(store, cookie_name=cookie_name, max_age=max_age))
+
+    async def close(app: web.Application) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app.cleanup_ctx.append(close)
+
+
+def fingerprint(password_hash: str | None) -> str:
+    """A short digest of the stored password hash: a session records the one it began with,
+    and ends once the password changes."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+async def start(request: web.Request, username: str, max_age: int, password_hash: str = "") -> str:
+    """A fresh session for ``username`` (a new id: the visitor's old session is dropped);
+    returns its CSRF token."""
     session = await new_session(request)
     session["user"] = username
     session["csrf"] = secrets.token_urlsafe(24)
+    session["pw"] = fingerprint(password_hash)
     session.max_age = max_age
     return str(session["csrf"])
 
@@ -90,13 +126,16 @@ def safe_next(value: str | None) -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class FormLogin:
-    """What a posted login form gave: the user once logged in, else why not."""
+    """What a posted login form gave: the user once logged in, else why not (and, when
+    locked out, the seconds to wait and the message saying so)."""
 
     username: str
     next: str | None
     user: dict[str, Any] | None = None
     reason: str = ""
     status: int = 200
+    retry_after: int = 0
+    locked: ApiError | None = None
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -111,12 +150,30 @@ def _handler(method: Handler) -> Handler:
     return handle
 
 
+_LOGIN_ERRORS = {
+    "415": {"description": "The body is not `Content-Type: application/json`",
+            "content": {"application/json": {"schema": ERROR_REF}}},
+    "429": {"description": "Too many wrong passwords for this account or address: wait the "
+                           "`Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                        "description": "Seconds until a login is tried again"}},
+            "content": {"application/json": {"schema": ERROR_REF}}},
+}  # fmt: skip
+
+
+def locked_response(exc: TooManyAttempts, request: web.Request) -> web.Response:
+    """The one error shape of a 429, with its ``Retry-After``."""
+    response = error_response(exc, request)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 class Staff:
     """Staff accounts of one service (node or hub): login, logout, the current user, roles,
     and the ``/api/v1/login|logout|me`` handlers, over that service's ``users`` table.
 
     ``db(app)`` gives the service's database, ``lookup(db, name)`` a user (or None) and
-    ``max_age(app)`` the session lifetime in seconds.
+    ``max_age(app)`` the session lifetime in seconds; the app has :func:`setup` sessions.
     """
 
     def __init__(
@@ -129,31 +186,69 @@ class Staff:
         # The JSON API handlers, described for the OpenAPI document (onestop.openapi).
         self.api_login = describe(
             _handler(self._api_login), "Log in; sets the session cookie and returns the CSRF token",
-            tag="staff", public=True, body=LoginRequest, errors=(401, 422))  # fmt: skip
+            tag="staff", public=True, body=LoginRequest, errors=(401, 422),
+            responses=_LOGIN_ERRORS)  # fmt: skip
         self.api_logout = describe(_handler(self._api_logout), "Log out", tag="staff")
         self.api_me = describe(_handler(self._api_me), "The logged-in user and CSRF token",
                                tag="staff")  # fmt: skip
 
+    def _account(self, app: web.Application, name: str) -> tuple[str, bool] | None:
+        """The stored password hash of ``name`` and whether the account is disabled."""
+        row = (
+            self._db(app)
+            .execute("SELECT password_hash, disabled FROM users WHERE username = ?", [name])
+            .fetchone()
+        )
+        return (str(row[0] or ""), bool(row[1])) if row else None
+
     async def login(self, request: web.Request, name: str,
                     password: str) -> tuple[dict[str, Any], str]:  # fmt: skip
         """Check a password against the ``users`` table (scrypt off the event loop) and start
-        a session; returns the user and the session's CSRF token."""
-        db = self._db(request.app)
-        row = db.execute(
-            "SELECT password_hash FROM users WHERE username = ? AND disabled = 0", [name]
-        ).fetchone()
-        user = self._lookup(db, name)
-        if not await verify_off_loop(password, row[0] if row else None) or not user:
-            raise Unauthorized("wrong username or password", field="password")
-        return user, await start(request, user["username"], self._max_age(request.app))
+        a session; returns the user and the session's CSRF token.  Raises
+        :class:`~onestop.throttle.TooManyAttempts` while this account or address is locked."""
+        throttle, client = request.app[THROTTLE], request.remote or ""
+        with throttle.attempt(name, client):
+            account = self._account(request.app, name)
+            stored = account[0] if account and not account[1] else None
+            user = self._lookup(self._db(request.app), name)
+            if not await verify_off_loop(password, stored) or not user:
+                throttle.failed(name, client)
+                raise Unauthorized("wrong username or password", field="password")
+            throttle.succeeded(name, client)
+        csrf = await start(request, user["username"], self._max_age(request.app), stored or "")
+        return user, csrf
 
     async def logout(self, request: web.Request) -> None:
         await end(request)
 
+    @staticmethod
+    def revoke_user(app: web.Application, name: str) -> int:
+        """End every session of ``name`` (password changed, account disabled); returns how
+        many there were."""
+        return app[STORE].revoke_user(name)
+
     async def current_user(self, request: web.Request) -> dict[str, Any] | None:
-        name = await username(request)
-        user = self._lookup(self._db(request.app), name) if name else None
-        return None if user is None or user.get("disabled") else user
+        """The session's user while the account exists, is enabled and keeps the password
+        the session began with; otherwise the session is ended."""
+        session = await get_session(request)
+        name = session.get("user")
+        if not name:
+            return None
+        account = self._account(request.app, str(name))
+        user = self._lookup(self._db(request.app), str(name)) if account else None
+        began_with = str(session.get("pw", ""))
+        if (
+            user is None
+            or account is None
+            or account[1]
+            or not hmac.compare_digest(began_with, fingerprint(account[0]))
+        ):
+            # Deleted now: the 401 that follows is raised past the session middleware.
+            if session.identity:
+                request.app[STORE].delete(str(session.identity))
+            session.invalidate()
+            return None
+        return user
 
     async def require(self, request: web.Request, *roles: str) -> dict[str, Any]:
         """The logged-in, enabled user holding one of ``roles`` (any when none given); checks
@@ -173,8 +268,17 @@ class Staff:
     # -- the JSON API ------------------------------------------------------------------------
 
     async def _api_login(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            # A cross-site form can post text/plain or urlencoded bodies, never JSON.
+            raise ApiError(
+                "login takes a JSON body: send Content-Type: application/json",
+                field="Content-Type", status=415, code="unsupported_media_type",
+            )  # fmt: skip
         data = await requests.body(request, LoginRequest)
-        user, csrf = await self.login(request, data.username, data.password)
+        try:
+            user, csrf = await self.login(request, data.username, data.password)
+        except TooManyAttempts as exc:
+            return locked_response(exc, request)
         return web.json_response({"user": user, "csrf_token": csrf})
 
     async def _api_logout(self, request: web.Request) -> web.Response:
@@ -190,7 +294,8 @@ class Staff:
 
     async def form_login(self, request: web.Request) -> FormLogin:
         """Check the posted login form and log in; on failure ``reason`` is ``csrf``,
-        ``required`` or ``wrong`` for the page to show (``ui.login.<reason>``)."""
+        ``required``, ``wrong`` or ``locked`` for the page to show (``locked`` with
+        ``retry_after`` and its message in ``locked``)."""
         form = await request.post()
         session = await get_session(request)
         sent, want = str(form.get("csrf_token", "")), str(session.get("csrf", ""))
@@ -202,6 +307,9 @@ class Staff:
             return dataclasses.replace(out, reason="required", status=422)
         try:
             user, _csrf = await self.login(request, username, password)
+        except TooManyAttempts as exc:
+            return dataclasses.replace(out, reason="locked", status=429,
+                                       retry_after=exc.retry_after, locked=exc)  # fmt: skip
         except Unauthorized:
             return dataclasses.replace(out, reason="wrong", status=401)
         return dataclasses.replace(out, user=user)
