@@ -17,8 +17,7 @@ from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
 from hub.metrics import setup_metrics
 from hub.routes import setup_routes
 from hub.worker import IngestWorker
-from onestop import bodies
-from onestop import sessions
+from onestop import bodies, sessions
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 from onestop.logs import setup_access_log

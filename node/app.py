@@ -23,8 +23,7 @@ from node.metrics import setup_metrics
 from node.replication.service import push_ctx
 from node.routes import setup_routes
 from node.signer import open_node_db
-from onestop import bodies
-from onestop import sessions
+from onestop import bodies, sessions
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 from onestop.logs import setup_access_log
