@@ -21,6 +21,10 @@ from node.replication.service import SYNC, SyncHolder
 from onestop.errors import ApiError, Invalid, NotFound
 from onestop.openapi import operation
 from sync.models import Envelope
+from sync.requests import ReplayCache, body_sha256
+
+# The nonces of the township requests this relay accepted lately.
+RELAY_REPLAYS = web.AppKey("relay_replays", ReplayCache)
 
 
 def _status(request: web.Request) -> dict[str, Any]:
@@ -60,13 +64,14 @@ def _poke(request: web.Request) -> None:
     security=[{"nodeSignature": []}],
     errors=(400, 401, 403, 413, 422),
     description="Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
-    "X-Onestop-Sig (docs/sync-protocol.md)",
+    "X-Onestop-Nonce, X-Onestop-Body-SHA256, X-Onestop-Sig (docs/sync-protocol.md)",
 )
 async def ingest(request: web.Request) -> web.Response:
     """Relay: accept a township's push (same protocol as the hub's)."""
     db = request.app[DB]
-    sender = relay.verify_sender(db, request.headers, request.method, request.raw_path)
     raw = await request.read()  # aiohttp undoes Content-Encoding: gzip
+    sender = relay.verify_sender(db, request.headers, request.method, request.raw_path,
+                                 body_sha256(raw), request.app[RELAY_REPLAYS])  # fmt: skip
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -89,13 +94,22 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Relay: where this relay (and the hub, once known) stands for a township",
+    "Relay: where this relay (and the hub, once known) stands for a township (request "
+    "signed by that township)",
     tag="sync",
     public=True,
-    errors=(404,),
+    security=[{"nodeSignature": []}],
+    errors=(401, 403, 404),
 )
 async def position(request: web.Request) -> web.Response:
-    return web.json_response(relay.position(request.app[DB], request.match_info["code"]))
+    db, code = request.app[DB], request.match_info["code"]
+    sender = relay.verify_sender(db, request.headers, request.method, request.raw_path,
+                                 body_sha256(await request.read()),
+                                 request.app[RELAY_REPLAYS])  # fmt: skip
+    if sender != code:
+        raise ApiError(f"node {sender} may not read node {code}'s position", field="code",
+                       status=403, code="forbidden")  # fmt: skip
+    return web.json_response(relay.position(db, code))
 
 
 @operation(
@@ -119,6 +133,7 @@ async def catalog_latest(request: web.Request) -> web.StreamResponse:
 
 def setup_sync_routes(app: web.Application) -> None:
     app[SYNC] = SyncHolder()
+    app[RELAY_REPLAYS] = ReplayCache(relay.MAX_SKEW_SECONDS)
     r = app.router
     r.add_get("/sync", sync_page, name="sync")
     a = "/api/v1"
