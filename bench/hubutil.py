@@ -57,7 +57,10 @@ def signed_headers(
     return sign_request(key, node, method, target, body=body)
 
 
-def position(url: str, code: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/api/v1/ingest/{code}/position", timeout=30) as r:
+def position(url: str, code: str, key: Any) -> dict[str, Any]:
+    """Where the hub stands for node ``code`` (a request signed with the node's ``key``)."""
+    target = f"/api/v1/ingest/{code}/position"
+    req = urllib.request.Request(url + target, headers=signed_headers(key, code, "GET", target))
+    with urllib.request.urlopen(req, timeout=30) as r:
         out: dict[str, Any] = json.loads(r.read())
     return out
