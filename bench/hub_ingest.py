@@ -54,9 +54,9 @@ async def _fan_in(url: str, pushes: list[tuple[str, Any, bytes]]) -> dict[str, A
 
         async def push(code: str, key: Any, body: bytes) -> None:
             nonlocal acked
+            headers = signed_headers(key, code, "POST", INGEST, gzip.decompress(body))
             await start.wait()
             t = time.perf_counter()
-            headers = signed_headers(key, code, "POST", INGEST)
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
             try:
                 async with s.post(url + INGEST, data=body, headers=headers) as r:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Server, onestop_argv, run_cli_inprocess, run_onestop
-from onestop.clock import utcnow
 
 
 def node_code(i: int) -> str:
@@ -49,23 +48,19 @@ def enroll(hub_dir: Path, code: str, pubkey: Path, name: str = "") -> None:
     run_cli_inprocess(*args)
 
 
-def signed_headers(key: Any, node: str, method: str, target: str) -> dict[str, str]:
-    """``X-Onestop-Node/-Time/-Sig`` over ``b"onestop-request-v1\\n" + METHOD + TARGET + TIME``."""
-    try:
-        from sync.requests import sign_request
+def signed_headers(
+    key: Any, node: str, method: str, target: str, body: bytes = b""
+) -> dict[str, str]:
+    """The signed-request headers of :func:`sync.requests.sign_request` (``body``: before gzip)."""
+    from sync.requests import sign_request
 
-        return sign_request(key, node, method, target)
-    except ImportError:  # pragma: no cover - hub.auth is the reference; same bytes here
-        from sync.canonical import b64encode
-
-        t = utcnow()
-        sig = key.sign(
-            b"onestop-request-v1\n" + method.upper().encode() + target.encode() + t.encode()
-        )
-        return {"X-Onestop-Node": node, "X-Onestop-Time": t, "X-Onestop-Sig": b64encode(sig)}
+    return sign_request(key, node, method, target, body=body)
 
 
-def position(url: str, code: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/api/v1/ingest/{code}/position", timeout=30) as r:
+def position(url: str, code: str, key: Any) -> dict[str, Any]:
+    """Where the hub stands for node ``code`` (a request signed with the node's ``key``)."""
+    target = f"/api/v1/ingest/{code}/position"
+    req = urllib.request.Request(url + target, headers=signed_headers(key, code, "GET", target))
+    with urllib.request.urlopen(req, timeout=30) as r:
         out: dict[str, Any] = json.loads(r.read())
     return out

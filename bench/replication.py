@@ -147,6 +147,7 @@ def run(opts: Options) -> list[Row]:
         enroll(hub_dir, NODE_CODE, node_dir / "node.pub", "解放路街道便民服务中心")
         cfg = cfgm.load(node_dir)
         db = signerm.open_node_db(cfg)
+        node_key = signerm.load_node_key(node_dir)
         seeded = signerm.log_size(db)
         log(opts, f"replication: signing {n:,} events into the node database")
         sign_s = _append_events(db, n, 1)
@@ -162,7 +163,7 @@ def run(opts: Options) -> list[Row]:
             try:
                 full, full_s = loop.run_until_complete(_push(client))
                 full_bytes, full_reqs = counter.body_bytes, counter.requests
-                pos_full = position(url, NODE_CODE)
+                pos_full = position(url, NODE_CODE, node_key)
                 _append_events(db, inc, n + 1)
                 size_inc = signerm.log_size(db)
                 counter.body_bytes = counter.requests = 0
@@ -171,7 +172,7 @@ def run(opts: Options) -> list[Row]:
                 loop.run_until_complete(client.close())
             finally:
                 loop.close()
-            pos_inc = position(url, NODE_CODE)
+            pos_inc = position(url, NODE_CODE, node_key)
             mem = hub.memory_kb()
         stored = _hub_count(hub_dir / "hub.db", NODE_CODE)
         db.conn.close()

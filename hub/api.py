@@ -26,7 +26,7 @@ from onestop.clock import iso
 from onestop.errors import Forbidden, Invalid, NotFound
 from onestop.openapi import operation
 from sync.models import Envelope
-from sync.requests import H_NODE, H_SIG, H_TIME
+from sync.requests import H_NODE, SIGNED_HEADERS, body_sha256
 
 SIGNED: list[dict[str, list[str]]] = [{"nodeSignature": []}]
 
@@ -85,22 +85,24 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
     app = request.app
     cfg = app[CONFIG]
     worker = app[WORKER]
-    # The body as sent, at most max_body_mb; inflating it (to at most max_body_mb too) and
-    # parsing it on the parser thread.
+    # The body as sent, at most max_body_mb; inflating it (to at most max_body_mb too), hashing
+    # it (what a request signature covers: after undoing Content-Encoding) and parsing it on
+    # the parser thread.
     max_body = cfg.max_body_mb * 1024**2
     raw = await bodies.read_raw(request, max_body)
-    envelope = await worker.parse(envelopem.parse_push, raw, max_body, cfg.max_batch_records,
-                                  bodies.encoding(request.headers))  # fmt: skip
+    body_hash, envelope = await worker.parse(envelopem.read_push, raw, max_body,
+                                             cfg.max_batch_records,
+                                             bodies.encoding(request.headers))  # fmt: skip
     del raw
     seen.parsed(envelope)
     now = app[CLOCK]()
     authenticated = None
     signatures = None
-    if any(h in request.headers for h in (H_NODE, H_TIME, H_SIG)):
+    if any(h in request.headers for h in SIGNED_HEADERS):
         db = app[DB]
         authenticated = auth.verify_request(
-            db, request.headers, request.method, request.raw_path, now,
-            cfg.request_max_skew_seconds,
+            db, request.headers, request.method, request.raw_path, body_hash, now,
+            cfg.request_max_skew_seconds, app[auth.REPLAYS],
             announced=lambda node: envelopem.announced_keys(
                 db, envelope, node, app[IDENTITY].signing_key.public_key()),
         )  # fmt: skip
@@ -119,10 +121,30 @@ async def _ingest(request: web.Request, seen: PushObserver) -> web.Response:
     return web.json_response(body)
 
 
-@operation("Where the hub stands for a node", tag="sync", public=True, errors=(404,))
+@operation(
+    "Where the hub stands for a node, with its signed receipt (request signed by that node, "
+    "or a hub login whose scope covers it)",
+    tag="sync",
+    public=True,
+    security=[*SIGNED, {"session": []}],
+    errors=(401, 403, 404),
+)
 async def position(request: web.Request) -> web.Response:
+    app = request.app
+    db = app[DB]
     code = request.match_info["code"]
-    pos = readback.position(request.app[DB], code)
+    now = app[CLOCK]()
+    if any(h in request.headers for h in SIGNED_HEADERS):
+        signer = auth.verify_request(
+            db, request.headers, request.method, request.raw_path,
+            body_sha256(await bodies.read(request)), now, app[CONFIG].request_max_skew_seconds,
+            app[auth.REPLAYS],
+        )  # fmt: skip
+        if signer != code:
+            raise Forbidden(f"node {signer} may not read node {code}'s position", field="code")
+    else:
+        await staff.require(request, code=code)
+    pos = readback.signed_position(db, app[IDENTITY].signing_key, code, iso(now))
     if pos is None:
         raise NotFound(f"node {code} is not enrolled at this hub", field="code")
     return web.json_response(pos)
@@ -192,8 +214,9 @@ async def node_records(request: web.Request) -> web.Response:
     if hubdb.one(db, "SELECT 1 FROM nodes WHERE code = ?", [code]) is None:
         raise NotFound(f"node {code} is not enrolled at this hub", field="code")
     signer = auth.verify_request(
-        db, request.headers, request.method, request.raw_path, app[CLOCK](),
-        cfg.request_max_skew_seconds,
+        db, request.headers, request.method, request.raw_path,
+        body_sha256(await bodies.read(request)), app[CLOCK](), cfg.request_max_skew_seconds,
+        app[auth.REPLAYS],
     )  # fmt: skip
     if signer != code:
         raise Forbidden(f"node {signer} may not read node {code}'s records")

@@ -9,8 +9,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from hub import auth, identity, rollups, staff, views
 from hub import db as hubdb
-from hub import identity, rollups, staff, views
 from hub import tree as treem
 from hub.config import HubConfig
 from hub.keys import CLOCK, CONFIG, DB, IDENTITY, WORKER
@@ -21,6 +21,7 @@ from onestop import bodies, sessions
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
 from onestop.logs import setup_access_log
+from sync.requests import ReplayCache
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -32,6 +33,7 @@ def create_app(config: HubConfig, now: Now = system_now) -> web.Application:
     app[bodies.MAX_BODY] = max_body
     app[CONFIG] = config
     app[CLOCK] = now
+    app[auth.REPLAYS] = ReplayCache(config.request_max_skew_seconds)
     db = hubdb.open_db(config.db_path)
     app[DB] = db
     app[IDENTITY] = identity.load(config)

@@ -26,8 +26,8 @@ SECURITY_SCHEMES = {
                 "description": "From POST /api/v1/login; unsafe methods also need the "
                                "X-CSRF-Token header"},
     "nodeSignature": {"type": "apiKey", "in": "header", "name": "X-Onestop-Sig",
-                      "description": "with X-Onestop-Node and X-Onestop-Time "
-                                     "(docs/sync-protocol.md)"},
+                      "description": "with X-Onestop-Node, X-Onestop-Time, X-Onestop-Nonce and "
+                                     "X-Onestop-Body-SHA256 (docs/sync-protocol.md)"},
 }  # fmt: skip
 
 

@@ -28,8 +28,8 @@ SECURITY_SCHEMES = {
     "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
              "description": "The session's CSRF token (POST /api/v1/login, GET /api/v1/me)"},
     "nodeSignature": {"type": "apiKey", "in": "header", "name": "X-Onestop-Sig",
-                      "description": "with X-Onestop-Node and X-Onestop-Time "
-                                     "(docs/sync-protocol.md)"},
+                      "description": "with X-Onestop-Node, X-Onestop-Time, X-Onestop-Nonce and "
+                                     "X-Onestop-Body-SHA256 (docs/sync-protocol.md)"},
 }  # fmt: skip
 
 

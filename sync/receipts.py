@@ -2,7 +2,9 @@
 
 A receipt is ``{"hub": <hub key id>, "node", "seq", "hash", "at", "sig"}``; ``sig`` is the
 hub's Ed25519 signature over ``b"onestop-receipt-v1\\n" + canonical(receipt without sig)``.
-Nodes keep receipts as proof that the hub held their log up to ``seq``/``hash``.
+Nodes keep receipts as proof that the hub held their log up to ``seq``/``hash``, and move
+their acknowledged position only on one (:func:`check_receipt`): an answer without a valid
+receipt is not an acknowledgement.
 """
 
 from __future__ import annotations
@@ -50,3 +52,32 @@ def verify_receipt(receipt: Mapping[str, Any], hub_public: Ed25519PublicKey) -> 
         hub_public.verify(b64decode(receipt["sig"]), RECEIPT_SIG_CONTEXT + canonical(unsigned))
     except (ValueError, InvalidSignature):
         raise ReceiptError("receipt signature does not verify") from None
+
+
+def check_receipt(
+    receipt: Any,
+    hub_public: Ed25519PublicKey | None,
+    node: str,
+    seq: int | None = None,
+    hash_hex: str | None = None,
+) -> dict[str, Any]:
+    """``receipt`` if the hub signed it for ``node`` (at ``seq``/``hash_hex`` when given).
+
+    What a node advances its acknowledged position on: raise :class:`ReceiptError` for no
+    receipt, no hub key to check it with, a forged one, or one for another node or position.
+    """
+    if not isinstance(receipt, Mapping):
+        raise ReceiptError("no receipt")
+    if hub_public is None:
+        raise ReceiptError("no hub public key (DIR/hub.pub) to check the receipt with")
+    verify_receipt(receipt, hub_public)
+    if receipt["node"] != node:
+        raise ReceiptError(f"the receipt is for node {receipt['node']}, not {node}")
+    if seq is not None and receipt["seq"] != seq:
+        raise ReceiptError(f"the receipt is for seq {receipt['seq']}, not {seq}")
+    if hash_hex is not None and receipt["hash"] != hash_hex:
+        raise ReceiptError(
+            f"the receipt names hash {receipt['hash'][:12]}… for seq {receipt['seq']}, "
+            f"not {hash_hex[:12]}…"
+        )
+    return dict(receipt)

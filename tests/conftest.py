@@ -83,6 +83,18 @@ def init_node(data: Path, code: str = "370102001", name: str = "解放路街道�
     return cfgm.load(data)
 
 
+def hub_ack_seq(hub_dir: Path, code: str) -> int:
+    """Where a hub stands for a node, from its database (its position endpoint wants a request
+    signed by the node, or a hub login); -1 when the node is not enrolled."""
+    conn = sqlite3.connect(f"{(hub_dir / 'hub.db').resolve().as_uri()}?mode=ro", uri=True,
+                           timeout=30)  # fmt: skip
+    try:
+        row = conn.execute("SELECT ack_seq FROM nodes WHERE code = ?", [code]).fetchone()
+    finally:
+        conn.close()
+    return int(row[0]) if row else -1
+
+
 def settle_db(path: Path) -> None:
     """Fold the WAL into the database file and close it, so the file alone is the whole
     database and copies as one consistent file."""

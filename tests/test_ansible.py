@@ -30,7 +30,7 @@ import pytest
 from bench import rpo
 from onestop import divisions
 from onestop.cli import ansible as ansible_cli
-from tests.conftest import fixed_port, run_cli
+from tests.conftest import fixed_port, hub_ack_seq, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSIBLE = ROOT / "ansible"
@@ -326,7 +326,7 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
         # Both nodes are enrolled and pushed their whole log on their own (at start); an
         # event at a node arrives at the hub, pushed by the node's background sync.
         def ack(code: str) -> int:
-            return int(_get(f"{hub_url}/api/v1/ingest/{code}/position")["ack_seq"])
+            return hub_ack_seq(tmp_path / "hosts/hub01/srv/onestop/hub", code)
 
         def wait_ack(code: str, want: int, timeout: float = 30) -> None:
             deadline = time.monotonic() + timeout

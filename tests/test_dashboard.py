@@ -26,7 +26,16 @@ from hub import db as hubdb
 from hub import rollups
 from node import pii as piim
 from node import ratings
-from tests.conftest import CLERK, PHONE, LiveServer, init_node, make_id, run_cli, start_server
+from tests.conftest import (
+    CLERK,
+    PHONE,
+    LiveServer,
+    hub_ack_seq,
+    init_node,
+    make_id,
+    run_cli,
+    start_server,
+)
 
 # One province (a hub and two centers, set up once) for the whole module, on one worker.
 pytestmark = pytest.mark.xdist_group("dashboard")
@@ -354,8 +363,7 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
             c.srv.stop()
             servers.remove(c.srv)
             push(c.data)
-            assert Session(hub.url).ok("GET", f"/api/v1/ingest/{c.code}/position")[
-                "ack_seq"] == node_events(c.data)  # fmt: skip
+            assert hub_ack_seq(hub_dir, c.code) == node_events(c.data)
         yield Province(hub_dir, hub, jinan, qingdao)
     finally:
         for s in servers:

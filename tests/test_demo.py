@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import PHONE, fixed_port, make_id
+from tests.conftest import PHONE, fixed_port, hub_ack_seq, make_id
 
 
 def _get(url: str) -> dict:
@@ -46,15 +46,16 @@ def start_demo(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
 def test_demo_serves_hub_and_two_centers_that_replicate(tmp_path: Path) -> None:
     proc, port, log = start_demo(tmp_path)
     try:
-        node, hub = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 10}"
-        before = _get(f"{hub}/api/v1/ingest/370102001/position")["ack_seq"]
+        node = f"http://127.0.0.1:{port}"
+        hub_dir = log.with_suffix("") / "hub"
+        before = hub_ack_seq(hub_dir, "370102001")
         req = urllib.request.Request(
             f"{node}/api/v1/tickets", method="POST", headers={"Content-Type": "application/json"},
             data=json.dumps({"queue": "dept:edu", "id_number": make_id(), "phone": PHONE}).encode())
         with urllib.request.urlopen(req, timeout=5) as r:
             assert r.status == 201
         deadline = time.time() + 20
-        while _get(f"{hub}/api/v1/ingest/370102001/position")["ack_seq"] <= before:
+        while hub_ack_seq(hub_dir, "370102001") <= before:
             assert time.time() < deadline, "the ticket never reached the hub"
             time.sleep(0.2)
         text = log.read_text()

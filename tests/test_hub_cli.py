@@ -187,9 +187,10 @@ def test_live_hub_serve(hub_dir: Path) -> None:
         keys = json.loads(urllib.request.urlopen(url + "/api/v1/hub/pubkey").read())
         assert keys["ed25519_pem"] == (hub_dir / "hub.pub").read_text()
         assert keys["x25519_pem"] == (hub_dir / "hub-seal.pub").read_text()
-        body = gzip.compress(json.dumps(envelope(TOWNSHIP, log.batch())).encode())
+        content = json.dumps(envelope(TOWNSHIP, log.batch())).encode()
+        body = gzip.compress(content)
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
-                   **sign_request(log.key, TOWNSHIP, "POST", "/api/v1/ingest")}  # fmt: skip
+                   **sign_request(log.key, TOWNSHIP, "POST", "/api/v1/ingest", body=content)}  # fmt: skip
         req = urllib.request.Request(url + "/api/v1/ingest", data=body, headers=headers)
         [res] = json.loads(urllib.request.urlopen(req).read())["results"]
         assert res["ack_seq"] == 4

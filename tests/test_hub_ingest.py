@@ -18,7 +18,7 @@ from hub.ingest.readback import position, stored_checkpoints, stored_records, ve
 from hub.keys import DB
 from sync.chain import GENESIS
 from sync.keys import Ed25519PrivateKey
-from sync.receipts import verify_receipt
+from sync.receipts import check_receipt, verify_receipt
 from tests import test_hub_support as support
 from tests.conftest import run_cli
 from tests.test_hub_support import (
@@ -60,8 +60,10 @@ async def test_ingest_in_order_with_receipts_and_checkpoints(
     log = NodeLog(TOWNSHIP)
     log.extend(5)
     enroll(hub_dir, log, name="解放路街道便民服务中心", level="township", parent=COUNTY)
-    r = await hub_client.get(f"/api/v1/ingest/{TOWNSHIP}/position")
-    assert await r.json() == {"node": TOWNSHIP, "ack_seq": 0, "ack_hash": GENESIS}
+    r = await hub_client.get(f"/api/v1/ingest/{TOWNSHIP}/position")  # a hub login in scope
+    pos = await r.json()
+    check_receipt(pos.pop("receipt"), hub_public(hub_dir), TOWNSHIP, 0, GENESIS)
+    assert pos == {"node": TOWNSHIP, "ack_seq": 0, "ack_hash": GENESIS}
 
     [res] = await push_ok(hub_client, envelope(TOWNSHIP, log.batch(1, 5), backlog=7))
     assert res["ack_seq"] == 5 and res["ack_hash"] == log.records[4]["hash"]
@@ -78,7 +80,9 @@ async def test_ingest_in_order_with_receipts_and_checkpoints(
     assert [c["tree_size"] for c in cps] == [5, 8]
 
     r = await hub_client.get(f"/api/v1/ingest/{TOWNSHIP}/position")
-    assert await r.json() == {"node": TOWNSHIP, "ack_seq": 8, "ack_hash": log.records[7]["hash"]}
+    pos = await r.json()
+    check_receipt(pos.pop("receipt"), hub_public(hub_dir), TOWNSHIP, 8, log.records[7]["hash"])
+    assert pos == {"node": TOWNSHIP, "ack_seq": 8, "ack_hash": log.records[7]["hash"]}
     r = await hub_client.get(f"/api/v1/nodes/{TOWNSHIP}")
     node = await r.json()
     assert node["ack_seq"] == 8 and node["reported_backlog"] == 7 and node["last_contact"]

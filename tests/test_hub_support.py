@@ -113,9 +113,11 @@ def enroll(hub_dir: Path, log: NodeLog, **extra: str) -> None:
     assert run_cli(*args) == 0
 
 
-def signed(key: Ed25519PrivateKey, node: str, method: str, target: str) -> dict[str, str]:
-    """Request signature headers timed on the pinned hub clock."""
-    return sign_request(key, node, method, target, HUB_NOW)
+def signed(
+    key: Ed25519PrivateKey, node: str, method: str, target: str, body: bytes = b""
+) -> dict[str, str]:
+    """Request signature headers timed on the pinned hub clock (``body``: before gzip)."""
+    return sign_request(key, node, method, target, HUB_NOW, body=body)
 
 
 def hub_public(hub_dir: Path) -> Any:
@@ -136,13 +138,14 @@ async def push(
     key: Ed25519PrivateKey | None = None,
 ) -> Any:
     """POST /api/v1/ingest (gzip JSON), signed by ``signer`` when given."""
-    data = json.dumps(body).encode()
+    data = content = json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     if gzipped:
         data = gzip.compress(data)
         headers["Content-Encoding"] = "gzip"
     if signer is not None:
-        headers.update(signed(key or signer.key, sign_as or signer.code, "POST", "/api/v1/ingest"))
+        headers.update(signed(key or signer.key, sign_as or signer.code, "POST", "/api/v1/ingest",
+                              content))  # fmt: skip
     return await client.post("/api/v1/ingest", data=data, headers=headers)
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from bench import rpo
 from node import litestream as lsm
-from tests.conftest import CLERK, init_node, run_cli, wait_serving
+from tests.conftest import CLERK, hub_ack_seq, init_node, run_cli, wait_serving
 
 CODE = "370102001"
 
@@ -257,7 +257,7 @@ def test_kill_restore_recovers_everything_and_sync_resumes(tmp_path: Path, procs
     node_url = served(node, tmp_path / "node.log", "/api/v1/queues")
 
     def hub_ack() -> int:
-        return int(get_json(f"{hub_url}/api/v1/ingest/{CODE}/position")["ack_seq"])
+        return hub_ack_seq(hub, CODE)
 
     issued = [rpo.issue(node_url, n) for n in range(12)]
     wait_for("the hub to hold the log", lambda: hub_ack() == log_size(data))

@@ -28,7 +28,7 @@ from bench import rpo
 from node import pii as piim
 from node import projection, ratings, rebuild
 from tests import test_litestream as litestream_tests
-from tests.conftest import ADMIN, CLERK, PHONE, init_node, make_id, run_cli
+from tests.conftest import ADMIN, CLERK, PHONE, hub_ack_seq, init_node, make_id, run_cli
 from tests.test_cases_common import SCHOOL_ITEM, SCHOOL_MATERIALS
 from tests.test_litestream import (
     CODE,
@@ -227,7 +227,7 @@ def test_every_restore_path_loses_no_row_and_reuses_no_number(
     hall = Hall(served(node, tmp_path / "node.log", "/api/v1/queues"), data)
 
     def hub_ack() -> int:
-        return int(get_json(f"{hub_url}/api/v1/ingest/{CODE}/position")["ack_seq"])
+        return hub_ack_seq(hub, CODE)
 
     hall.first_half()
     if path == "b":  # replication stops; the node goes on working and pushing

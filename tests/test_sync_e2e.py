@@ -28,6 +28,7 @@ from tests.conftest import (
     PHONE,
     LiveServer,
     copy_hub,
+    hub_ack_seq,
     init_node,
     make_id,
     run_cli,
@@ -91,8 +92,7 @@ class Hub:
         self.srv = None
 
     def position(self, code: str) -> int:
-        body = _get(f"{self.url}/api/v1/ingest/{code}/position")
-        return int(body["ack_seq"]) if body else -1
+        return hub_ack_seq(self.data, code)
 
     def hashes(self, node: Path, code: str) -> list[tuple[int, str]]:
         """The hub's verified copy of a node's log, read back with a request it signs."""
@@ -365,13 +365,14 @@ def test_duplicated_reordered_and_replayed_batches_change_nothing(
             "backlog": 0,
             "sent_at": "2026-11-29T10:00:00.000Z",
         }
+        content = json.dumps(payload).encode()
         req = urllib.request.Request(
             hub.url + "/api/v1/ingest",
-            data=gzip.compress(json.dumps(payload).encode()),
+            data=gzip.compress(content),
             headers={
                 "Content-Type": "application/json",
                 "Content-Encoding": "gzip",
-                **sign_request(key, TOWN, "POST", "/api/v1/ingest"),
+                **sign_request(key, TOWN, "POST", "/api/v1/ingest", body=content),
             },
         )
         results: list[dict[str, Any]] = json.loads(urllib.request.urlopen(req).read())["results"]

@@ -207,9 +207,12 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
     cdb, tdb = _db(county.data_dir), _db(town.data_dir)
     _issue(tdb, town, 4)
     records = signerm.load_records(tdb)
+    from sync.requests import EMPTY_SHA256, ReplayCache
+
     hdrs = _headers(town.data_dir, "POST", "/api/v1/ingest")
+    replays = ReplayCache(300)
     with pytest.raises(ApiError) as info:
-        relay.verify_sender(cdb, hdrs, "POST", "/api/v1/ingest")
+        relay.verify_sender(cdb, hdrs, "POST", "/api/v1/ingest", EMPTY_SHA256, replays)
     assert info.value.code == "unknown_node"
     assert (
         run_cli(
@@ -225,10 +228,10 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
         )
         == 0
     )
-    assert relay.verify_sender(cdb, hdrs, "POST", "/api/v1/ingest") == CODE
+    assert relay.verify_sender(cdb, hdrs, "POST", "/api/v1/ingest", EMPTY_SHA256, replays) == CODE
     bad = dict(hdrs, **{"X-Onestop-Sig": _headers(county.data_dir, "POST", "/x")["X-Onestop-Sig"]})
     with pytest.raises(ApiError):
-        relay.verify_sender(cdb, bad, "POST", "/api/v1/ingest")
+        relay.verify_sender(cdb, bad, "POST", "/api/v1/ingest", EMPTY_SHA256, replays)
 
     def push(recs: list[dict[str, Any]]) -> dict[str, Any]:
         cp = None
@@ -266,18 +269,29 @@ def test_relay_stores_unchanged_and_answers_its_position(tmp_path: Path) -> None
     assert relay.pending_count(cdb) == n
     batches = relay.pending_batches(cdb, 500, 2000)
     assert batches[0]["records"] == records and batches[0]["checkpoint"]["tree_size"] == n
-    # The hub's verdicts on the township are kept at the relay and passed down.
+    # The hub's verdicts on the township are kept at the relay and passed down; its position
+    # for the township counts with its receipt for it.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sync.receipts import make_receipt
+
+    hub_key = Ed25519PrivateKey.generate()
+
+    def receipt(seq: int) -> dict[str, Any]:
+        return make_receipt(hub_key, CODE, seq, records[seq - 1]["hash"], "2026-11-29T10:00:00Z")
+
     with dbm.tx(cdb) as conn:
         moved, n_rej = relay.apply_hub_result(conn, {
-            "node": CODE, "ack_seq": 2, "ack_hash": records[1]["hash"], "receipt": None,
+            "node": CODE, "ack_seq": 2, "ack_hash": records[1]["hash"], "receipt": receipt(2),
             "rejected": [{"seq": 3, "reason": "bad_schema", "message": "ticket.issued schema"}],
-            "alert": None}, None)  # fmt: skip
+            "alert": None}, hub_key.public_key())  # fmt: skip
     assert (moved, n_rej) == (2, 1) and relay.pending_count(cdb) == n - 2
     r = push([])
     assert r["hub_ack_seq"] == 2 and r["rejected"][0]["reason"] == "bad_schema"
     with dbm.tx(cdb) as conn:
         relay.apply_hub_result(conn, {"node": CODE, "ack_seq": n, "ack_hash": records[-1]["hash"],
-                                      "rejected": [], "alert": None}, None)  # fmt: skip
+                                      "receipt": receipt(n), "rejected": [], "alert": None},
+                               hub_key.public_key())  # fmt: skip
     assert push([])["rejected"] == [] and relay.pending_count(cdb) == 0
 
 

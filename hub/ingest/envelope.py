@@ -28,6 +28,7 @@ from onestop.errors import Forbidden, Invalid, Unauthorized
 from sync.chain import ROTATION_KIND, ChainVerifier, SignatureResults
 from sync.errors import RecordError
 from sync.keys import Ed25519PublicKey, public_from_raw_b64
+from sync.requests import body_sha256
 
 #: A division code: 2 (province), 4, 6, 9 or 12 digits.
 DIVISION_CODE = re.compile(r"[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{3}(?:[0-9]{3})?)?)?)?")
@@ -94,13 +95,26 @@ def parse_push(
 ) -> Envelope:
     """A push request body as sent (gzip, declared or not, inflated to at most ``max_body``
     bytes: else 413) to its :class:`Envelope`, or :class:`Invalid`."""
+    return read_push(raw, max_body, max_batch_records, content_encoding)[1]
+
+
+def read_push(
+    raw: bytes, max_body: int, max_batch_records: int, content_encoding: str | None = None
+) -> tuple[str, Envelope]:
+    """:func:`parse_push` with the SHA-256 of the body as meant (inflated: what a request
+    signature covers, :func:`sync.requests.body_sha256`: after undoing a declared
+    ``Content-Encoding``)."""
+    if content_encoding != bodies.GZIP:  # as sent (even gzip sent without the header)
+        digest = body_sha256(raw)
     raw = bodies.decode(raw, content_encoding, max_body)
+    if content_encoding == bodies.GZIP:  # declared gzip: the JSON before it
+        digest = body_sha256(raw)
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise Invalid("request body is not valid JSON", field="body") from None
     del raw
-    return parse_envelope(data, max_batch_records)
+    return digest, parse_envelope(data, max_batch_records)
 
 
 def announced_keys(

@@ -1,5 +1,6 @@
 """Reading the hub's copy back: a node's stored records in the signed record format and its
-checkpoints (what a node restores from), its acknowledged position, and an offline audit of
+checkpoints (what a node restores from), its acknowledged position (with the hub's signed
+receipt for it: :func:`signed_position`), and an offline audit of
 the stored log (:func:`verify_stored`)."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import sqlite_utils
 
 from hub import db as hubdb
 from sync.chain import GENESIS
-from sync.keys import Ed25519PublicKey, load_public
+from sync.keys import Ed25519PrivateKey, Ed25519PublicKey, load_public
+from sync.receipts import make_receipt
 from sync.verify import VerifyReport, verify_log
 
 
@@ -52,6 +54,17 @@ def position(db: sqlite_utils.Database, code: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"node": row["code"], "ack_seq": row["ack_seq"], "ack_hash": row["ack_hash"]}
+
+
+def signed_position(
+    db: sqlite_utils.Database, hub_key: Ed25519PrivateKey, code: str, at: str
+) -> dict[str, Any] | None:
+    """:func:`position` with the hub's receipt for it (what a node may advance on)."""
+    pos = position(db, code)
+    if pos is None:
+        return None
+    pos["receipt"] = make_receipt(hub_key, code, pos["ack_seq"], pos["ack_hash"], at)
+    return pos
 
 
 def verify_stored(

@@ -4,10 +4,14 @@ Protocol: ``docs/sync-protocol.md``.  :class:`PushClient` does one push run: it 
 where it stands (once per process, and after trouble), then sends what the hub has not
 acknowledged in gzip batches of :data:`BATCH_SIZE` records, each with a signed checkpoint,
 until the hub has everything or stops advancing.  The hub's position (``sync_state``),
-receipts (checked with ``DIR/hub.pub``) and rejections are stored in the node database.
+receipts (checked with ``DIR/hub.pub``) and rejections are stored in the node database.  The
+acknowledged position moves only on a receipt signed by the hub's key for this node and that
+position (:func:`sync.receipts.check_receipt`); an answer without one fails the push
+(:class:`HubError`) and the records stay in the backlog.
 
 :class:`PushService` runs it in the node server: shortly after new events (debounced), and on
-an APScheduler interval job (``sync_interval_seconds``), backing off exponentially with jitter
+an APScheduler interval job (``sync_interval_seconds``, which also asks the hub again where it
+stands), backing off exponentially with jitter
 while the hub is unreachable; being offline is normal and logged at info level.
 """
 
@@ -33,6 +37,7 @@ from node.replication.state import record_rejection, set_state, state, store_rec
 from onestop.clock import utcnow
 from sync.canonical import is_sha256_hex
 from sync.chain import GENESIS
+from sync.receipts import ReceiptError, check_receipt
 from sync.requests import sign_request
 
 log = logging.getLogger("onestop.sync")
@@ -89,9 +94,11 @@ def env_number(name: str, default: Any, kind: Any = float) -> Any:
     return value if value > 0 else default
 
 
-def encode_body(payload: Any) -> bytes:
-    """A request body: JSON (UTF-8, not ASCII-escaped), gzip at :data:`GZIP_LEVEL`."""
-    return gzip.compress(json.dumps(payload, ensure_ascii=False).encode(), GZIP_LEVEL)
+def encode_body(payload: Any) -> tuple[bytes, bytes]:
+    """A request body: the JSON (UTF-8, not ASCII-escaped), which the request signature
+    covers, and what is sent: that JSON gzipped at :data:`GZIP_LEVEL`."""
+    content = json.dumps(payload, ensure_ascii=False).encode()
+    return content, gzip.compress(content, GZIP_LEVEL)
 
 
 def backlog(db: sqlite_utils.Database) -> int:
@@ -121,6 +128,7 @@ class PushClient:
         self._diverged = False  # the hub's copy and this log disagree (fork, rollback)
         self._held = False  # the hub quarantined our records: hold them until it agrees again
         self._resume: int | None = None
+        self._distrust: str | None = None  # why the hub's last answer was not an acknowledgement
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -135,12 +143,13 @@ class PushClient:
             )
         return self._session
 
-    def signed_headers(self, method: str, target: str) -> dict[str, str]:
-
+    def signed_headers(self, method: str, target: str, body: bytes = b"") -> dict[str, str]:
+        """Headers signing this request: method, target (path and query), a fresh nonce and
+        the SHA-256 of ``body`` (the content before gzip)."""
         signer = signerm.current_signer(self.db)
         if signer is None:
             raise HubError("this database has no node key")
-        return sign_request(signer.key, signer.node_code, method, target)
+        return sign_request(signer.key, signer.node_code, method, target, body=body)
 
     async def request(
         self, method: str, path: str, *, payload: Any = None, headers: dict[str, str] | None = None
@@ -148,14 +157,16 @@ class PushClient:
         """Send a signed request; returns (status, parsed JSON or None, response headers)."""
         if not self.hub_url:
             raise HubError("no hub configured", hint="set hub_url in DIR/node.toml")
-        hdrs = self.signed_headers(method, path)
-        hdrs.update(headers or {})
-        data = None
+        content, data = b"", None
+        extra = {}
         if payload is not None:
             # Off the event loop: a batch is ~1 MB of JSON to encode and compress, and the node
             # server keeps answering its windows meanwhile (zlib lets go of the GIL).
-            data = await asyncio.to_thread(encode_body, payload)
-            hdrs.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+            content, data = await asyncio.to_thread(encode_body, payload)
+            extra = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        hdrs = self.signed_headers(method, path, content)
+        hdrs.update(headers or {})
+        hdrs.update(extra)
         try:
             async with self._http().request(
                 method, self.hub_url + path, data=data, headers=hdrs
@@ -186,8 +197,45 @@ class PushClient:
         path = f"{INGEST}/{code}/position"
         status, body, _ = await self.request("GET", path)
         if status != 200 or not isinstance(body, dict) or type(body.get("ack_seq")) is not int:
-            raise self._error(status, body)
+            err = self._error(status, body)
+            if err.code == "unknown_node":
+                err.args = (f"node {code} is not enrolled at {self.hub_url}: {err}",)
+                err.hint = err.hint or (
+                    f"on the hub: onestop hub enroll --data DIR --code {code} "
+                    f"--pubkey {self.cfg.data_dir}/node.pub"
+                )
+            raise err
         return body
+
+    @staticmethod
+    def _bad_receipt(problem: str) -> HubError:
+        return HubError(
+            problem,
+            code="bad_receipt",
+            hint="the records stay in the backlog; check that hub_url is the hub and that "
+            "DIR/hub.pub is its key (onestop sync status --data DIR)",
+        )
+
+    @staticmethod
+    def _trusted(
+        code: str, receipt: Any, hub_pub: Any, seq: int | None = None, hash_hex: str | None = None
+    ) -> dict[str, Any] | str:
+        """The hub's receipt for this node (at ``seq``/``hash_hex``), or what is wrong with it."""
+        try:
+            return check_receipt(receipt, hub_pub, code, seq, hash_hex)
+        except ReceiptError as exc:
+            return str(exc)
+
+    @staticmethod
+    def _agrees(conn: sqlite3.Connection, receipt: dict[str, Any]) -> bool:
+        """The receipt's hash is this log's at its seq."""
+        return signerm.hash_at(conn, int(receipt["seq"])) == receipt["hash"]
+
+    @staticmethod
+    def _keep(conn: sqlite3.Connection, receipt: dict[str, Any], hub_pub: Any) -> tuple[int, str]:
+        """Keep a trusted receipt that agrees with this log: the (seq, hash) it acknowledges."""
+        store_receipt(conn, receipt, hub_pub, str(receipt["hash"]))
+        return int(receipt["seq"]), str(receipt["hash"])
 
     # -- reconciling with the hub's position --------------------------------------------------
 
@@ -199,15 +247,35 @@ class PushClient:
         record_rejection(conn, code, seq, kind, message)
         set_state(conn, alert=f"{kind}: {message}", last_error=message, last_error_at=utcnow())
 
-    def _reconcile(self, code: str, pos: dict[str, Any]) -> None:
-        """Resume from the hub's position when it matches this log; flag a fork/rollback."""
+    def _reconcile(self, code: str, pos: dict[str, Any], hub_pub: Any) -> None:
+        """Resume from the hub's position when it matches this log; flag a fork/rollback.
+
+        The hub's position counts only with its receipt for it; a relay's is where the relay
+        stands (sending resumes there) and the acknowledged position moves to the hub's
+        receipt it passes on, if any."""
         ack, ack_hash = int(pos["ack_seq"]), pos.get("ack_hash")
         size = signerm.log_size(self.db)
+        via_relay = "relay" in pos
         with dbm.tx(self.db) as conn:
-            if "relay" in pos:
+            if via_relay:
                 set_state(conn, via_relay=str(pos.get("relay") or ""))
+                receipt = self._trusted(code, pos.get("receipt"), hub_pub)
+            else:
+                receipt = self._trusted(code, pos.get("receipt"), hub_pub, ack, ack_hash)
+                if isinstance(receipt, str):
+                    raise self._bad_receipt(
+                        f"the hub's position for this node (seq {ack}) has no valid receipt: "
+                        f"{receipt}"
+                    )
             if ack == 0 or (ack <= size and signerm.hash_at(conn, ack) == ack_hash):
-                set_state(conn, hub_ack_seq=ack, hub_ack_hash=ack_hash if ack else None)
+                prev = int(conn.execute("SELECT hub_ack_seq FROM sync_state").fetchone()[0] or 0)
+                if (
+                    isinstance(receipt, dict)
+                    and self._agrees(conn, receipt)
+                    and (receipt["seq"] >= prev or not via_relay)
+                ):
+                    seq, h = self._keep(conn, receipt, hub_pub)
+                    set_state(conn, hub_ack_seq=seq, hub_ack_hash=h if seq else None)
                 self._resume = ack
                 self._diverged = self._held = False
                 return
@@ -248,8 +316,12 @@ class PushClient:
             cp = signerm.checkpoint(conn, records[-1]["seq"])
         return {"node": code, "records": records, "checkpoint": cp}
 
-    async def push_once(self, max_requests: int = 10_000) -> PushReport:
-        """Push until the hub holds everything, stops advancing, or cannot be reached."""
+    async def push_once(self, max_requests: int = 10_000, recheck: bool = False) -> PushReport:
+        """Push until the hub holds everything, stops advancing, or cannot be reached.
+
+        ``recheck``: ask the hub where it stands first even when this process already did
+        (the service's interval job).  Raises :class:`HubError` when the hub's answer carries
+        no valid receipt for what it acknowledges."""
 
         report = PushReport()
         signer = signerm.current_signer(self.db)
@@ -260,8 +332,8 @@ class PushClient:
         with dbm.tx(self.db) as conn:
             set_state(conn, last_attempt=utcnow())
         try:
-            if not self._synced or self._held:
-                self._reconcile(code, await self.position(code))
+            if not self._synced or self._held or recheck:
+                self._reconcile(code, await self.position(code), hub_pub)
                 self._synced = True
             while report.requests < max_requests:
                 after = (
@@ -293,7 +365,11 @@ class PushClient:
                     or not isinstance(body.get("results"), list)
                 ):
                     raise self._error(status, body)
-                if not self._apply(code, body["results"], hub_pub, report, after, own):
+                self._distrust = None
+                progressed = self._apply(code, body["results"], hub_pub, report, after, own)
+                if self._distrust is not None:
+                    raise self._bad_receipt(self._distrust)
+                if not progressed:
                     break
         except (HubUnreachable, HubError) as exc:
             self._synced = False  # ask where the hub stands again once it answers
@@ -368,15 +444,32 @@ class PushClient:
             )
             report.alert = "fork" if local else "rollback"
         else:
+            via_relay = "relay" in res
+            if via_relay:  # the relay's position; the hub's receipt (if any) is older
+                receipt = self._trusted(code, res.get("receipt"), hub_pub)
+            else:
+                receipt = self._trusted(code, res.get("receipt"), hub_pub, ack, ack_hash)
+            if isinstance(receipt, str) and not via_relay:
+                problem = f"the hub acknowledged seq {ack} without a valid receipt: {receipt}"
+                log.warning("sync: %s", problem)
+                report.errors.append(problem)
+                set_state(conn, last_error=problem, last_error_at=utcnow())
+                self._distrust = problem
+                return False
             prev = int(conn.execute("SELECT hub_ack_seq FROM sync_state").fetchone()[0] or 0)
+            if (
+                isinstance(receipt, dict)
+                and self._agrees(conn, receipt)
+                and (receipt["seq"] >= prev or not via_relay)
+            ):
+                got, h = self._keep(conn, receipt, hub_pub)
+                set_state(conn, hub_ack_seq=got, hub_ack_hash=h if got else None)
+                report.acked += max(got - max(prev, after), 0)
             set_state(
                 conn,
-                hub_ack_seq=ack,
-                hub_ack_hash=ack_hash if ack else None,
                 sent_total=conn.execute("SELECT sent_total FROM sync_state").fetchone()[0]
                 + max(ack - after, 0),
             )
-            report.acked += max(ack - max(prev, after), 0)
             progressed = ack > after and not res.get("rejected")
             self._resume = ack
             self._diverged = False
@@ -385,14 +478,6 @@ class PushClient:
                 "seq IS NOT NULL AND seq <= ? AND reason NOT IN ('fork', 'rollback')",
                 [code, ack],
             )
-        receipt = res.get("receipt")
-        if isinstance(receipt, dict):
-            problem = store_receipt(
-                conn, receipt, hub_pub, signerm.hash_at(conn, int(receipt.get("seq") or 0))
-            )
-            if problem:
-                report.errors.append(problem)
-                set_state(conn, last_error=problem, last_error_at=utcnow())
         for rej in res.get("rejected") or []:
             if not isinstance(rej, dict):
                 continue

@@ -4,11 +4,13 @@ A township's ``hub_url`` may point to its county node.  The county node answers 
 protocol as the hub (``POST /api/v1/ingest``, ``GET /api/v1/ingest/{code}/position``,
 ``GET /api/v1/catalog/latest``) for the nodes registered with ``onestop sync relay add``:
 
-- requests must be signed by the township's key (headers of :mod:`hub.auth`);
+- requests must be signed by the township's key (:mod:`sync.requests`: method, path and
+  query, body, a nonce seen only once);
 - each batch is checked against the township's chain as far as the relay holds it (so junk
   and gaps are refused early) and stored **unchanged** in ``relay_outbox``; the answer is the
   relay's own position (``ack_seq``: records the relay holds), plus the hub's position and
   receipt for that township once the hub has answered for it (``hub_ack_seq``, ``receipt``);
+  the relay moves the hub's position for a township only on the hub's receipt for it;
 - the relay's own pushes carry the stored records upward as extra batches, each with the
   township's own checkpoint, so the hub verifies the township's signatures end to end.
 
@@ -34,7 +36,8 @@ from sync.chain import GENESIS, ChainVerifier
 from sync.checkpoint import verify_checkpoint
 from sync.errors import VerifyError
 from sync.keys import Ed25519PublicKey, public_from_raw_b64, public_key_id, public_raw_b64
-from sync.requests import verify_signed
+from sync.receipts import ReceiptError, check_receipt
+from sync.requests import ReplayCache, verify_signed
 
 MAX_SKEW_SECONDS = 300
 MAX_RECORDS_PER_BATCH = 5000
@@ -104,9 +107,18 @@ def pending_count(db: DbLike) -> int:
 
 
 def verify_sender(
-    db: DbLike, headers: Mapping[str, str], method: str, target: str, now: dt.datetime | None = None
+    db: DbLike,
+    headers: Mapping[str, str],
+    method: str,
+    target: str,
+    body_hash: str,
+    replays: ReplayCache,
+    now: dt.datetime | None = None,
 ) -> str:
-    """The registered node that signed this request (as the hub checks it); 401/403 otherwise."""
+    """The registered node that signed this request (as the hub checks it); 401/403 otherwise.
+
+    ``target`` is the path and query as received, ``body_hash`` the SHA-256 of the body as
+    read (:func:`sync.requests.body_sha256`)."""
 
     def registered(node: str) -> list[Ed25519PublicKey]:
         row = _row(db, node)
@@ -119,8 +131,9 @@ def verify_sender(
             )
         return [public_from_raw_b64(k) for k in dict.fromkeys((row["cur_key"], row["pubkey"]))]
 
-    return verify_signed(headers, method, target, now or system_now(),
-                         MAX_SKEW_SECONDS, registered, clock_of="this node's clock")  # fmt: skip
+    return verify_signed(headers, method, target, body_hash, now or system_now(),
+                         MAX_SKEW_SECONDS, registered, replays,
+                         clock_of="this node's clock")  # fmt: skip
 
 
 def _result(
@@ -166,6 +179,7 @@ def position(db: DbLike, code: str) -> dict[str, Any]:
         "ack_hash": row["head"],
         "hub_ack_seq": row["hub_ack_seq"],
         "hub_ack_hash": row["hub_ack_hash"],
+        "receipt": json.loads(row["hub_receipt"]) if row.get("hub_receipt") else None,
         "relay": signerm.node_code(db),
     }
 
@@ -382,15 +396,20 @@ def apply_hub_result(
         return 0, 0
     ack, ack_hash = res.get("ack_seq"), res.get("ack_hash")
     moved = 0
+    receipt: Any = res.get("receipt")
     if type(ack) is int and ack >= 0:
         held = conn.execute(
             "SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?", [code, ack]
         ).fetchone()
+        try:  # the hub's position for that node counts only with its receipt for it
+            receipt = check_receipt(receipt, hub_pub, code, ack, ack_hash)
+        except ReceiptError:
+            receipt = None
         if ack and held is not None and held[0] != ack_hash:
             record_rejection(
                 conn, code, ack, "fork", f"the hub holds a different record {ack} of node {code}"
             )
-        else:
+        elif receipt is not None:
             moved = max(ack - int(row["hub_ack_seq"]), 0)
             conn.execute(
                 "UPDATE relay_nodes SET hub_ack_seq = ?, hub_ack_hash = ? WHERE code = ?",
@@ -402,7 +421,6 @@ def apply_hub_result(
                 conn.execute(
                     "UPDATE relay_nodes SET seq = ?, head = ? WHERE code = ?", [ack, ack_hash, code]
                 )
-    receipt = res.get("receipt")
     if isinstance(receipt, dict) and receipt.get("node") == code:
         held = conn.execute(
             "SELECT hash FROM relay_outbox WHERE node = ? AND seq = ?", [code, receipt.get("seq")]

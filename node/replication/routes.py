@@ -22,6 +22,10 @@ from onestop import bodies
 from onestop.errors import ApiError, Invalid, NotFound
 from onestop.openapi import operation
 from sync.models import Envelope
+from sync.requests import ReplayCache, body_sha256
+
+# The nonces of the township requests this relay accepted lately.
+RELAY_REPLAYS = web.AppKey("relay_replays", ReplayCache)
 
 
 def _status(request: web.Request) -> dict[str, Any]:
@@ -46,9 +50,9 @@ async def sync_page(request: web.Request) -> web.Response:
     return await views.render(request, "sync.html", {"user": user, "s": _status(request)})
 
 
-def _parse(raw: bytes, content_encoding: str | None, limit: int) -> Any:
+def _parse(content: bytes) -> Any:
     try:
-        return json.loads(bodies.decode(raw, content_encoding, limit))
+        return json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise Invalid("request body is not valid JSON", field="body") from None
 
@@ -68,17 +72,22 @@ def _poke(request: web.Request) -> None:
     security=[{"nodeSignature": []}],
     errors=(400, 401, 403, 413, 422),
     description="Signed by the sending node: X-Onestop-Node, X-Onestop-Time, "
-    "X-Onestop-Sig (docs/sync-protocol.md)",
+    "X-Onestop-Nonce, X-Onestop-Body-SHA256, X-Onestop-Sig (docs/sync-protocol.md)",
 )
 async def ingest(request: web.Request) -> web.Response:
     """Relay: accept a township's push (same protocol as the hub's)."""
     db = request.app[DB]
-    sender = relay.verify_sender(db, request.headers, request.method, request.raw_path)
-    # At most the node's body limit as sent and as inflated; inflating and parsing on a thread.
-    limit = bodies.limit_of(request)
+    # At most the node's body limit as sent and as inflated; inflating on a thread.  The
+    # signature covers the body after undoing a declared Content-Encoding.
+    limit, enc = bodies.limit_of(request), bodies.encoding(request.headers)
     raw = await bodies.read_raw(request, limit)
-    payload = await asyncio.to_thread(_parse, raw, bodies.encoding(request.headers), limit)
+    content = await asyncio.to_thread(bodies.decode, raw, enc, limit)
+    digest = body_sha256(content if enc == bodies.GZIP else raw)
     del raw
+    sender = relay.verify_sender(db, request.headers, request.method, request.raw_path,
+                                 digest, request.app[RELAY_REPLAYS])  # fmt: skip
+    payload = await asyncio.to_thread(_parse, content)
+    del content
     if not isinstance(payload, dict) or payload.get("node") != sender:
         raise ApiError(
             "node must name the node that signed the request",
@@ -92,13 +101,22 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Relay: where this relay (and the hub, once known) stands for a township",
+    "Relay: where this relay (and the hub, once known) stands for a township (request "
+    "signed by that township)",
     tag="sync",
     public=True,
-    errors=(404,),
+    security=[{"nodeSignature": []}],
+    errors=(401, 403, 404),
 )
 async def position(request: web.Request) -> web.Response:
-    return web.json_response(relay.position(request.app[DB], request.match_info["code"]))
+    db, code = request.app[DB], request.match_info["code"]
+    sender = relay.verify_sender(db, request.headers, request.method, request.raw_path,
+                                 body_sha256(await bodies.read(request)),
+                                 request.app[RELAY_REPLAYS])  # fmt: skip
+    if sender != code:
+        raise ApiError(f"node {sender} may not read node {code}'s position", field="code",
+                       status=403, code="forbidden")  # fmt: skip
+    return web.json_response(relay.position(db, code))
 
 
 @operation(
@@ -122,6 +140,7 @@ async def catalog_latest(request: web.Request) -> web.StreamResponse:
 
 def setup_sync_routes(app: web.Application) -> None:
     app[SYNC] = SyncHolder()
+    app[RELAY_REPLAYS] = ReplayCache(relay.MAX_SKEW_SECONDS)
     r = app.router
     r.add_get("/sync", sync_page, name="sync")
     a = "/api/v1"

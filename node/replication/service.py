@@ -1,7 +1,8 @@
 """The push service in the node server: runs :class:`~node.replication.client.PushClient`
 shortly after new events (debounced) and on an APScheduler interval job
-(``sync_interval_seconds``), backing off exponentially with jitter while the hub is
-unreachable (being offline is normal and logged at info level); also the catalog fetch."""
+(``sync_interval_seconds``; each tick also asks the hub again where it stands, and believes
+it only with the hub's signed receipt), backing off exponentially with jitter while the hub
+is unreachable (being offline is normal and logged at info level); also the catalog fetch."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ class PushService:
         self.next_try = 0.0  # monotonic time before which no push is attempted (backoff)
         self._lock = asyncio.Lock()
         self._again = False
+        self._recheck = False  # the next push first asks the hub where it stands
         self._debounce: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,6 +129,7 @@ class PushService:
             self._debounce = self._loop.call_later(DEBOUNCE_SECONDS, self._fire)
 
     async def _tick(self) -> None:
+        self._recheck = True  # a backlog the hub signed for meanwhile (e.g. via a relay) shows
         self._fire()  # a coroutine job, so it runs on the event loop, not in a thread
 
     def _fire(self) -> None:
@@ -148,7 +151,8 @@ class PushService:
             report = None
             self._current = asyncio.current_task()
             try:
-                report = await self.client.push_once()
+                recheck, self._recheck = self._recheck, False
+                report = await self.client.push_once(recheck=recheck)
             except HubUnreachable as exc:
                 self._failed(str(exc), logging.INFO)
             except HubError as exc:
