@@ -209,8 +209,6 @@ def child_env() -> dict[str, str]:
     return env
 
 
-
-
 class Server:
     """A server child process (``onestop node serve`` / ``onestop hub serve``) started with
     ``--port 0``: it binds a port of its own and names it in its "serving on" log line, where

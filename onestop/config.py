@@ -75,6 +75,7 @@ def dump_toml(cfg: Any, header: str) -> str:
         lines.append(f"{f.name} = {v}")
     return "\n".join(lines) + "\n"
 
+
 # -- operations: the log and who may read /metrics (node and hub alike) -------------------------
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

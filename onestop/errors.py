@@ -22,6 +22,7 @@ from html import escape
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from onestop.i18n import LazyText
 
@@ -53,8 +54,10 @@ class ApiError(Exception):
             self.status = status
         if code is not None:
             self.code = code
-        self.errors = errors if errors is not None else (
-            [{"field": field, "message": self.message}] if field else []
+        self.errors = (
+            errors
+            if errors is not None
+            else ([{"field": field, "message": self.message}] if field else [])
         )
 
     def message_in(self, lang: str) -> str:
@@ -137,8 +140,14 @@ def prefers_zh(request: web.Request) -> bool:
 def error_response(exc: ApiError, request: web.Request | None = None) -> web.Response:
     lang = "zh" if request is not None and prefers_zh(request) else "en"
     return web.json_response(
-        error_body(exc.status, exc.code, exc.message_in(lang), field=exc.field, hint=exc.hint,
-                   errors=exc.errors_in(lang)),
+        error_body(
+            exc.status,
+            exc.code,
+            exc.message_in(lang),
+            field=exc.field,
+            hint=exc.hint,
+            errors=exc.errors_in(lang),
+        ),
         status=exc.status,
     )
 
@@ -188,6 +197,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), message or exc.reason),
             status=exc.status,
         )
+    except BadHttpMessage as exc:  # a malformed part of a body (a multipart header, ...)
+        bad = ApiError(f"malformed request: {exc.message}"[:300], field="body")
+        if wants_json(request):
+            return error_response(bad, request)
+        return _html_error(request, 400, bad.message_in("en"), None)
     except Exception:  # noqa: BLE001 - a node never crashes on one request
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json(request):

@@ -31,8 +31,7 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     salt = base64.b64decode(salt_b64)
     want = base64.b64decode(dk_b64)
-    dk = hashlib.scrypt(password.encode(), salt=salt, n=int(n), r=int(r), p=int(p),
-                        dklen=len(want))
+    dk = hashlib.scrypt(password.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(want))
     return hmac.compare_digest(dk, want)
 
 

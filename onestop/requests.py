@@ -15,14 +15,13 @@ the domain functions, which receive :meth:`Body.data`.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from onestop import bodies
+from onestop import bodies, jsonbody
 from onestop.errors import Invalid, prefers_zh
 from onestop.i18n import LazyText, _, lazy_gettext
 
@@ -150,10 +149,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     raw = await bodies.read(request)  # bounded; gzip inflated on a thread
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid(lazy_gettext("请求正文不是有效的 JSON"), field="body") from None
+    data = jsonbody.parse(raw)  # bounded: depth, digits, finite numbers, Unicode text
     if not isinstance(data, dict):
         raise Invalid(lazy_gettext("请求正文必须是 JSON 对象"), field="body")
     return data

@@ -60,26 +60,120 @@ def run_cli(*args: str, stdin: str | None = None) -> int:
         sys.stdin = old
 
 
-def init_node(data: Path, code: str = "370102001", name: str = "解放路街道便民服务中心",
-              windows: bool = True, **extra: str) -> cfgm.NodeConfig:
-    args = ["node", "init", "--data", str(data), "--code", code, "--name", name,
-            "--level", "township"]
+def init_node(
+    data: Path,
+    code: str = "370102001",
+    name: str = "解放路街道便民服务中心",
+    windows: bool = True,
+    **extra: str,
+) -> cfgm.NodeConfig:
+    args = [
+        "node",
+        "init",
+        "--data",
+        str(data),
+        "--code",
+        code,
+        "--name",
+        name,
+        "--level",
+        "township",
+    ]
     for k, v in extra.items():
         args += [f"--{k.replace('_', '-')}", v]
     assert run_cli(*args) == 0
-    assert run_cli("node", "user", "add", "--data", str(data), "--username", ADMIN[0],
-                   "--role", "admin", stdin=ADMIN[1] + "\n") == 0
+    assert (
+        run_cli(
+            "node",
+            "user",
+            "add",
+            "--data",
+            str(data),
+            "--username",
+            ADMIN[0],
+            "--role",
+            "admin",
+            stdin=ADMIN[1] + "\n",
+        )
+        == 0
+    )
     if windows:
-        assert run_cli("node", "window", "add", "--data", str(data), "--number", "1",
-                       "--name", "综合窗口", "--queues", "*") == 0
-        assert run_cli("node", "window", "add", "--data", str(data), "--number", "2",
-                       "--queues", "dept:edu,dept:civil") == 0
-        assert run_cli("node", "window", "add", "--data", str(data), "--number", "3",
-                       "--queues", "area:agri") == 0
-        assert run_cli("node", "user", "add", "--data", str(data), "--username", CLERK[0],
-                       "--role", "window", "--window", "1", stdin=CLERK[1] + "\n") == 0
-        assert run_cli("node", "user", "add", "--data", str(data), "--username", CLERK2[0],
-                       "--role", "window", stdin=CLERK2[1] + "\n") == 0
+        assert (
+            run_cli(
+                "node",
+                "window",
+                "add",
+                "--data",
+                str(data),
+                "--number",
+                "1",
+                "--name",
+                "综合窗口",
+                "--queues",
+                "*",
+            )
+            == 0
+        )
+        assert (
+            run_cli(
+                "node",
+                "window",
+                "add",
+                "--data",
+                str(data),
+                "--number",
+                "2",
+                "--queues",
+                "dept:edu,dept:civil",
+            )
+            == 0
+        )
+        assert (
+            run_cli(
+                "node",
+                "window",
+                "add",
+                "--data",
+                str(data),
+                "--number",
+                "3",
+                "--queues",
+                "area:agri",
+            )
+            == 0
+        )
+        assert (
+            run_cli(
+                "node",
+                "user",
+                "add",
+                "--data",
+                str(data),
+                "--username",
+                CLERK[0],
+                "--role",
+                "window",
+                "--window",
+                "1",
+                stdin=CLERK[1] + "\n",
+            )
+            == 0
+        )
+        assert (
+            run_cli(
+                "node",
+                "user",
+                "add",
+                "--data",
+                str(data),
+                "--username",
+                CLERK2[0],
+                "--role",
+                "window",
+                stdin=CLERK2[1] + "\n",
+            )
+            == 0
+        )
     return cfgm.load(data)
 
 
@@ -196,8 +290,6 @@ class LiveServer:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-
-
 
 
 def _log_since(log: Path, offset: int) -> str:

@@ -24,8 +24,15 @@ sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]  # one Chromium
 
 SHOTS = Path(__file__).parent / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +50,24 @@ def get_json(url: str) -> Any:
 
 
 def post_json(url: str, body: dict[str, Any]) -> Any:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
 
 def waiting(live: LiveServer, queue: str) -> int:
-    return int(next(q["waiting"] for q in get_json(live.url + "/api/v1/queues")["queues"]
-                    if q["code"] == queue))
+    return int(
+        next(
+            q["waiting"]
+            for q in get_json(live.url + "/api/v1/queues")["queues"]
+            if q["code"] == queue
+        )
+    )
 
 
 def shot(page: Any, name: str, full_page: bool = False) -> None:
@@ -154,11 +170,15 @@ def test_kiosk_issues_a_ticket_and_shows_field_errors(browser: Any, live_node: L
 
 
 def test_window_call_appears_on_display(browser: Any, live_node: LiveServer) -> None:
-    post_json(live_node.url + "/api/v1/tickets", {
-        "queue": "dept:civil", "id_number": make_id("19900101"), "phone": PHONE})
+    post_json(
+        live_node.url + "/api/v1/tickets",
+        {"queue": "dept:civil", "id_number": make_id("19900101"), "phone": PHONE},
+    )
     # Born in 1945: an elderly citizen goes first (绿色通道).
-    issued = post_json(live_node.url + "/api/v1/tickets", {
-        "queue": "area:agri", "id_number": make_id("19450101"), "phone": PHONE})
+    issued = post_json(
+        live_node.url + "/api/v1/tickets",
+        {"queue": "area:agri", "id_number": make_id("19450101"), "phone": PHONE},
+    )
     assert issued["priority"] == 1
     number = issued["ticket_no"]
     errors: list[str] = []
@@ -195,8 +215,8 @@ def test_window_call_appears_on_display(browser: Any, live_node: LiveServer) -> 
 
     cell = board.locator('.win-card[data-window="1"] .win-ticket')
     board.wait_for_function(
-        "document.querySelector('.win-card[data-window=\"1\"]').dataset.ticket === "
-        f"'{number}'")
+        f"document.querySelector('.win-card[data-window=\"1\"]').dataset.ticket === '{number}'"
+    )
     assert cell.inner_text().strip() == number
     board.wait_for_function(f"(document.body.dataset.lastCall || '').includes('{number}')")
     assert "一号窗口" in board.evaluate("document.body.dataset.lastCall")
@@ -215,7 +235,8 @@ def test_window_call_appears_on_display(browser: Any, live_node: LiveServer) -> 
     staff.click("#btn-finish")
     staff.locator("#current-none").wait_for(state="visible")
     board.wait_for_function(
-        "document.querySelector('.win-card[data-window=\"1\"]').dataset.ticket === ''")
+        "document.querySelector('.win-card[data-window=\"1\"]').dataset.ticket === ''"
+    )
     shot(staff, "window-console-idle.png")
     assert errors == []
     staff_ctx.close()

@@ -14,13 +14,24 @@ from tests.conftest import run_cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("field,value", [
-    ("code", "abc"), ("level", "village"), ("name", " "), ("port", 70000),
-    ("default_lang", "fr"), ("elderly_age", 10), ("recall_limit", -1),
-    ("default_service_minutes", 0), ("ticket_digits", 9), ("hub_url", "ftp://x"),
-    ("timezone", "Mars/Olympus"), ("sync_interval_seconds", 0),
-    ("keep_overnight_queues", "dept:edu, edu"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("code", "abc"),
+        ("level", "village"),
+        ("name", " "),
+        ("port", 70000),
+        ("default_lang", "fr"),
+        ("elderly_age", 10),
+        ("recall_limit", -1),
+        ("default_service_minutes", 0),
+        ("ticket_digits", 9),
+        ("hub_url", "ftp://x"),
+        ("timezone", "Mars/Olympus"),
+        ("sync_interval_seconds", 0),
+        ("keep_overnight_queues", "dept:edu, edu"),
+    ],
+)
 def test_validate_names_the_field(tmp_path: Path, field: str, value: object) -> None:
     good = {"code": "370102001", "name": "x", "level": "township"}
     cfg = cfgm.NodeConfig(data_dir=tmp_path, **{**good, field: value})  # type: ignore[arg-type]
@@ -30,13 +41,15 @@ def test_validate_names_the_field(tmp_path: Path, field: str, value: object) -> 
 
 
 def test_load_rejects_unknown_and_mistyped_settings(tmp_path: Path) -> None:
-    (tmp_path / "node.toml").write_text('code = "370102001"\nname = "x"\nlevel = "township"\n'
-                                        'colour = "red"\n')
+    (tmp_path / "node.toml").write_text(
+        'code = "370102001"\nname = "x"\nlevel = "township"\ncolour = "red"\n'
+    )
     with pytest.raises(cfgm.ConfigError) as exc:
         cfgm.load(tmp_path)
     assert exc.value.field == "colour"
-    (tmp_path / "node.toml").write_text('code = "370102001"\nname = "x"\nlevel = "township"\n'
-                                        'port = "80"\n')
+    (tmp_path / "node.toml").write_text(
+        'code = "370102001"\nname = "x"\nlevel = "township"\nport = "80"\n'
+    )
     with pytest.raises(cfgm.ConfigError) as exc:
         cfgm.load(tmp_path)
     assert exc.value.field == "port"

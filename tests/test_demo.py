@@ -50,8 +50,11 @@ def test_demo_serves_hub_and_two_centers_that_replicate(tmp_path: Path) -> None:
         hub_dir = log.with_suffix("") / "hub"
         before = hub_ack_seq(hub_dir, "370102001")
         req = urllib.request.Request(
-            f"{node}/api/v1/tickets", method="POST", headers={"Content-Type": "application/json"},
-            data=json.dumps({"queue": "dept:edu", "id_number": make_id(), "phone": PHONE}).encode())
+            f"{node}/api/v1/tickets",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"queue": "dept:edu", "id_number": make_id(), "phone": PHONE}).encode(),
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             assert r.status == 201
         deadline = time.time() + 20

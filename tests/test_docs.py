@@ -39,8 +39,9 @@ def test_every_option_is_in_the_cli_reference() -> None:
                 for name, sub in action.choices.items():
                     out += walk(sub, f"{path} {name}")
             else:
-                out += [(path, o) for o in action.option_strings if o.startswith("--")
-                        and o != "--help"]
+                out += [
+                    (path, o) for o in action.option_strings if o.startswith("--") and o != "--help"
+                ]
         return out
 
     missing = [(p, o) for p, o in walk(build_parser(), "onestop") if o not in doc]

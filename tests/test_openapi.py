@@ -19,4 +19,4 @@ async def test_openapi_document_is_valid_and_complete(client: Any) -> None:
         if not path.startswith("/api/v1") or route.method == "HEAD":
             continue
         routes.add((path, route.method))
-    assert routes == documented, (routes ^ documented)
+    assert routes == documented, routes ^ documented

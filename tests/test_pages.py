@@ -18,10 +18,13 @@ PUBLIC = [
 ]
 
 
-async def issue(client: Any, queue: str = "dept:edu", birth: str = "19850612",
-                **extra: Any) -> dict[str, Any]:
-    r = await client.post("/api/v1/tickets", json={
-        "queue": queue, "id_number": make_id(birth), "phone": PHONE, **extra})
+async def issue(
+    client: Any, queue: str = "dept:edu", birth: str = "19850612", **extra: Any
+) -> dict[str, Any]:
+    r = await client.post(
+        "/api/v1/tickets",
+        json={"queue": queue, "id_number": make_id(birth), "phone": PHONE, **extra},
+    )
     assert r.status == 201, await r.text()
     return dict(await r.json())
 
@@ -80,9 +83,11 @@ async def test_staff_pages_redirect_to_login(client: Any, path: str) -> None:
 
 async def test_login_form_with_csrf(client: Any) -> None:
     token = await csrf_of(client, "/login?next=/admin")
-    r = await client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
-                                          "csrf_token": token, "next": "/admin"},
-                          allow_redirects=False)
+    r = await client.post(
+        "/login",
+        data={"username": ADMIN[0], "password": ADMIN[1], "csrf_token": token, "next": "/admin"},
+        allow_redirects=False,
+    )
     assert r.status == 302
     assert r.headers["Location"] == "/admin"
     r = await client.get("/admin")
@@ -93,8 +98,11 @@ async def test_login_form_with_csrf(client: Any) -> None:
 
 async def test_login_redirects_by_role(client: Any) -> None:
     token = await csrf_of(client)
-    r = await client.post("/login", data={"username": CLERK[0], "password": CLERK[1],
-                                          "csrf_token": token}, allow_redirects=False)
+    r = await client.post(
+        "/login",
+        data={"username": CLERK[0], "password": CLERK[1], "csrf_token": token},
+        allow_redirects=False,
+    )
     assert r.headers["Location"] == "/window"
     # clerk1 works at window 1: /window goes straight there.
     r = await client.get("/window", allow_redirects=False)
@@ -107,52 +115,85 @@ async def test_login_redirects_by_role(client: Any) -> None:
 async def test_reviewers_land_on_their_inbox(client: Any) -> None:
     from tests.conftest import run_cli
 
-    assert run_cli("node", "user", "add", "--data", str(client.app[CONFIG].data_dir),
-                   "--username", "rev1", "--role", "reviewer", "--department", "edu",
-                   stdin="review-pass-1\n") == 0
+    assert (
+        run_cli(
+            "node",
+            "user",
+            "add",
+            "--data",
+            str(client.app[CONFIG].data_dir),
+            "--username",
+            "rev1",
+            "--role",
+            "reviewer",
+            "--department",
+            "edu",
+            stdin="review-pass-1\n",
+        )
+        == 0
+    )
     token = await csrf_of(client)
-    r = await client.post("/login", data={"username": "rev1", "password": "review-pass-1",
-                                          "csrf_token": token}, allow_redirects=False)
+    r = await client.post(
+        "/login",
+        data={"username": "rev1", "password": "review-pass-1", "csrf_token": token},
+        allow_redirects=False,
+    )
     assert r.headers["Location"] == "/inbox"
 
 
 async def test_login_rejects_missing_or_wrong_csrf(client: Any) -> None:
     await csrf_of(client)
-    r = await client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1]},
-                          allow_redirects=False)
+    r = await client.post(
+        "/login", data={"username": ADMIN[0], "password": ADMIN[1]}, allow_redirects=False
+    )
     assert r.status == 403
     assert "页面已过期" in await r.text()
-    r = await client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
-                                          "csrf_token": "forged"}, allow_redirects=False)
+    r = await client.post(
+        "/login",
+        data={"username": ADMIN[0], "password": ADMIN[1], "csrf_token": "forged"},
+        allow_redirects=False,
+    )
     assert r.status == 403
     assert (await client.get("/admin", allow_redirects=False)).status == 302
 
 
 async def test_login_wrong_password_and_open_redirect(client: Any) -> None:
     token = await csrf_of(client)
-    r = await client.post("/login", data={"username": ADMIN[0], "password": "nope-nope",
-                                          "csrf_token": token})
+    r = await client.post(
+        "/login", data={"username": ADMIN[0], "password": "nope-nope", "csrf_token": token}
+    )
     assert r.status == 401
     html = await r.text()
     assert "用户名或密码错误" in html
     assert 'value="admin"' in html  # the username is kept
     token = await csrf_of(client)
-    r = await client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
-                                          "csrf_token": token, "next": "//evil.example/"},
-                          allow_redirects=False)
+    r = await client.post(
+        "/login",
+        data={
+            "username": ADMIN[0],
+            "password": ADMIN[1],
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
+        allow_redirects=False,
+    )
     assert r.headers["Location"] == "/admin"
 
 
 async def test_logout_needs_csrf_and_ends_the_session(client: Any) -> None:
     token = await csrf_of(client)
-    await client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
-                                      "csrf_token": token}, allow_redirects=False)
+    await client.post(
+        "/login",
+        data={"username": ADMIN[0], "password": ADMIN[1], "csrf_token": token},
+        allow_redirects=False,
+    )
     r = await client.get("/admin")
     page_token = re.search(r'name="csrf_token" value="([^"]+)"', await r.text())
     assert page_token
     assert (await client.post("/logout", data={}, allow_redirects=False)).status == 403
-    r = await client.post("/logout", data={"csrf_token": page_token.group(1)},
-                          allow_redirects=False)
+    r = await client.post(
+        "/logout", data={"csrf_token": page_token.group(1)}, allow_redirects=False
+    )
     assert r.status == 302 and r.headers["Location"] == "/login"
     assert (await client.get("/admin", allow_redirects=False)).status == 302
 

@@ -44,9 +44,19 @@ def test_the_check_sees_a_direct_write(tmp_path: Path) -> None:
 def test_every_kind_the_node_writes_has_a_projector_or_is_log_only() -> None:
     kinds = set()
     for path in (ROOT / "node").rglob("*.py"):
-        kinds |= set(re.findall(r'"((?:ticket|window|case|review|rating|followup|sms|user|'
-                                r'catalog|appointment|preapplication)\.[a-z_]+)"',
-                                path.read_text(encoding="utf-8")))
-    schemas = {p.name.removesuffix(".schema.json") for p in (ROOT / "schemas" / "events").glob("*.json")}
-    loose = sorted(k for k in kinds & schemas if k not in projection.PROJECTORS and k not in projection.LOG_ONLY)
+        kinds |= set(
+            re.findall(
+                r'"((?:ticket|window|case|review|rating|followup|sms|user|'
+                r'catalog|appointment|preapplication)\.[a-z_]+)"',
+                path.read_text(encoding="utf-8"),
+            )
+        )
+    schemas = {
+        p.name.removesuffix(".schema.json") for p in (ROOT / "schemas" / "events").glob("*.json")
+    }
+    loose = sorted(
+        k
+        for k in kinds & schemas
+        if k not in projection.PROJECTORS and k not in projection.LOG_ONLY
+    )
     assert loose == []

@@ -41,14 +41,17 @@ async def test_issue_ticket_numbers_and_people_ahead(client: Any) -> None:
     assert {q["code"]: q["waiting"] for q in (await r.json())["queues"]}["dept:edu"] == 2
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("id_number", "11010519491231002Y", "17"),
-    ("id_number", "110105194912310021", "校验位"),
-    ("id_number", "110105194913310028", "出生日期"),
-    ("id_number", "990105194912310021", "地区"),
-    ("phone", "01012345678", "固定电话"),
-    ("phone", "1380013800", "手机"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("id_number", "11010519491231002Y", "17"),
+        ("id_number", "110105194912310021", "校验位"),
+        ("id_number", "110105194913310028", "出生日期"),
+        ("id_number", "990105194912310021", "地区"),
+        ("phone", "01012345678", "固定电话"),
+        ("phone", "1380013800", "手机"),
+    ],
+)
 async def test_bad_input_names_the_field_and_creates_nothing(
     client: Any, field: str, value: str, needle: str
 ) -> None:
@@ -61,8 +64,9 @@ async def test_bad_input_names_the_field_and_creates_nothing(
 
 
 async def test_several_bad_fields_are_all_named_in_english(client: Any) -> None:
-    r = await client.post("/api/v1/tickets", json={"queue": "nope", "id_number": "1",
-                                                   "phone": "x", "lang": "en"})
+    r = await client.post(
+        "/api/v1/tickets", json={"queue": "nope", "id_number": "1", "phone": "x", "lang": "en"}
+    )
     assert r.status == 422
     err = await r.json()
     assert {e["field"] for e in err["errors"]} == {"queue", "id_number", "phone"}
@@ -71,9 +75,18 @@ async def test_several_bad_fields_are_all_named_in_english(client: Any) -> None:
 
 async def test_item_must_belong_to_queue(client: Any) -> None:
     cat = await (await client.get("/api/v1/catalog")).json()
-    agri_item = next(i for i in cat["items"] if i["area"] == "agri" and "edu" not in i["departments"])
-    r = await client.post("/api/v1/tickets", json={"queue": "dept:edu", "id_number": make_id(),
-                                                   "phone": PHONE, "item": agri_item["code"]})
+    agri_item = next(
+        i for i in cat["items"] if i["area"] == "agri" and "edu" not in i["departments"]
+    )
+    r = await client.post(
+        "/api/v1/tickets",
+        json={
+            "queue": "dept:edu",
+            "id_number": make_id(),
+            "phone": PHONE,
+            "item": agri_item["code"],
+        },
+    )
     assert r.status == 422 and (await r.json())["field"] == "item"
     ok = await take(client, "area:agri", item=agri_item["code"])
     assert ok["ticket_no"]
@@ -94,7 +107,9 @@ async def test_elderly_and_staff_priority_called_first(client: Any) -> None:
     assert (await r.json())["ticket"]["ticket_no"] == old["ticket_no"]
     await client.post("/api/v1/windows/2/finish", headers=h)
     # staff flag on the third ticket puts it before the first
-    tickets = (await (await client.get("/api/v1/tickets?state=waiting", headers=h)).json())["tickets"]
+    tickets = (await (await client.get("/api/v1/tickets?state=waiting", headers=h)).json())[
+        "tickets"
+    ]
     tid = next(t["id"] for t in tickets if t["ticket_no"] == third["ticket_no"])
     r = await client.post(f"/api/v1/tickets/{tid}/priority", json={"priority": True}, headers=h)
     assert r.status == 200
@@ -135,11 +150,23 @@ async def test_window_actions_and_event_log(client: Any) -> None:
     await call(client, 1, h)
     r = await client.post("/api/v1/windows/1/no-show", headers=h)
     assert (await r.json())["ticket"]["state"] == "no_show"
-    kinds = [row["kind"] for row in dbm.rows(
-        client.app[DB], "SELECT kind FROM events WHERE entity = 'ticket' ORDER BY seq")]
-    assert kinds == ["ticket.issued", "ticket.called", *["ticket.recalled"] * 3,
-                     "ticket.suspended", "ticket.resumed", "ticket.finished",
-                     "ticket.issued", "ticket.called", "ticket.no_show"]
+    kinds = [
+        row["kind"]
+        for row in dbm.rows(
+            client.app[DB], "SELECT kind FROM events WHERE entity = 'ticket' ORDER BY seq"
+        )
+    ]
+    assert kinds == [
+        "ticket.issued",
+        "ticket.called",
+        *["ticket.recalled"] * 3,
+        "ticket.suspended",
+        "ticket.resumed",
+        "ticket.finished",
+        "ticket.issued",
+        "ticket.called",
+        "ticket.no_show",
+    ]
     times = [row["at"] for row in dbm.rows(client.app[DB], "SELECT at FROM events ORDER BY seq")]
     assert times == sorted(times) and all(x.endswith("Z") for x in times)
     # the event log never holds personal data
@@ -178,8 +205,11 @@ async def test_simultaneous_call_next_never_hands_out_a_ticket_twice(client: Any
     for n in range(10, 22):
         r = await client.post("/api/v1/windows", json={"number": n, "queues": ["*"]}, headers=h)
         assert r.status == 201
-    wins = [w["id"] for w in (await (await client.get("/api/v1/windows", headers=h)).json())["windows"]
-            if w["number"] >= 10]
+    wins = [
+        w["id"]
+        for w in (await (await client.get("/api/v1/windows", headers=h)).json())["windows"]
+        if w["number"] >= 10
+    ]
     issued = [await take(client, q) for q in ("dept:edu", "dept:civil", "area:agri") * 12]
     got: list[str] = []
     for _round in range(4):
@@ -215,14 +245,18 @@ async def test_call_next_is_atomic_across_processes(client: Any, node_config: An
     h = await login(client)
     for n in range(30, 36):
         await client.post("/api/v1/windows", json={"number": n, "queues": ["*"]}, headers=h)
-    ids = [w["id"] for w in (await (await client.get("/api/v1/windows", headers=h)).json())["windows"]
-           if w["number"] >= 30]
+    ids = [
+        w["id"]
+        for w in (await (await client.get("/api/v1/windows", headers=h)).json())["windows"]
+        if w["number"] >= 30
+    ]
     for _ in range(60):
         await take(client)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(len(ids)) as pool:
         results = await asyncio.get_running_loop().run_in_executor(
-            None, pool.map, _call_in_process, [(str(node_config.data_dir), w, 20) for w in ids])
+            None, pool.map, _call_in_process, [(str(node_config.data_dir), w, 20) for w in ids]
+        )
     flat = [t for r in results for t in r]
     assert len(flat) == len(set(flat)) == 60
 
@@ -247,8 +281,11 @@ async def test_staff_endpoints_need_login_and_csrf(client: Any) -> None:
 
 async def test_clerk_cannot_add_users(client: Any) -> None:
     h = await login(client, CLERK)
-    r = await client.post("/api/v1/users", json={"username": "x", "password": "longenough",
-                                                 "role": "admin"}, headers=h)
+    r = await client.post(
+        "/api/v1/users",
+        json={"username": "x", "password": "longenough", "role": "admin"},
+        headers=h,
+    )
     assert r.status == 403
 
 
@@ -322,11 +359,18 @@ def test_id_numbers_encrypted_at_rest(node_config: Any) -> None:
     p = pii.load(node_config.data_dir)
     idn = make_id()
     tickets.issue(db, node_config, p, {"queue": "dept:edu", "id_number": idn, "phone": PHONE})
-    raw = node_config.db_path.read_bytes() + (node_config.db_path.with_suffix(".db-wal").read_bytes()
-                                              if node_config.db_path.with_suffix(".db-wal").exists() else b"")
+    raw = node_config.db_path.read_bytes() + (
+        node_config.db_path.with_suffix(".db-wal").read_bytes()
+        if node_config.db_path.with_suffix(".db-wal").exists()
+        else b""
+    )
     assert idn.encode() not in raw and PHONE.encode() not in raw
     row = dbm.one(db, "SELECT * FROM tickets")
-    assert row and p.decrypt(row["id_enc"]) == idn and row["id_masked"] == idn[:6] + "********" + idn[-4:]
+    assert (
+        row
+        and p.decrypt(row["id_enc"]) == idn
+        and row["id_masked"] == idn[:6] + "********" + idn[-4:]
+    )
 
 
 async def test_window_conflicts_speak_the_clients_language(client: Any) -> None:
@@ -344,7 +388,9 @@ async def test_a_login_does_not_stall_the_kiosk(client: Any) -> None:
     done: list[str] = []
 
     async def log_in() -> None:
-        r = await client.post("/api/v1/login", json={"username": "admin", "password": "admin-pass-1"})
+        r = await client.post(
+            "/api/v1/login", json={"username": "admin", "password": "admin-pass-1"}
+        )
         assert r.status == 200
         done.append("login")
 

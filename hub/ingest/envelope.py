@@ -8,7 +8,6 @@ raises an alert (:func:`refused_signer`)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from hub.ingest import alerts
 from hub.ingest.alerts import raise_alert
 from hub.ingest.batch import ingest_batch
 from hub.ingest.results import REVOKED_KEY, UNKNOWN_NODE
-from onestop import bodies
+from onestop import bodies, jsonbody
 from onestop.clock import utcnow
 from onestop.errors import Forbidden, Invalid, Unauthorized
 from sync.chain import ROTATION_KIND, ChainVerifier, SignatureResults
@@ -109,10 +108,7 @@ def read_push(
     raw = bodies.decode(raw, content_encoding, max_body)
     if content_encoding == bodies.GZIP:  # declared gzip: the JSON before it
         digest = body_sha256(raw)
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", field="body") from None
+    data = jsonbody.parse(raw)
     del raw
     return digest, parse_envelope(data, max_batch_records)
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from node import appointments, auth, metrics, notify, preapplications, ratings
 from node import db as dbm
@@ -138,7 +139,13 @@ async def upload_material(request: web.Request) -> web.Response:
     case_no, code = request.match_info["case_no"], request.match_info["code"]
     common.get(app[DB], case_no)
     if request.content_type == "multipart/form-data":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except BadHttpMessage:  # e.g. a control character in the part's file name
+            raise Invalid(
+                "the multipart part is malformed (a control character in its file name?)",
+                field="file",
+            ) from None
         field = form.get("file")
         if not isinstance(field, web.FileField):
             raise Invalid("send the file as the multipart field 'file'", field="file")

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import secrets
+import unicodedata
 from typing import Any
 
 import sqlite_utils
@@ -16,6 +17,21 @@ from node.cases.common import get
 from node.config import NodeConfig
 from onestop.clock import Now, iso, system_now
 from onestop.errors import Invalid, NotFound
+from onestop.i18n import lazy_gettext
+
+MAX_NAME = 255  # characters: what file systems allow
+
+
+def check_name(name: str) -> None:
+    """A file's name as given at upload: no control characters (NUL, newline ...: they cannot
+    go into the download's headers) and at most :data:`MAX_NAME` characters."""
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        raise Invalid(
+            lazy_gettext("文件名不能含有控制字符"),
+            field="name",
+        )
+    if len(name) > MAX_NAME:
+        raise Invalid(lazy_gettext("文件名超过 {n} 个字符", n=MAX_NAME), field="name")
 
 
 def attach_file(
@@ -32,6 +48,7 @@ def attach_file(
     """Store a scan of a material by its SHA-256 under ``DATA/files/`` and attach it."""
     if not content:
         raise Invalid("the file is empty", field="file")
+    check_name(name)
     case = get(db, case_no)
     if (
         dbm.one(

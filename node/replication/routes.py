@@ -8,7 +8,6 @@ ingest protocol for the townships registered with ``onestop sync relay add`` (se
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +17,8 @@ from node.keys import CONFIG, DB
 from node.replication import catalog_fetch, relay
 from node.replication import status as statusm
 from node.replication.service import SYNC, SyncHolder
-from onestop import bodies
-from onestop.errors import ApiError, Invalid, NotFound
+from onestop import bodies, jsonbody
+from onestop.errors import ApiError, NotFound
 from onestop.openapi import operation
 from sync.models import Envelope
 from sync.requests import ReplayCache, body_sha256
@@ -51,10 +50,7 @@ async def sync_page(request: web.Request) -> web.Response:
 
 
 def _parse(content: bytes) -> Any:
-    try:
-        return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("request body is not valid JSON", field="body") from None
+    return jsonbody.parse(content)
 
 
 def _poke(request: web.Request) -> None:

@@ -57,8 +57,12 @@ HUB_USERS = [  # username, password, role, scope
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="run a demo hub and two centers on localhost")
     p.add_argument("--data", default="demo-data", help="directory for the demo's data")
-    p.add_argument("--port", type=int, default=8080,
-                   help="port of the first center; the second gets +1, the hub +10")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="port of the first center; the second gets +1, the hub +10",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.set_defaults(func=cmd_demo)
 
@@ -82,37 +86,114 @@ def prepare(data: Path, port: int, host: str = "127.0.0.1") -> tuple[Path, list[
     hub_dir = data / "hub"
     hub_port = port + 10
     if not (hub_dir / "hub.toml").exists():
-        _run("hub", "init", "--data", str(hub_dir), "--name", "山东省政务服务数据枢纽",
-             "--host", host, "--port", str(hub_port))
+        _run(
+            "hub",
+            "init",
+            "--data",
+            str(hub_dir),
+            "--name",
+            "山东省政务服务数据枢纽",
+            "--host",
+            host,
+            "--port",
+            str(hub_port),
+        )
         for username, password, role, scope in HUB_USERS:
-            _run("hub", "user", "add", "--data", str(hub_dir), "--username", username,
-                 "--role", role, "--scope", scope, stdin=password)
+            _run(
+                "hub",
+                "user",
+                "add",
+                "--data",
+                str(hub_dir),
+                "--username",
+                username,
+                "--role",
+                role,
+                "--scope",
+                scope,
+                stdin=password,
+            )
     node_dirs = []
     for i, n in enumerate(DEMO_NODES):
         node_dir = data / n.code
         node_dirs.append(node_dir)
         if (node_dir / "node.toml").exists():
             continue
-        _run("node", "init", "--data", str(node_dir), "--code", n.code, "--name", n.name,
-             "--level", n.level, "--parent", n.parent, "--host", host, "--port", str(port + i),
-             "--hub-url", f"http://{host}:{hub_port}", "--hub-pubkey", str(hub_dir / "hub.pub"),
-             "--hub-seal-pubkey", str(hub_dir / "hub-seal.pub"))
-        _run("hub", "enroll", "--data", str(hub_dir), "--code", n.code,
-             "--pubkey", str(node_dir / "node.pub"), "--name", n.name, "--level", n.level,
-             "--parent", n.parent)
+        _run(
+            "node",
+            "init",
+            "--data",
+            str(node_dir),
+            "--code",
+            n.code,
+            "--name",
+            n.name,
+            "--level",
+            n.level,
+            "--parent",
+            n.parent,
+            "--host",
+            host,
+            "--port",
+            str(port + i),
+            "--hub-url",
+            f"http://{host}:{hub_port}",
+            "--hub-pubkey",
+            str(hub_dir / "hub.pub"),
+            "--hub-seal-pubkey",
+            str(hub_dir / "hub-seal.pub"),
+        )
+        _run(
+            "hub",
+            "enroll",
+            "--data",
+            str(hub_dir),
+            "--code",
+            n.code,
+            "--pubkey",
+            str(node_dir / "node.pub"),
+            "--name",
+            n.name,
+            "--level",
+            n.level,
+            "--parent",
+            n.parent,
+        )
         for number, name, queues in DEMO_WINDOWS:
-            _run("node", "window", "add", "--data", str(node_dir), "--number", str(number),
-                 "--name", name, "--queues", ",".join(queues))
+            _run(
+                "node",
+                "window",
+                "add",
+                "--data",
+                str(node_dir),
+                "--number",
+                str(number),
+                "--name",
+                name,
+                "--queues",
+                ",".join(queues),
+            )
         for username, password, role, window, dept in DEMO_USERS:
             extra = (["--window", str(window)] if window else []) + (
-                ["--department", dept] if dept else [])
-            _run("node", "user", "add", "--data", str(node_dir), "--username", username,
-                 "--role", role, *extra, stdin=password)
+                ["--department", dept] if dept else []
+            )
+            _run(
+                "node",
+                "user",
+                "add",
+                "--data",
+                str(node_dir),
+                "--username",
+                username,
+                "--role",
+                role,
+                *extra,
+                stdin=password,
+            )
     return hub_dir, node_dirs
 
 
 async def _serve(hub_dir: Path, node_dirs: list[Path]) -> None:
-
 
     runners = []
     hcfg = hubcfg.load(hub_dir)
