@@ -1,10 +1,11 @@
 """Fuzz the node's and the hub's OpenAPI documents against real servers on 127.0.0.1.
 
-schemathesis generates requests from each document (valid ones, then invalid ones), logged in
-with the session's CSRF token; no answer may be a 500 and every error must have the one error
-shape (onestop.openapi.Error); answers that succeed must match the response schema the
-document shows.  Bounded: a few examples per operation, derandomized, so a run
-takes seconds and repeats exactly.
+schemathesis generates requests from each document (valid ones, then invalid ones), once
+anonymous and once logged in as each role (with the session's CSRF token); no answer may be a
+500, every status code must be one the document lists for that operation, every error must
+have the one error shape (onestop.openapi.Error), and answers that succeed must match the
+response schema the document shows.  Bounded: a few examples per operation, derandomized, so a
+run takes seconds and repeats exactly.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from pydantic import ValidationError
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from onestop.openapi import Error
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, CLERK
+from tests.test_cases_common import REVIEWER_EDU
 from tests.test_hub_support import HUB_ADMIN, HUB_NOW, add_hub_user, init_hub
 
 EXAMPLES = 5  # per operation and generation mode
@@ -124,6 +129,11 @@ def fuzz(url: str, session: requests.Session, headers: dict[str, str]) -> tuple[
                 response = case.call(base_url=url, session=session, headers=headers, timeout=30)
                 sent += 1
                 bad = problem(response)
+                if bad is None:  # the status code is one the document lists
+                    try:
+                        case.validate_response(response, checks=[status_code_conformance])
+                    except Exception as exc:  # noqa: BLE001 - reported with the request
+                        bad = f"undocumented status: {str(exc)[:200]}"
                 if bad is None and response.status_code < 400:
                     try:  # the answer matches the response schema the document shows
                         case.validate_response(response, checks=[response_schema_conformance])
@@ -137,6 +147,10 @@ def fuzz(url: str, session: requests.Session, headers: dict[str, str]) -> tuple[
     return sent, found
 
 
+def anonymous(url: str) -> tuple[requests.Session, dict[str, str]]:
+    return requests.Session(), {}
+
+
 @pytest.fixture
 def node_server(node_dir: Path) -> Iterator[ThreadServer]:
     from node import config as cfgm
@@ -144,8 +158,16 @@ def node_server(node_dir: Path) -> Iterator[ThreadServer]:
 
     cfg = cfgm.load(node_dir)
     srv = ThreadServer(lambda: create_app(cfg))
+    session, headers = logged_in(srv.url, ADMIN)
+    r = session.post(srv.url + "/api/v1/users", headers=headers, timeout=30,
+                     json={"username": REVIEWER_EDU[0], "password": REVIEWER_EDU[1],
+                           "role": "reviewer", "department": "edu"})  # fmt: skip
+    assert r.status_code == 201, r.text
     yield srv
     srv.stop()
+
+
+HUB_OFFICIAL = ("cityofficial", "hub-official-pass-1")
 
 
 @pytest.fixture
@@ -156,21 +178,28 @@ def hub_server(tmp_path: Path) -> Iterator[ThreadServer]:
     data = tmp_path / "hub"
     init_hub(data)
     add_hub_user(data, *HUB_ADMIN, "admin", "37")
+    add_hub_user(data, *HUB_OFFICIAL, "official", "3702")
     cfg = hubcfg.load(data)
     srv = ThreadServer(lambda: create_app(cfg, now=lambda: HUB_NOW))
     yield srv
     srv.stop()
 
 
-def test_fuzz_node_api(node_server: ThreadServer) -> None:
-    session, headers = logged_in(node_server.url, ADMIN)
-    sent, found = fuzz(node_server.url, session, headers)
+@pytest.mark.parametrize("role", ["anonymous", "admin", "window", "reviewer"])
+def test_fuzz_node_api(node_server: ThreadServer, role: str) -> None:
+    users = {"admin": ADMIN, "window": CLERK, "reviewer": REVIEWER_EDU}
+    url = node_server.url
+    session, headers = anonymous(url) if role == "anonymous" else logged_in(url, users[role])
+    sent, found = fuzz(url, session, headers)
     assert sent > 200
     assert not found, "\n".join(found)
 
 
-def test_fuzz_hub_api(hub_server: ThreadServer) -> None:
-    session, headers = logged_in(hub_server.url, HUB_ADMIN)
-    sent, found = fuzz(hub_server.url, session, headers)
+@pytest.mark.parametrize("role", ["anonymous", "admin", "official"])
+def test_fuzz_hub_api(hub_server: ThreadServer, role: str) -> None:
+    users = {"admin": HUB_ADMIN, "official": HUB_OFFICIAL}
+    url = hub_server.url
+    session, headers = anonymous(url) if role == "anonymous" else logged_in(url, users[role])
+    sent, found = fuzz(url, session, headers)
     assert sent > 80
     assert not found, "\n".join(found)

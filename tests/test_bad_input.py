@@ -210,3 +210,14 @@ async def test_the_hubs_ingest_refuses_bad_json_and_writes_nothing(
         assert r.status == 422 and err["field"].startswith("body"), err
     assert hubdb.rows(client.app[HUB_DB], "SELECT * FROM alerts") == []
     assert (await client.get("/api/v1/health")).status == 200
+
+
+@pytest.mark.parametrize("last4", ["８０００", "٨٠٠٠", "80\x000", "\ud800000"])
+async def test_phone_digits_other_than_ascii_are_refused(env: Env, last4: str) -> None:
+    """Full-width, Arabic-Indic, NUL or surrogate "digits" in the status lookup are the 422
+    naming ``phone_last4`` (they once reached hmac.compare_digest and were a 500)."""
+    e = env
+    no = str((await e.intake(await e.ticket()))["case_no"])
+    got, err = await e.public.call("GET", f"/api/v1/cases/{no}/status",
+                                   params={"phone_last4": last4})  # fmt: skip
+    refused(got, err, "phone_last4")
