@@ -14,7 +14,7 @@ from aiohttp import web
 from node import auth, metrics, tickets, users, windows
 from node import db as dbm
 from node import models as m
-from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.keys import BOARD, CLOCK, CONFIG, DB, PII, SPEECH
 from node.openapi import spec
 from node.speech import announce_en, announce_zh
 from onestop import requests
@@ -99,6 +99,21 @@ async def display_stream(request: web.Request) -> web.StreamResponse:
     return await request.app[BOARD].stream(
         request, windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK])
     )
+
+
+@operation(
+    "A call spoken by the node (WAV), for a board whose browser has no voice",
+    tag="display",
+    public=True,
+    query=m.SpeechQuery,
+    content={"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+    errors=(404, 422, 503),
+)
+async def display_speech(request: web.Request) -> web.Response:
+    q = requests.query(request, m.SpeechQuery)
+    wav = await request.app[SPEECH].wav(q.ticket, q.window, q.lang)
+    return web.Response(body=wav, content_type="audio/wav",
+                        headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
 
 
 # -- staff ------------------------------------------------------------------------------------
@@ -262,7 +277,7 @@ async def finish(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Mark the current ticket no-show (弃号)",
+    "Mark the current ticket no-show (过号)",
     tag="window",
     path=m.IdPath,
     returns=m.TicketResult,

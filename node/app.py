@@ -18,11 +18,12 @@ from node import views, windows
 from node.config import NodeConfig
 from node.daybreak import DAY_CLOSE, DayCloseHolder, day_close_ctx
 from node.display import Board
-from node.keys import BOARD, CLOCK, CONFIG, DB, PII
+from node.keys import BOARD, CLOCK, CONFIG, DB, PII, SPEECH
 from node.metrics import setup_metrics
 from node.replication.service import push_ctx
 from node.routes import setup_routes
 from node.signer import open_node_db
+from node.speech_audio import Renderer
 from onestop import bodies, sessions
 from onestop.clock import Now, system_now
 from onestop.errors import error_middleware
@@ -39,6 +40,7 @@ def create_app(config: NodeConfig, now: Now = system_now) -> web.Application:
     app[CONFIG] = config
     app[CLOCK] = now
     app[BOARD] = Board(state=functools.partial(_board_state, app))
+    app[SPEECH] = Renderer.find()  # spoken calls for boards without a voice (espeak-ng)
     db = open_node_db(config)  # connect, migrate, attach the node's signing key
     app[DB] = db
     app[PII] = piim.load(config.data_dir)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 from node.appointments import SLOTS
 from node.cases_db import CASE_STATES, CHANNELS, DECISIONS, HANDOVER_METHODS, TASK_STATES
 from node.ratings import MAX_COMMENT
+from node.speech_audio import TICKET_RE
 from node.tickets import TICKET_STATES
 from node.users import ROLES
 from onestop.i18n import lazy_gettext
@@ -70,6 +71,18 @@ class TicketRequest(Model):
         description="refused when true: an appointment gives priority only when its reference "
         "is checked in (POST /api/v1/appointments/{ref}/check-in)",
     )
+
+
+class SpeechQuery(Model):
+    """A call for the display board to play: only a ticket number and a window are spoken."""
+
+    ticket: str = Field(
+        pattern=TICKET_RE.pattern,
+        examples=["A023"],
+        description="the called ticket's number: queue prefix and serial",
+    )
+    window: int = Field(ge=1, le=999, description="the window's number")
+    lang: Lang = Field("zh", description="zh: Mandarin, en: English")  # fmt: skip
 
 
 class TicketsQuery(Model):

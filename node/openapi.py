@@ -19,7 +19,7 @@ ERROR_TEXT = {
     403: "Role or CSRF token not allowed", 404: "Not found",
     409: "Not allowed in the current state", 413: "Body too large",
     422: "Invalid input; `field` names the offending field, `errors` lists every one",
-    429: "Too many attempts",
+    429: "Too many attempts", 503: "Unavailable just now; try again later",
 }  # fmt: skip
 
 SECURITY_SCHEMES = {

@@ -41,6 +41,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(f"{a}/tickets/{{id}}/priority", api.set_priority)
     r.add_get(f"{a}/display", api.display_state)
     r.add_get(f"{a}/display/stream", api.display_stream)
+    r.add_get(f"{a}/display/speech", api.display_speech)
     r.add_post(f"{a}/login", auth.STAFF.api_login)
     r.add_post(f"{a}/logout", auth.STAFF.api_logout)
     r.add_get(f"{a}/me", auth.STAFF.api_me)

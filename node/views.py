@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from node import auth, tickets, users, windows
 from node import db as dbm
-from node.keys import CLOCK, CONFIG, DB
+from node.keys import CLOCK, CONFIG, DB, SPEECH
 from onestop import i18n
 from onestop.clock import local_date, parse
 from onestop.errors import Forbidden, NotFound
@@ -269,6 +269,7 @@ async def display(request: web.Request) -> web.Response:
         "state": windows.board_state(request.app[DB], request.app[CONFIG], request.app[CLOCK]),
         "queues": tickets.queue_overview(request.app[DB], request.app[CONFIG], request.app[CLOCK]),
         "strings": page_messages(lang, "display.js"),
+        "speech_audio": request.app[SPEECH].available,  # node-rendered calls (espeak-ng)
     }
     return await render(request, "display.html", {"data": data})
 

@@ -96,7 +96,7 @@ def call_next(
         if busy:
             raise Conflict(
                 lazy_gettext(
-                    "{n}号窗口正在办理 {ticket}，请先办结、弃号或挂起",
+                    "{n}号窗口正在办理 {ticket}，请先办结、过号或挂起",
                     n=w["number"],
                     ticket=busy["ticket_no"],
                 ),
@@ -189,7 +189,7 @@ def recall(
         if t["recalls"] >= cfg.recall_limit:
             raise Conflict(
                 lazy_gettext(
-                    "{ticket} 号已重呼 {recalls} 次（上限 {limit} 次），请作弃号处理",
+                    "{ticket} 号已重呼 {recalls} 次（上限 {limit} 次），请作过号处理",
                     ticket=t["ticket_no"],
                     recalls=t["recalls"],
                     limit=cfg.recall_limit,

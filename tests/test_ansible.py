@@ -206,6 +206,8 @@ def _inventory(tmp: Path, hub_port: int, ports: dict[str, int], src: Path) -> Pa
             "onestop_node_host": "127.0.0.1",
             "onestop_node_port": port,
         }
+    # The first township drives the hall's screens: a display board and a kiosk.
+    nodes["c370102001"]["onestop_node_screens"] = ["board", "kiosk"]
     inv = {
         "all": {
             "vars": {
@@ -322,6 +324,14 @@ def test_site_playbook_installs_hub_and_nodes(tmp_path: Path) -> None:
         assert 'hub_url = "http://127.0.0.1:' in (node_dir / "node.toml").read_text()
         assert "sync-interval: 1s" in (node_dir / "litestream.yml").read_text()
         assert list((tmp_path / "hosts/hub01/srv/onestop/hub/nodes").glob("370102001.*.enrolled"))
+        autostart = tmp_path / "hosts/c370102001/etc/xdg/autostart"
+        board = (autostart / "onestop-board.desktop").read_text()
+        kiosk = (autostart / "onestop-kiosk.desktop").read_text()
+        url = f"http://127.0.0.1:{ports['370102001']}"
+        assert "--autoplay-policy=no-user-gesture-required" in board and f"{url}/display" in board
+        assert "--kiosk-printing" in kiosk and f"{url}/kiosk" in kiosk
+        assert "--autoplay" not in kiosk and "--kiosk-printing" not in board
+        assert not (tmp_path / "hosts/c370102002/etc/xdg/autostart").exists()
 
         # Both nodes are enrolled and pushed their whole log on their own (at start); an
         # event at a node arrives at the hub, pushed by the node's background sync.

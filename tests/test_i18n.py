@@ -307,7 +307,7 @@ async def test_api_errors_of_the_catalog_answer_in_the_asked_language(env: Env) 
         "/api/v1/windows/1/call-next", headers={"Accept-Language": "zh-CN"}
     )
     assert got == 409 and re.fullmatch(
-        r"1号窗口正在办理 [A-Z]+\d+，请先办结、弃号或挂起", body["message"]
+        r"1号窗口正在办理 [A-Z]+\d+，请先办结、过号或挂起", body["message"]
     )
     assert body["errors"][0]["message"] == body["message"]
     assert set(body) == {"ok", "status", "error", "message", "field", "errors", "hint"}

@@ -124,7 +124,7 @@
       body = kind === "window" ? { window: Number(target) } : { queue: target };
     }
     if (action === "no-show" && current &&
-        !window.confirm(_("确认将 {no} 标记为弃号？").replace("{no}", current.ticket_no))) return;
+        !window.confirm(_("确认将 {no} 标记为过号？").replace("{no}", current.ticket_no))) return;
     busy = true;
     document.body.classList.add("busy");
     OS.api("POST", base + "/" + action, body === undefined ? {} : body, csrf).then(function (r) {

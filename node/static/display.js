@@ -1,9 +1,18 @@
-/* Display board: live state over server-sent events, chime + speech on every call. */
+/* Display board: live state over server-sent events, chime + speech on every call.
+ *
+ * Sound starts by itself where the browser allows it (a board launched with
+ * --autoplay-policy=no-user-gesture-required, docs/display.md); only where it refuses is the
+ * "tap to enable" overlay shown.  Calls are spoken with the browser's own voice for the
+ * language, or, where it has none (a stock Chromium on Linux), with the WAV the node renders
+ * (GET /api/v1/display/speech).  body[data-audio] says on/blocked, body[data-voice] which
+ * voice spoke last (browser, node, none). */
 (function () {
   "use strict";
   var OS = window.OS, _ = OS._, esc = OS.esc, data = OS.data, lang = data.lang;
   var $ = function (id) { return document.getElementById(id); };
-  var audio = null;           // AudioContext once unlocked by a tap
+  var audio = null;           // AudioContext: running when autoplay is allowed or after a tap
+  var nodeSpoken = 0;         // calls played from the node's WAV
+  function sound() { return !!audio && audio.state === "running"; }
   var queue = [], speaking = false;
   var flashTimers = {};
 
@@ -17,10 +26,12 @@
 
   /* -- rendering ------------------------------------------------------------------- */
   function windowLabel(n) { return _("{n}号窗口", { n: n }); }
+  // A window's name worth showing: not just its number ("3号窗口", "Window 3").
+  function ownName(name, n) { return !!name && name !== windowLabel(n) && name !== n + "号窗口"; }
 
   function renderWindows(wins) {
     var grid = $("win-grid");
-    grid.classList.toggle("n-small", wins.length <= 6);
+    grid.classList.toggle("n-small", wins.length <= 3);
     grid.classList.toggle("n-large", wins.length > 12);
     grid.innerHTML = wins.map(function (w) {
       var cls = "win-card " + (w.status !== "open" ? w.status : (w.ticket_no ? "serving" : "idle"));
@@ -29,7 +40,7 @@
       else if (w.status === "closed") { ticket = _("未开放"); stateText = ""; }
       else if (w.ticket_no) { ticket = w.ticket_no; stateText = _("正在办理"); }
       else { ticket = "—"; stateText = _("等待叫号"); }
-      var name = w.name && w.name !== windowLabel(w.number) && w.name !== w.number + "号窗口" ? w.name : "";
+      var name = ownName(w.name, w.number) ? w.name : "";
       return '<div class="' + cls + '" data-window="' + esc(w.number) + '" data-ticket="' + esc(w.ticket_no || "") + '">' +
         '<div class="win-top"><span class="win-num">' + esc(windowLabel(w.number)) + '</span>' +
         '<span class="win-name">' + esc(name) + '</span></div>' +
@@ -54,7 +65,7 @@
       return '<li data-ticket="' + esc(c.ticket_no) + '"><span class="r-ticket">' + esc(c.ticket_no) +
         (recall ? '<span class="r-recall">' + esc(_("重呼")) + '</span>' : '') + '</span>' +
         '<span class="r-window">' + esc(windowLabel(c.window)) + '</span>' +
-        '<span class="r-meta">' + esc(at) + (c.window_name && c.window_name !== windowLabel(c.window) ? " · " + esc(c.window_name) : "") + '</span></li>';
+        '<span class="r-meta">' + esc(at) + (ownName(c.window_name, c.window) ? " · " + esc(c.window_name) : "") + '</span></li>';
     }).join("");
   }
 
@@ -112,8 +123,7 @@
 
   /* -- sound ----------------------------------------------------------------------- */
   function chime() {
-    if (!audio) return Promise.resolve();
-    if (audio.state === "suspended") audio.resume();
+    if (!sound()) return Promise.resolve();
     var t0 = audio.currentTime + 0.05;
     [[659.25, 0], [523.25, 0.55]].forEach(function (tone) {
       var osc = audio.createOscillator(), gain = audio.createGain();
@@ -129,15 +139,65 @@
     return new Promise(function (resolve) { setTimeout(resolve, 1700); });
   }
 
-  function speakOnce(text, voiceLang) {
+  function browserVoice(voiceLang) {
+    if (!("speechSynthesis" in window)) return null;
+    var want = voiceLang.slice(0, 2).toLowerCase();
+    var voices = window.speechSynthesis.getVoices().filter(function (v) {
+      return v.lang && v.lang.replace("_", "-").toLowerCase().indexOf(want) === 0;
+    });
+    return voices.length ? voices[0] : null;
+  }
+
+  var wavCache = {};
+  function nodeWav(call, speechLang) {
+    var key = call.ticket_no + "|" + call.window + "|" + speechLang;
+    if (!wavCache[key]) {
+      var url = "/api/v1/display/speech?ticket=" + encodeURIComponent(call.ticket_no) +
+        "&window=" + encodeURIComponent(call.window) + "&lang=" + speechLang;
+      wavCache[key] = fetch(url).then(function (r) {
+        if (!r.ok) throw new Error("speech " + r.status);
+        return r.arrayBuffer();
+      }).then(function (buf) {
+        return new Promise(function (ok, fail) { audio.decodeAudioData(buf, ok, fail); });
+      });
+      wavCache[key].catch(function () { delete wavCache[key]; });
+      var keys = Object.keys(wavCache);
+      if (keys.length > 16) delete wavCache[keys[0]];
+    }
+    return wavCache[key];
+  }
+
+  function playNode(call, speechLang) {
+    return nodeWav(call, speechLang).then(function (buffer) {
+      return new Promise(function (resolve) {
+        var src = audio.createBufferSource();
+        src.buffer = buffer;
+        src.connect(audio.destination);
+        src.onended = resolve;
+        setTimeout(resolve, (buffer.duration + 1) * 1000);
+        src.start();
+        nodeSpoken += 1;
+        document.body.dataset.nodeSpeech = String(nodeSpoken);
+      });
+    }).catch(function () { document.body.dataset.voice = "none"; });
+  }
+
+  function speakOnce(call, text, voiceLang) {
+    if (!sound() || !text) return Promise.resolve();
+    var voice = browserVoice(voiceLang);
+    if (!voice) {
+      if (data.speech_audio) {
+        document.body.dataset.voice = "node";
+        return playNode(call, voiceLang === "en-US" ? "en" : "zh");
+      }
+      document.body.dataset.voice = "none";
+      return Promise.resolve();
+    }
+    document.body.dataset.voice = "browser";
     return new Promise(function (resolve) {
-      if (!audio || !("speechSynthesis" in window) || !text) { resolve(); return; }
       var u = new SpeechSynthesisUtterance(text);
       u.lang = voiceLang; u.rate = 0.9; u.volume = 1;
-      var voices = window.speechSynthesis.getVoices().filter(function (v) {
-        return v.lang && v.lang.replace("_", "-").toLowerCase().indexOf(voiceLang.slice(0, 2).toLowerCase()) === 0;
-      });
-      if (voices.length) u.voice = voices[0];
+      u.voice = voice;
       var finished = false;
       var finish = function () { if (!finished) { finished = true; resolve(); } };
       u.onend = finish; u.onerror = finish;
@@ -156,10 +216,16 @@
     showNow(call.ticket_no, call.window, true);
     flashWindow(call.window);
     chime()
-      .then(function () { return speakOnce(text, voiceLang); })
-      .then(function () { return new Promise(function (r) { setTimeout(r, audio ? 600 : 0); }); })
-      .then(function () { return speakOnce(text, voiceLang); })
-      .then(function () { speaking = false; setTimeout(pump, audio ? 800 : 0); });
+      .then(function () { return speakOnce(call, text, voiceLang); })
+      .then(function () { return new Promise(function (r) { setTimeout(r, sound() ? 600 : 0); }); })
+      .then(function () { return speakOnce(call, text, voiceLang); })
+      .then(function () { speaking = false; setTimeout(pump, sound() ? 800 : 0); });
+  }
+
+  function audioOn() {
+    document.body.dataset.audio = "on";
+    document.body.classList.add("audio-on");
+    $("unlock").hidden = true;
   }
 
   function unlock() {
@@ -174,9 +240,22 @@
       warm.volume = 0;
       window.speechSynthesis.speak(warm);
     }
-    document.body.classList.add("audio-on");
+    audioOn();
   }
   $("unlock").addEventListener("click", unlock);
+
+  // Without a tap: a board launched with the autoplay flag gets a running AudioContext.
+  (function tryAutoplay() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (Ctx) {
+      try { audio = new Ctx(); } catch (e) { audio = null; }
+    }
+    if (audio && audio.state === "running") { audioOn(); return; }
+    document.body.dataset.audio = "blocked";
+    $("unlock").hidden = false;
+    $("unlock-btn").focus();
+    if (audio) audio.resume().then(function () { if (audio.state === "running") audioOn(); });
+  })();
 
   /* -- live feed ------------------------------------------------------------------- */
   applyState(data.state || {});
