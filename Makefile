@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DIR ?= demo-data
 
-.PHONY: demo test test-now test-later deps lint-fast lint typecheck bench clean messages
+.PHONY: demo test test-now test-later deps lint-fast lint typecheck bench clean messages node_modules
 
 $(BIN)/onestop: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,15 +28,22 @@ test: lint-fast test-now test-later
 deps:
 	.ci/debian-deps
 
+# axe-core, which the accessibility tests inject into each page (package.json, pinned in
+# package-lock.json; a test tool only, never served).
+node_modules: node_modules/axe-core/axe.min.js
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 lint-fast: $(BIN)/onestop
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test-now: $(BIN)/onestop deps
+test-now: $(BIN)/onestop deps node_modules
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test-later: $(BIN)/onestop deps
+test-later: $(BIN)/onestop deps node_modules
 	faketime -f '+400d' $(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(BIN)/onestop
@@ -55,4 +62,4 @@ messages: $(BIN)/onestop
 	$(BIN)/python -m onestop.i18n
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache node_modules

@@ -237,7 +237,12 @@
     var box = document.getElementById("trend");
     var series = d.series || [];
     var W = Math.max(320, box.clientWidth || 600), H = 250, L = 50, R = 46, T = 22, B = 28;
-    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, height: H, role: "img" });
+    var total = function (key) { return series.reduce(function (s, r) { return s + (r[key] || 0); }, 0); };
+    // The chart's text alternative: the period and each series' total.
+    var summary = _("每日趋势") + " " + d.trend_period.from + " – " + d.trend_period.to + ": " +
+      [BARS].concat(LINES).map(function (s) { return s.label + " " + num(total(s.key)); }).join(", ");
+    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, height: H, role: "img", "aria-label": summary });
+    svg.appendChild(el("title", {}, summary));
     var n = series.length, iw = W - L - R, ih = H - T - B;
     var maxT = niceMax(Math.max.apply(null, [0].concat(series.map(function (r) { return r[BARS.key]; }))));
     var maxC = niceMax(Math.max.apply(null, [0].concat(series.map(function (r) {
@@ -417,7 +422,12 @@
   Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (b) {
     b.addEventListener("click", function () {
       tab = b.getAttribute("data-tab");
-      Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (o) { o.classList.toggle("on", o === b); });
+      Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (o) {
+        o.classList.toggle("on", o === b);
+        o.setAttribute("aria-selected", o === b ? "true" : "false");
+        o.tabIndex = o === b ? 0 : -1;
+      });
+      document.getElementById("breakdown-panel").setAttribute("aria-labelledby", b.id);
       renderBreakdown(data);
     });
   });
