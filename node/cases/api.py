@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from node import appointments, auth, metrics, notify, preapplications, ratings
+from node import appointments, auth, links, metrics, notify, preapplications, ratings
 from node import db as dbm
 from node import models as m
 from node.cases import common, files, intake, notices, queries, results
@@ -485,7 +485,7 @@ async def check_in(request: web.Request) -> web.Response:
     t = issued.ticket
     metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
-    return web.json_response(issued.answer(), status=201)
+    return web.json_response(links.issued_answer(app[CONFIG], request, issued), status=201)
 
 
 @operation(
