@@ -247,7 +247,7 @@ async def test_print_page(client: Any) -> None:
     assert "省教育厅" in html
     assert id_number not in html and PHONE not in html
     css = await (await client.get("/static/print.css")).text()
-    assert "size: 80mm 140mm" in css
+    assert "size: 80mm 150mm" in css
 
     html = await (await client.get(t["print_url"], params={"lang": "en"})).text()
     assert "Please watch the screens" in html
