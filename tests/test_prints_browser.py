@@ -57,16 +57,27 @@ where_en = "Ground floor, area B"
 def hall_node(node_dir: Path) -> Iterator[LiveServer]:
     """The test node with hall settings: dept:edu past its cut-off all day (00:00),
     public_url set so the slip carries a QR code, two live tickets per person."""
-    toml = node_dir / "node.toml"
-    text = (
-        toml.read_text()
-        .replace("queues = {}\n", "")
-        .replace('public_url = ""', 'public_url = "http://10.20.0.7:8080"')
-        .replace("max_live_tickets_per_id = 50", "max_live_tickets_per_id = 2")
-    )
-    toml.write_text(text + HALL)
-    srv = start_server(["node", "serve", "--data", str(node_dir), "--port", "0"],
-                       node_dir, node_dir / "serve.log")  # fmt: skip
+    yield from serve_with(
+        node_dir,
+        [('public_url = ""', 'public_url = "http://10.20.0.7:8080"'),
+         ("max_live_tickets_per_id = 50", "max_live_tickets_per_id = 2")],
+        HALL,
+    )  # fmt: skip
+
+
+def serve_with(
+    data: Path, changes: list[tuple[str, str]], tables: str = ""
+) -> Iterator[LiveServer]:
+    """The node at ``data`` served, with these text changes to its node.toml and ``tables``
+    at its end."""
+    toml = data / "node.toml"
+    text = toml.read_text()
+    for old, new in changes:
+        assert old in text, old
+        text = text.replace(old, new)
+    toml.write_text(text + tables)
+    srv = start_server(["node", "serve", "--data", str(data), "--port", "0"],
+                       data, data / "serve.log")  # fmt: skip
     yield srv
     srv.stop()
 
@@ -238,3 +249,93 @@ def test_appointment_check_in_at_the_kiosk(browser: Any, node_dir: Path, lang: s
         ctx.close()
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------- the printed notices (A4)
+
+A4 = (595.28, 841.89)
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+@pytest.fixture
+def notice_node(node_dir: Path) -> Iterator[LiveServer]:
+    """The test node with a reviewer for education, the center's address and phone, and
+    public_url (the notice's QR code)."""
+    from tests.test_cases_browser import node_dir as with_reviewers
+
+    with_reviewers.__wrapped__(node_dir)  # type: ignore[attr-defined]
+    yield from serve_with(
+        node_dir,
+        [('public_url = ""', 'public_url = "https://zwfw.example.gov.cn"'),
+         ('center_address = ""', 'center_address = "济南市历下区解放路 100 号"'),
+         ('center_phone = ""', 'center_phone = "0531-86661234"')],
+    )  # fmt: skip
+
+
+def test_the_notices_print_on_a4_in_the_page_language(
+    browser: Any, notice_node: LiveServer
+) -> None:
+    from tests.conftest import CLERK
+    from tests.test_cases_browser import Staff
+    from tests.test_cases_common import REVIEWER_EDU, SCHOOL_ITEM, SCHOOL_MATERIALS
+
+    errors: list[str] = []
+    clerk = Staff(browser, notice_node, CLERK, "/window/1", errors)
+
+    def case(birth: str, received: list[str]) -> str:
+        post_json(notice_node.url + "/api/v1/tickets",
+                  {"queue": "dept:edu", "id_number": make_id(birth), "phone": PHONE})  # fmt: skip
+        called = clerk.post("/api/v1/windows/1/call-next", {})["ticket"]
+        body = {"ticket_id": called["id"], "items": [SCHOOL_ITEM], "received": received}
+        no = str(clerk.post("/api/v1/cases", body, 201)["case"]["case_no"])
+        clerk.post("/api/v1/windows/1/finish", {})
+        return no
+
+    # A one-time notice: two materials missing, one of them required (not accepted).
+    intake_no = case("19620817", [m for m in SCHOOL_MATERIALS if m not in
+                                  ("termination-application", "legal-rep-id")])  # fmt: skip
+    # A supplement notice (补正): education asks for the liquidation report again.
+    supplement_no = case("19880110", SCHOOL_MATERIALS)
+    reviewer = Staff(browser, notice_node, REVIEWER_EDU, "/inbox", errors)
+    reviewer.post(f"/api/v1/cases/{supplement_no}/reviews/edu",
+                  {"decision": "supplement", "reason": "财务清算报告缺少审计机构盖章",
+                   "materials": ["liquidation-report"]})  # fmt: skip
+    reviewer.close()
+
+    page = clerk.page
+    page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
+    titles = {"intake": ("一次性告知书", "One-time notice of missing materials"),
+              "supplement": ("补正材料告知书", "Notice of supplementary materials")}  # fmt: skip
+    for kind, no in (("intake", intake_no), ("supplement", supplement_no)):
+        for lang in ("zh", "en"):
+            page.goto(notice_node.url + f"/cases/{no}/notice?lang={lang}")
+            assert page.locator("main").count() == 1 and page.locator("h1").count() == 1
+            title = page.locator("h1").inner_text()
+            assert title == titles[kind][lang == "en"], title
+            text = page.locator("main").inner_text()
+            assert not STAMP.search(text), text
+            for code in SCHOOL_MATERIALS:
+                assert code not in text, code
+            assert "370102********" in text and "解放路 100 号" in text and "0531-86661234" in text
+            assert "clerk1" in text and page.locator("#seal").count() == 1
+            assert page.locator(".follow svg").count() == 1  # QR code under public_url
+            if lang == "zh":
+                assert "Notice" not in text and "legal" not in text.lower()
+                if kind == "intake":
+                    assert "法定代表人身份证明" in text
+                    assert "1号窗口" in text
+            else:
+                assert "材料" not in text and "告知" not in text
+                assert "Window 1" in text
+            shot(page, f"notice-{kind}-{lang}.png", full_page=True)
+            page.emulate_media(media="print")
+            pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+            page.emulate_media(media="screen")
+            (SHOTS / f"notice-{kind}-{lang}.pdf").write_bytes(pdf)
+            boxes = media_boxes(pdf)
+            assert boxes
+            for w, h in boxes:
+                assert abs(w - A4[0]) <= 1 and abs(h - A4[1]) <= 1, (w, h)
+            assert pages(pdf) == 1, f"{kind} {lang}: {pages(pdf)} pages"
+    clerk.close()
+    assert errors == []
