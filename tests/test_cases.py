@@ -506,6 +506,10 @@ async def test_gaps_without_commitment_leave_the_case_pending_with_a_full_notice
     r = await e.clerk.session.get(e.clerk.base + f"/cases/{c['case_no']}/notice?lang=en")
     html = await r.text()
     assert "Financial liquidation report" in html and "财务清算报告" not in html
+    # Its QR code opens the status form with the case number filled in (no error yet).
+    r = await e.public.session.get(e.public.base + f"/status?case_no={c['case_no']}&lang=zh")
+    html = await r.text()
+    assert r.status == 200 and f"value='{c['case_no']}'" in html and "请输入手机号" not in html
     r = await e.public.session.get(
         e.public.base + f"/cases/{c['case_no']}/notice", allow_redirects=False
     )

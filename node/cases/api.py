@@ -610,7 +610,8 @@ async def notice_page(request: web.Request) -> web.Response:
     n = notices.printable(app[DB], app[CONFIG], case["case_no"], lang)
     kind = "supplement" if n["reason"] == "supplement" else "rongque" if n["accepted"] else "intake"
     status = NOTICE_TEXTS[f"{kind}_status"].text(lang, date=n["catch_up_date"] or "")
-    link = links.public_link(app[CONFIG], request, f"/status/{_quote(n['case_no'])}?lang={lang}")
+    follow = "/status?" + urlencode({"case_no": n["case_no"], "lang": lang})
+    link = links.public_link(app[CONFIG], request, follow)
     qr = segno.make(link, error="m").svg_inline(scale=3, border=2, omitsize=True) if link else None
     return await render(
         request,
@@ -649,10 +650,11 @@ def _status_form(lang: str, case_no: str = "", message: str = "") -> str:
 async def status_form(request: web.Request) -> web.Response:
     lang = _lang(request)
     case_no = request.query.get("case_no", "").strip()
-    if case_no:
+    if case_no and "phone_last4" in request.query:
         qs = urlencode({"phone_last4": request.query.get("phone_last4", ""), "lang": lang})
         raise web.HTTPSeeOther(f"/status/{_quote(case_no)}?{qs}")
-    return _page(_("办件进度查询", lang), _status_form(lang), lang)
+    # Without the phone digits (the printed notice's QR code): the form, number filled in.
+    return _page(_("办件进度查询", lang), _status_form(lang, case_no), lang)
 
 
 async def status_page(request: web.Request) -> web.Response:
