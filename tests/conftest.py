@@ -82,6 +82,12 @@ def init_node(
     for k, v in extra.items():
         args += [f"--{k.replace('_', '-')}", v]
     assert run_cli(*args) == 0
+    # Tests take many tickets with one ID number (make_id()); the per-person cap
+    # (default 2) has tests of its own that set it back.
+    toml = data / "node.toml"
+    toml.write_text(
+        toml.read_text().replace("max_live_tickets_per_id = 2", "max_live_tickets_per_id = 50")
+    )
     assert (
         run_cli(
             "node",
@@ -238,12 +244,6 @@ def node_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The usual test node (three windows, admin and two clerks), initialised once."""
     data = tmp_path_factory.mktemp("node-template") / "node"
     init_node(data)
-    # Tests take many tickets with one ID number (make_id()); the per-person cap
-    # (default 2) has tests of its own that set it back.
-    toml = data / "node.toml"
-    toml.write_text(
-        toml.read_text().replace("max_live_tickets_per_id = 2", "max_live_tickets_per_id = 50")
-    )
     settle_db(data / "node.db")
     return data
 
