@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node import auth, metrics, tickets, users, windows
+from node import auth, links, metrics, tickets, users, windows
 from node import db as dbm
 from node import models as m
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII, SPEECH
@@ -60,16 +60,18 @@ async def catalog(request: web.Request) -> web.Response:
     ok=201,
     body=m.TicketRequest,
     returns=m.IssuedTicket,
-    errors=(422,),
+    errors=(409, 422),
 )
 async def create_ticket(request: web.Request) -> web.Response:
+    """409 ``queue_closed`` outside the queue's hours or after its cut-off, 409
+    ``ticket_limit`` when the ID number holds ``max_live_tickets_per_id`` live tickets."""
     app = request.app
     data = (await requests.body(request, m.TicketRequest)).data()
     issued = tickets.issue(app[DB], app[CONFIG], app[PII], data, app[CLOCK])
     t = issued.ticket
     metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
-    return web.json_response(issued.answer(), status=201)
+    return web.json_response(links.issued_answer(app[CONFIG], request, issued), status=201)
 
 
 @operation("Public status of a ticket (no personal data)", tag="kiosk", public=True, errors=(404,))

@@ -6,12 +6,13 @@ Every setting is documented in ``etc/node.toml`` (a test checks that).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from node import hall as hall_settings
 from onestop.config import ConfigError, check_operations, dump_toml, load_toml
 
 LEVELS = ("province", "city", "county", "township")
@@ -43,6 +44,11 @@ class NodeConfig:
     metrics_allow: str = ""
     keep_overnight_queues: str = ""
     public_url: str = ""
+    center_address: str = ""
+    center_phone: str = ""
+    max_live_tickets_per_id: int = 2
+    #: Per queue: where to wait, opening hours, cut-off (:mod:`node.hall`).
+    queues: dict[str, Any] = field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:
@@ -51,6 +57,11 @@ class NodeConfig:
     def public_link(self, path: str) -> str | None:
         """``path`` (``/s/...``) under ``public_url``; None when the setting is empty."""
         return self.public_url.rstrip("/") + path if self.public_url else None
+
+    @property
+    def hall(self) -> dict[str, hall_settings.QueueHall]:
+        """The ``queues`` settings checked (:func:`node.hall.parse`)."""
+        return hall_settings.parse(self.queues)
 
     @property
     def kept_queues(self) -> frozenset[str]:
@@ -88,6 +99,19 @@ class NodeConfig:
         problem = public_url_problem(self.public_url)
         if problem:
             raise ConfigError("public_url", problem)
+        if not 1 <= self.max_live_tickets_per_id <= 50:
+            raise ConfigError(
+                "max_live_tickets_per_id",
+                f"must be between 1 and 50, got {self.max_live_tickets_per_id}",
+            )
+        if len(self.center_address) > 200:
+            raise ConfigError("center_address", "must be at most 200 characters")
+        if self.center_phone and not re.fullmatch(r"[0-9][0-9 ()+-]{4,30}", self.center_phone):
+            raise ConfigError(
+                "center_phone",
+                f"must be a phone number such as 0531-12345678, got {self.center_phone!r}",
+            )
+        hall_settings.parse(self.queues)
         bad = sorted(q for q in self.kept_queues if not QUEUE_CODE.fullmatch(q))
         if bad:
             raise ConfigError(

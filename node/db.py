@@ -196,6 +196,12 @@ def _m031_log_numbers(db: sqlite_utils.Database) -> None:
 
 
 # Append new migrations at the end; never edit or reorder a released one.
+def _m032_tickets_by_person(db: sqlite_utils.Database) -> None:
+    """An index for the live tickets one ID number holds on a day (``max_live_tickets_per_id``:
+    :func:`node.tickets.issue` counts them in the transaction that issues another)."""
+    db.executescript("CREATE INDEX tickets_person ON tickets (id_hash, service_date);")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_base", _m001_base),
     ("002_queue_indexes", _m002_queue_indexes),
@@ -203,6 +209,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     *sync_db.MIGRATIONS,
     ("030_ticket_expired", _m030_ticket_expired),
     ("031_log_numbers", _m031_log_numbers),
+    ("032_tickets_by_person", _m032_tickets_by_person),
 ]
 
 

@@ -282,6 +282,13 @@ class IssuedTicket(BaseModel):
     priority: int | None = None
     status_url: str | None = None
     print_url: str | None = None
+    status_link: str | None = Field(
+        None,
+        description="the status page's full address for a QR code (under public_url); null "
+        "when no phone could open it (public_url unset, kiosk on a loopback address)",
+    )
+    where_zh: str | None = Field(None, description="where to wait, in Chinese")
+    where_en: str | None = Field(None, description="where to wait, in English")
 
 
 class Material(BaseModel):

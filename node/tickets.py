@@ -21,13 +21,14 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from node import db as dbm
-from node import events, numbers, recovery
+from node import events, hall, numbers, recovery
 from node.config import NodeConfig
 from node.pii import Pii
 from node.projection import Personal
 from onestop import identity
 from onestop.clock import Now, iso, local_date, parse, system_now
 from onestop.errors import Conflict, Invalid, NotFound, invalid_fields
+from onestop.i18n import _
 from sync import figures
 
 #: ``expired``: the day closed on a ticket still waiting, called or suspended (node/daybreak.py).
@@ -59,6 +60,7 @@ class Issued:
     ticket: dict[str, Any]
     waiting_ahead: int
     estimated_wait_minutes: int
+    where: dict[str, str]
 
     def answer(self) -> dict[str, Any]:
         """What the kiosk gets back for a new ticket (no personal data)."""
@@ -70,6 +72,7 @@ class Issued:
             "priority": t["priority"], "priority_reason": t["priority_reason"],
             "service_date": t["service_date"], "created_at": t["created_at"],
             "status_url": f"/s/{t['token']}", "print_url": f"/t/{t['token']}/print",
+            "where_zh": self.where["zh"], "where_en": self.where["en"],
         }  # fmt: skip
 
 
@@ -124,6 +127,7 @@ def issue(
     if errors:
         raise invalid_fields(errors)
     assert queue is not None
+    hall.check_open(cfg.hall, queue["code"], t, cfg.timezone, lang)
 
     priority, reason = 0, None
     if identity.age_on(id_number, today) >= cfg.elderly_age:
@@ -132,7 +136,10 @@ def issue(
         priority, reason = 1, reason or "appointment"
     service_date = today.isoformat()
     at = iso(t)
+    id_hash = pii.keyed_hash(id_number)
     with dbm.tx(db) as conn:
+        # Counted under the write lock: two kiosks (or processes) cannot both pass it.
+        _check_live_limit(conn, cfg, id_hash, service_date, lang)
         # Beyond the log's numbers too: a restore may leave tickets in the log only.
         seq = numbers.next_ticket_seq(conn, queue["code"], service_date)
         ticket_no = f"{queue['prefix']}{seq:0{cfg.ticket_digits}d}"
@@ -161,7 +168,38 @@ def issue(
         )
     ticket = get(db, ticket_id)
     ahead = waiting_ahead(db, ticket)
-    return Issued(ticket, ahead, estimate_minutes(db, cfg, ticket["queue"], ahead, service_date))
+    wins = hall.hall_windows(db)
+    where = {lg: hall.where_text(cfg.hall, wins, ticket["queue"], lg) for lg in ("zh", "en")}
+    est = estimate_minutes(db, cfg, ticket["queue"], ahead, service_date)
+    return Issued(ticket, ahead, est, where)
+
+
+LIVE_STATES = ("waiting", "called", "suspended")
+
+
+def live_tickets(conn: sqlite3.Connection, id_hash: str, service_date: str) -> int:
+    """How many live tickets (waiting, called, suspended) the person holds on the day."""
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM tickets INDEXED BY tickets_person WHERE id_hash = ? "
+            "AND service_date = ? AND state IN ('waiting', 'called', 'suspended')",
+            [id_hash, service_date],
+        ).fetchone()[0]
+    )
+
+
+def _check_live_limit(
+    conn: sqlite3.Connection, cfg: NodeConfig, id_hash: str, service_date: str, lang: str
+) -> None:
+    limit = cfg.max_live_tickets_per_id
+    if live_tickets(conn, id_hash, service_date) >= limit:
+        raise Conflict(
+            _("该证件今日已有 {n} 张未办结的号票，请办理完毕后再取号", lang, n=limit),
+            field="id_number",
+            code="ticket_limit",
+            hint=f"max_live_tickets_per_id = {limit}: a ticket counts until it is finished, "
+            "marked no-show or expired",
+        )
 
 
 def person_body(conn: sqlite3.Connection, pii: Pii, id_number: str, phone: str) -> dict[str, str]:
@@ -397,6 +435,7 @@ def queue_overview(
         ).fetchall()
     )
     window_queues = open_window_queues(db)
+    halls, t, wins = cfg.hall, now(), hall.hall_windows(db)
     out = []
     for q in dbm.rows(db, "SELECT * FROM queues WHERE active = 1 ORDER BY kind DESC, sort, code"):
         n = counts.get(q["code"], 0)
@@ -412,6 +451,9 @@ def queue_overview(
                 "estimated_wait_minutes": estimate_minutes(
                     db, cfg, q["code"], n, today, window_queues
                 ),
+                **hall.kiosk_state(halls, q["code"], t, cfg.timezone),
+                "where_zh": hall.where_text(halls, wins, q["code"], "zh"),
+                "where_en": hall.where_text(halls, wins, q["code"], "en"),
             }
         )
     return out

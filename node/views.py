@@ -23,7 +23,7 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from node import auth, tickets, users, windows
+from node import auth, hall, links, tickets, users, windows
 from node import db as dbm
 from node.keys import CLOCK, CONFIG, DB, SPEECH
 from onestop import i18n
@@ -194,15 +194,11 @@ async def kiosk(request: web.Request) -> web.Response:
     )
 
 
-def _status_url(request: web.Request, token: str) -> str:
-    """The ticket's status page under ``public_url``, else under the address the kiosk's
-    browser used."""
-    path = f"/s/{token}"
-    return request.app[CONFIG].public_link(path) or f"{request.scheme}://{request.host}{path}"
-
-
-def _qr(request: web.Request, token: str) -> segno.QRCode:
-    return segno.make(_status_url(request, token), error="m")
+def _qr(request: web.Request, token: str) -> segno.QRCode | None:
+    """The QR code of the ticket's status page (:func:`node.links.public_link`); None when
+    no phone could open it."""
+    url = links.public_link(request.app[CONFIG], request, f"/s/{token}")
+    return segno.make(url, error="m") if url else None
 
 
 async def ticket_print(request: web.Request) -> web.Response:
@@ -210,7 +206,8 @@ async def ticket_print(request: web.Request) -> web.Response:
     db, cfg = app[DB], app[CONFIG]
     tk = tickets.by_token(db, request.match_info["token"])
     ahead = tickets.waiting_ahead(db, tk)
-    svg = _qr(request, tk["token"]).svg_inline(scale=4, border=2, omitsize=True)
+    qr = _qr(request, tk["token"])
+    svg = qr.svg_inline(scale=4, border=2, omitsize=True) if qr else None
     return await render(
         request,
         "print.html",
@@ -222,16 +219,26 @@ async def ticket_print(request: web.Request) -> web.Response:
             "issued": to_local(tk["created_at"], cfg.timezone).strftime("%Y-%m-%d %H:%M:%S"),
             "ahead": ahead,
             "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
-            "qr_svg": Markup(svg),
+            "qr_svg": Markup(svg) if svg else None,
+            "where": hall.where_text(
+                cfg.hall, hall.hall_windows(db), tk["queue"], page_lang(request)[0]
+            ),
             "autoprint": request.query.get("autoprint") == "1",
+            "embed": request.query.get("embed") == "1",
         },
     )
 
 
 async def ticket_qr(request: web.Request) -> web.Response:
     tk = tickets.by_token(request.app[DB], request.match_info["token"])
+    qr = _qr(request, tk["token"])
+    if qr is None:
+        raise NotFound(
+            "no QR code: public_url is not set and this page was opened at a loopback address",
+            field="token",
+        )
     buf = io.BytesIO()
-    _qr(request, tk["token"]).save(buf, kind="svg", scale=8, border=2)
+    qr.save(buf, kind="svg", scale=8, border=2)
     return web.Response(
         body=buf.getvalue(),
         content_type="image/svg+xml",

@@ -64,16 +64,26 @@ def load_toml(cls: type[S], data_dir: str | Path, filename: str, missing_hint: s
 def dump_toml(cfg: Any, header: str) -> str:
     """TOML text for the plain settings of ``cfg`` (every field but ``data_dir``)."""
     lines = [f"# {header}"]
+    tables: list[str] = []
     for f in dataclasses.fields(cfg):
         if f.name == "data_dir":
             continue
         v = getattr(cfg, f.name)
+        if isinstance(v, dict):  # tables of tables ([queues."dept:edu"]) go last
+            for key, entry in v.items():
+                tables.append(f"\n[{f.name}.{_toml_str(key)}]")
+                tables += [f"{k} = {_toml_str(str(x))}" for k, x in entry.items()]
+            continue
         if isinstance(v, str):
-            v = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            v = _toml_str(v)
         elif isinstance(v, bool):
             v = "true" if v else "false"
         lines.append(f"{f.name} = {v}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + tables) + "\n"
+
+
+def _toml_str(v: str) -> str:
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # -- operations: the log and who may read /metrics (node and hub alike) -------------------------

@@ -128,7 +128,9 @@ def test_kiosk_issues_a_ticket_and_shows_field_errors(browser: Any, live_node: L
     assert good not in page.content()
     assert masked == good[:6] + "*" * 8 + good[-4:]
     assert waiting(live_node, "dept:edu") == 1
-    page.wait_for_function("document.getElementById('ticket-qr').naturalWidth > 0")
+    # 127.0.0.1 and no public_url: no phone could open a QR code, so the reference instead.
+    assert not page.locator("#ticket-qr-box").is_visible()
+    assert number in page.locator("#ticket-ref").inner_text()
     shot(page, "kiosk-5-ticket.png")
 
     # The print page of that ticket, and the public status page on a phone.
@@ -138,7 +140,7 @@ def test_kiosk_issues_a_ticket_and_shows_field_errors(browser: Any, live_node: L
     pp.set_viewport_size({"width": 480, "height": 900})
     pp.goto(live_node.url + url)
     assert pp.locator("#ticket-number").inner_text().strip() == number
-    assert pp.locator(".t-qr-img svg").count() == 1
+    assert pp.locator(".t-qr-img svg").count() == 0 and pp.locator("#ticket-ref").count() == 1
     shot(pp, "ticket-print.png", full_page=True)
     token = url.split("/")[2]
     pp.goto(live_node.url + f"/s/{token}")
@@ -149,7 +151,8 @@ def test_kiosk_issues_a_ticket_and_shows_field_errors(browser: Any, live_node: L
     pp.close()
 
     # The English kiosk sends lang=en and shows English errors.
-    page.click("#done")
+    # "Done", unless the kiosk went back by itself after printing (one task: no race).
+    page.evaluate("(b => b.offsetParent && b.click())(document.getElementById('done'))")
     page.locator("#screen-mode.active").wait_for()
     page.click('[data-lang-switch="en"]')
     page.wait_for_load_state()

@@ -486,8 +486,9 @@ async def test_gaps_without_commitment_leave_the_case_pending_with_a_full_notice
     assert n["accepted"] is False and n["reason"] == "intake"
     assert [m["code"] for m in n["missing"]] == c["missing"]
     assert n["center"] == "解放路街道便民服务中心" and n["case_no"] == c["case_no"]
-    # The printable notice: centre, case number, every missing material in zh and en.
-    r = await e.clerk.session.get(e.clerk.base + f"/cases/{c['case_no']}/notice")
+    # The printable notice: centre, case number, every missing material by name, in the
+    # page's language only, no material codes, no UTC stamps.
+    r = await e.clerk.session.get(e.clerk.base + f"/cases/{c['case_no']}/notice?lang=zh")
     html = await r.text()
     assert r.status == 200 and r.content_type == "text/html"
     for needle in (
@@ -495,11 +496,20 @@ async def test_gaps_without_commitment_leave_the_case_pending_with_a_full_notice
         c["case_no"],
         "一次性告知",
         "财务清算报告",
-        "Financial liquidation report",
         "学生安置方案及落实情况",
         "法定代表人身份证明",
+        "2026年9月28日 09:30",  # local time (Asia/Shanghai)
     ):
         assert needle in html, needle
+    assert "Financial liquidation report" not in html and "legal-rep-id" not in html
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", html)
+    r = await e.clerk.session.get(e.clerk.base + f"/cases/{c['case_no']}/notice?lang=en")
+    html = await r.text()
+    assert "Financial liquidation report" in html and "财务清算报告" not in html
+    # Its QR code opens the status form with the case number filled in (no error yet).
+    r = await e.public.session.get(e.public.base + f"/status?case_no={c['case_no']}&lang=zh")
+    html = await r.text()
+    assert r.status == 200 and f"value='{c['case_no']}'" in html and "请输入手机号" not in html
     r = await e.public.session.get(
         e.public.base + f"/cases/{c['case_no']}/notice", allow_redirects=False
     )

@@ -237,16 +237,17 @@ async def test_window_select_for_unbound_user(client: Any) -> None:
 async def test_print_page(client: Any) -> None:
     id_number = make_id("19850612")
     t = await issue(client, "dept:edu", "19850612")
-    r = await client.get(t["print_url"])
+    r = await client.get(t["print_url"], headers={"Host": "10.20.0.7:8080"})
     assert r.status == 200
     html = await r.text()
     assert "<svg" in html
     assert t["ticket_no"] in html
+    assert "请到 1、2 号窗口附近等候" in html  # the windows serving dept:edu
     assert "请留意叫号屏幕和语音提示" in html
     assert "省教育厅" in html
     assert id_number not in html and PHONE not in html
     css = await (await client.get("/static/print.css")).text()
-    assert "size: 80mm auto" in css
+    assert "size: 80mm 150mm" in css
 
     html = await (await client.get(t["print_url"], params={"lang": "en"})).text()
     assert "Please watch the screens" in html
@@ -254,7 +255,7 @@ async def test_print_page(client: Any) -> None:
 
 async def test_qr_svg(client: Any) -> None:
     t = await issue(client)
-    r = await client.get(f"/t/{t['token']}/qr.svg")
+    r = await client.get(f"/t/{t['token']}/qr.svg", headers={"Host": "10.20.0.7:8080"})
     assert r.status == 200
     assert r.content_type == "image/svg+xml"
     body = await r.text()
@@ -270,7 +271,7 @@ async def test_status_page_has_no_personal_data(client: Any) -> None:
     html = await r.text()
     assert t["ticket_no"] in html
     assert "排队等候中" in html
-    assert 'http-equiv="refresh" content="10"' in html
+    assert 'http-equiv="refresh"' not in html and "location.reload()" in html
     masked = id_number[:6] + "********" + id_number[-4:]
     for secret in (id_number, masked, id_number[6:14], PHONE, "138****8000", PHONE[-4:]):
         assert secret not in html, secret

@@ -250,8 +250,8 @@ async def test_call_next_is_atomic_across_processes(client: Any, node_config: An
         for w in (await (await client.get("/api/v1/windows", headers=h)).json())["windows"]
         if w["number"] >= 30
     ]
-    for _ in range(60):
-        await take(client)
+    for i in range(60):
+        await take(client, id_number=make_id(seq=f"{i:03d}"))
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(len(ids)) as pool:
         results = await asyncio.get_running_loop().run_in_executor(

@@ -48,8 +48,9 @@ def _node(hub: Path, data: Path, url: str, n: int = 5) -> cfgm.NodeConfig:
     cfg = cfgm.load(data)
     db = signerm.open_node_db(cfg)
     p = pii.load(cfg.data_dir)
-    for _ in range(n):
-        tickets.issue(db, cfg, p, {"queue": "dept:edu", "id_number": make_id(), "phone": PHONE})
+    for i in range(n):  # one person each: max_live_tickets_per_id
+        body = {"queue": "dept:edu", "id_number": make_id(seq=f"{i:03d}"), "phone": PHONE}
+        tickets.issue(db, cfg, p, body)
     return cfg
 
 
@@ -250,9 +251,10 @@ def test_a_relay_moves_a_townships_hub_position_only_on_a_receipt(tmp_path: Path
     tdb = signerm.open_node_db(town)
     from node import pii, tickets
 
-    for _ in range(3):
+    for i in range(3):
         tickets.issue(tdb, town, pii.load(town.data_dir),
-                      {"queue": "dept:edu", "id_number": make_id(), "phone": PHONE})  # fmt: skip
+                      {"queue": "dept:edu", "id_number": make_id(seq=f"{i:03d}"),
+                       "phone": PHONE})  # fmt: skip
     cdb = signerm.open_node_db(county)
     relay.add_node(cdb, CODE, signerm.load_node_key(town.data_dir).public_key())  # type: ignore[union-attr]
     records = signerm.load_records(tdb)

@@ -11,10 +11,12 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import segno
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
+from markupsafe import Markup
 
-from node import appointments, auth, metrics, notify, preapplications, ratings
+from node import appointments, auth, links, metrics, notify, preapplications, ratings
 from node import db as dbm
 from node import models as m
 from node.cases import common, files, intake, notices, queries, results
@@ -22,10 +24,11 @@ from node.cases import review as reviewm
 from node.cases.status_guard import StatusGuard
 from node.keys import BOARD, CLOCK, CONFIG, DB, PII
 from node.notify import NOTIFIER
+from node.views import page_lang, render
 from onestop import requests
 from onestop.clock import local_date
 from onestop.errors import ApiError, Forbidden, Invalid, NotFound
-from onestop.i18n import _, lazy_gettext, lazy_pgettext, pgettext
+from onestop.i18n import _, lazy_gettext, pgettext
 from onestop.openapi import operation
 
 STAFF = ("admin", "window", "reviewer")
@@ -485,7 +488,7 @@ async def check_in(request: web.Request) -> web.Response:
     t = issued.ticket
     metrics.ticket_issued(app, t)
     app[BOARD].publish({"type": "queues"})
-    return web.json_response(issued.answer(), status=201)
+    return web.json_response(links.issued_answer(app[CONFIG], request, issued), status=201)
 
 
 @operation(
@@ -585,78 +588,41 @@ def _page(title: str, body: str, lang: str, status: int = 200) -> web.Response:
     return web.Response(text=html, content_type="text/html", status=status)
 
 
-#: The texts of the printed notice, which carries Chinese and English side by side.
+#: Title and status line of the printed notice, by its kind.
 NOTICE_TEXTS = {
-    "required": lazy_gettext("必需"),
-    "may_follow": lazy_gettext("可容后补交"),
     "supplement": lazy_gettext("补正材料告知书"),
     "supplement_status": lazy_gettext("审查部门要求补正，办理时限暂停计算，补齐后恢复。"),
     "rongque": lazy_gettext("一次性告知书（容缺受理）"),
     "rongque_status": lazy_gettext("已受理。请于 {date} 前补交下列材料。"),
     "intake": lazy_gettext("一次性告知书"),
     "intake_status": lazy_gettext("材料不全，暂未受理。请一次性补齐下列全部材料后再来办理。"),
-    "note": lazy_pgettext("notice", "说明"),
-    "case_no": lazy_gettext("办件编码"),
-    "issued": lazy_gettext("告知时间"),
-    "items": lazy_gettext("办理事项"),
-    "material": lazy_gettext("材料名称"),
-    "code": lazy_gettext("编码"),
-    "kind": lazy_gettext("类别"),
-    "count": lazy_gettext("共 {n} 项"),
-    "all_at_once": lazy_gettext("本告知书一次性列明全部所需补充材料。"),
-    "print": lazy_gettext("打印"),
-    "title": lazy_gettext("{case_no} 一次性告知书"),
 }
 
 
-def _both(key: str, **fmt: Any) -> str:
-    """A text of the notice in Chinese and English, escaped."""
-    message = NOTICE_TEXTS[key]
-    return escape(f"{message.text('zh', **fmt)} / {message.text('en', **fmt)}")
-
-
 async def notice_page(request: web.Request) -> web.Response:
-    """The printable one-time notice (一次性告知书), in Chinese with English alongside."""
+    """The printable one-time notice (一次性告知书) or supplement notice (补正材料告知书): an A4
+    document in the page's language."""
     user = await auth.require(request, *STAFF)
     app = request.app
     case = common.get(app[DB], request.match_info["case_no"])
     _visible(user, case)
-    n = notices.notice(app[DB], app[CONFIG], case["case_no"])
-    required, may_follow = _both("required"), _both("may_follow")
-    rows = "".join(
-        f"<tr><td>{i}</td><td>{escape(m['name_zh'])}<br><span class='muted'>"
-        f"{escape(m['name_en'])}</span></td><td>{escape(m['code'])}</td><td>"
-        + (f"<span class='crit'>{required}</span>" if m["critical"] else may_follow)
-        + "</td></tr>"
-        for i, m in enumerate(n["missing"], 1)
+    lang = page_lang(request)[0]
+    n = notices.printable(app[DB], app[CONFIG], case["case_no"], lang)
+    kind = "supplement" if n["reason"] == "supplement" else "rongque" if n["accepted"] else "intake"
+    status = NOTICE_TEXTS[f"{kind}_status"].text(lang, date=n["catch_up_date"] or "")
+    follow = "/status?" + urlencode({"case_no": n["case_no"], "lang": lang})
+    link = links.public_link(app[CONFIG], request, follow)
+    qr = segno.make(link, error="m").svg_inline(scale=3, border=2, omitsize=True) if link else None
+    return await render(
+        request,
+        "cases/notice.html",
+        {
+            "n": n,
+            "title": NOTICE_TEXTS[kind].text(lang),
+            "status": status,
+            "qr_svg": Markup(qr) if qr else None,
+        },
     )
-    items = "".join(
-        f"<li>{escape(it['name_zh'])} <span class='muted'>{escape(it['name_en'])}</span></li>"
-        for it in n["items"]
-    )
-    if n["reason"] == "supplement":
-        heading, status = _both("supplement"), _both("supplement_status")
-    elif n["accepted"]:
-        heading = _both("rongque")
-        status = _both("rongque_status", date=n["catch_up_date"] or "")
-    else:
-        heading, status = _both("intake"), _both("intake_status")
-    t = {k: _both(k) for k in ("note", "case_no", "issued", "items", "material", "code",
-                               "kind", "all_at_once", "print")}  # fmt: skip
-    count = _both("count", n=len(n["missing"]))
-    note = f"<p><b>{t['note']}:</b> {escape(n['note'])}</p>" if n.get("note") else ""
-    body = (
-        f"<h1>{escape(n['center'])}<br>{heading}</h1>"
-        f"<p><b>{t['case_no']}:</b> {escape(n['case_no'])}<br>"
-        f"<b>{t['issued']}:</b> {escape(n['issued_at'])}</p>"
-        f"<p><b>{t['items']}:</b></p><ul>{items}</ul>"
-        f"<p>{status}</p>{note}"
-        f"<table><tr><th>#</th><th>{t['material']}</th><th>{t['code']}</th>"
-        f"<th>{t['kind']}</th></tr>{rows}</table>"
-        f"<p class='muted'>{count}. {t['all_at_once']}</p>"
-        f"<p class='noprint'><button onclick='print()'>{t['print']}</button></p>"
-    )
-    return _page(NOTICE_TEXTS["title"].text("zh", case_no=n["case_no"]), body, "zh")
 
 
 def _status_form(lang: str, case_no: str = "", message: str = "") -> str:
@@ -684,10 +650,11 @@ def _status_form(lang: str, case_no: str = "", message: str = "") -> str:
 async def status_form(request: web.Request) -> web.Response:
     lang = _lang(request)
     case_no = request.query.get("case_no", "").strip()
-    if case_no:
+    if case_no and "phone_last4" in request.query:
         qs = urlencode({"phone_last4": request.query.get("phone_last4", ""), "lang": lang})
         raise web.HTTPSeeOther(f"/status/{_quote(case_no)}?{qs}")
-    return _page(_("办件进度查询", lang), _status_form(lang), lang)
+    # Without the phone digits (the printed notice's QR code): the form, number filled in.
+    return _page(_("办件进度查询", lang), _status_form(lang, case_no), lang)
 
 
 async def status_page(request: web.Request) -> web.Response:
