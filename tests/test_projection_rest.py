@@ -295,7 +295,10 @@ async def test_ratings_followups_and_the_outbox_rebuild_from_the_log(env: Env) -
     visit = await e.ticket(phone=phone)
     await e.finish()
     r = await e.public.ok(
-        "POST", "/api/v1/ratings", {"token": visit["token"], "level": 2, "comment": "等太久"}, 201
+        "POST",
+        "/api/v1/ratings",
+        {"token": visit["token"], "level": 2, "comment": "等太久", "reason": "efficiency"},
+        201,
     )
     visit_followup = r["rating"]["followup"]
     await e.clerk.ok(
@@ -319,6 +322,7 @@ async def test_ratings_followups_and_the_outbox_rebuild_from_the_log(env: Env) -
             "case_no": no,
             "rating_token": e.rating_code(no),
             "level": 1,
+            "reason": "attitude",
             "comment": "请回电 13812345678",
         },
         201,

@@ -163,7 +163,7 @@ class NodeWork(RuleBasedStateMachine):
             self.cfg,
             self.pii,
             {"case_no": case_no, "rating_token": ratings.case_code(self.pii, case_no),
-             "level": level, "comment": "办事顺利"},
+             "level": level, "comment": "办事顺利", "reason": "process"},
         )  # fmt: skip
 
     @rule(level=st.integers(1, 5))
@@ -173,7 +173,11 @@ class NodeWork(RuleBasedStateMachine):
         ).fetchone()
         if done is not None:
             self.attempt(
-                ratings.rate, self.db, self.cfg, self.pii, {"token": done[0], "level": level}
+                ratings.rate,
+                self.db,
+                self.cfg,
+                self.pii,
+                {"token": done[0], "level": level, "reason": "other"},
             )
 
     @rule(all_materials=st.booleans(), elderly=st.booleans())
