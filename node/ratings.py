@@ -665,7 +665,7 @@ def prompt(
     )
     visit = dbm.one(
         db,
-        "SELECT v.case_id, v.at, v.purpose FROM case_visits v JOIN tickets t "
+        "SELECT v.case_id, v.at, v.purpose, v.ticket_id AS id FROM case_visits v JOIN tickets t "
         "ON t.id = v.ticket_id JOIN cases c ON c.id = v.case_id WHERE t.window_id = ? "
         "AND v.at >= ? AND c.state != 'pending_materials' ORDER BY v.at DESC LIMIT 1",
         [w["id"], since],
@@ -675,9 +675,9 @@ def prompt(
         return out
     moment = max(moments, key=lambda m: str(m["at"]))
     called_later = db.execute(
-        "SELECT 1 FROM tickets WHERE window_id = ? AND called_at > ? AND "
+        "SELECT 1 FROM tickets WHERE window_id = ? AND called_at >= ? AND id != ? AND "
         "state IN ('called', 'suspended') LIMIT 1",
-        [w["id"], moment["at"]],
+        [w["id"], moment["at"], moment["id"]],
     ).fetchone()
     if called_later:
         return out
