@@ -434,3 +434,56 @@ async def test_the_sms_link_is_under_public_url(
     finally:
         for a in e.actors:
             await a.session.close()
+
+
+async def test_a_cases_timeline_tells_its_rating_story(env: Env) -> None:
+    e = env
+    t = await e.ticket()
+    no = str((await e.intake(t))["case_no"])
+    await e.finish()
+    code = e.rating_code(no)
+    r = await e.public.ok(
+        "POST", "/api/v1/ratings",
+        {"case_no": no, "rating_token": code, "level": 1, "reason": "information"}, 201,
+    )  # fmt: skip
+    rid, fid = r["rating"]["id"], r["rating"]["followup"]["id"]
+    await e.admin.ok("POST", f"/api/v1/followups/{fid}/callback", {"note": "已电话说明"})
+    await e.admin.ok("POST", f"/api/v1/followups/{fid}/close", {"note": "已更新办事指南"})
+    await e.clerk.ok("POST", f"/api/v1/ratings/{rid}/appeal", {"reason": "已一次性告知"})
+    await e.admin.ok(
+        "POST", f"/api/v1/ratings/{rid}/appeal/decide", {"decision": "upheld", "note": "属实"}
+    )
+    await e.public.ok(
+        "POST", "/api/v1/ratings/follow-up",
+        {"case_no": no, "rating_token": code, "level": 5}, 201,
+    )  # fmt: skip
+    html = await (await e.clerk.session.get(e.clerk.base + f"/cases/{no}?lang=zh")).text()
+    for text in (
+        "信息公开/告知",
+        "差评已回访",
+        "工作人员申诉复核",
+        "申诉成立",
+        "申请人追评：非常满意",
+    ):
+        assert text in html, text
+    html = await (await e.clerk.session.get(e.clerk.base + f"/cases/{no}?lang=en")).text()
+    assert ">rating.appealed<" not in html and "Appeal upheld" in html
+
+
+async def test_the_evaluator_offers_the_case_at_its_handover(env: Env) -> None:
+    e = env
+    t = await e.ticket()
+    no = str((await e.intake(t))["case_no"])
+    e.clock.advance(seconds=ratings.PROMPT_SECONDS + 1)
+    await e.finish()  # rated by nobody; the prompt of the intake has expired meanwhile
+    e.clock.advance(seconds=ratings.PROMPT_SECONDS + 1)
+    assert await prompt_of(e) is None
+    for dept, a in (("edu", e.edu), ("civil", e.civil)):
+        await a.ok("POST", f"/api/v1/cases/{no}/reviews/{dept}", {"decision": "approve"})
+    await e.clerk.ok("POST", f"/api/v1/cases/{no}/result")
+    t2 = await e.ticket(item=None)
+    await e.clerk.ok(
+        "POST", f"/api/v1/cases/{no}/handover", {"channel": "window", "ticket_id": t2["id"]}
+    )
+    p = await prompt_of(e)
+    assert p["kind"] == "case" and p["case_no"] == no  # 办结: the result picked up
