@@ -202,6 +202,7 @@ def _m032_rating_flow(db: sqlite_utils.Database) -> None:
       SMS, kiosk), the clerk and window rated; the rated clerk's appeal (申诉复核) and its
       decision; the citizen's one follow-up rating (追评) after the fix.
     - ``followups``: the call back (回访) and its deadline beside the fix's (``due_date``).
+    - indexes for the window evaluator's prompt (:func:`node.ratings.prompt`) and the export.
     """
     db.executescript(
         """
@@ -221,6 +222,13 @@ def _m032_rating_flow(db: sqlite_utils.Database) -> None:
         ALTER TABLE ratings ADD COLUMN again_comment TEXT;
         ALTER TABLE ratings ADD COLUMN again_at TEXT;
         CREATE INDEX ratings_created ON ratings (created_at);
+        -- The window evaluator's prompt, polled every 2 seconds by every window: the latest
+        -- ticket finished at a window, a later call there, the latest visit of a case.
+        CREATE INDEX tickets_window_done ON tickets (window_id, finished_at)
+            WHERE state = 'done';
+        CREATE INDEX tickets_window_serving ON tickets (window_id, called_at)
+            WHERE state IN ('called', 'suspended');
+        CREATE INDEX case_visits_at ON case_visits (at);
         ALTER TABLE followups ADD COLUMN callback_due TEXT;
         ALTER TABLE followups ADD COLUMN called_back_at TEXT;
         ALTER TABLE followups ADD COLUMN called_back_by TEXT;
