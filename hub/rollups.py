@@ -29,7 +29,9 @@ Tables (created by migration ``002_dashboards`` in :mod:`hub.db`):
       are the case's ``case.visit`` records (:func:`sync.figures.is_visit`): only an
       applicant in person at the window; a supplement or result by post, online or courier
       is no visit.  Every rule of a figure is :mod:`sync.figures`, shared with the node.
-    - ``rating_1`` … ``rating_5`` (``rating.given``), ``followups_opened``,
+    - ``rating_1`` … ``rating_5`` (``rating.given``; a ``rating.appeal_decided`` that upholds
+      the clerk's appeal takes its rating back out, on the day it was given:
+      :func:`sync.figures.appeal_excludes`), ``followups_opened``,
       ``followups_closed``, ``followups_late`` (closed after their due date).
 
     Tickets count under their queue's department (``dept:edu`` → ``edu``; an area queue
@@ -75,7 +77,7 @@ KINDS = frozenset({
     "ticket.issued", "ticket.called", "ticket.finished", "ticket.no_show", "ticket.expired",
     "case.opened", "case.accepted", "case.supplement_requested", "case.supplemented",
     "case.approved", "case.rejected", "case.handed_over", "case.visit",
-    "rating.given", "followup.opened", "followup.closed",
+    "rating.given", "rating.appeal_decided", "followup.opened", "followup.closed",
 })  # fmt: skip
 
 
@@ -373,6 +375,14 @@ class Rollup:
             return
         dept, item = self.rated(node, b, at)
         self.add(node, at, dept, item, **{f"rating_{level}": 1})
+
+    def _rating_appeal_decided(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
+        level = b.get("level")
+        if not figures.appeal_excludes(b) or isinstance(level, bool) or level not in figures.LEVELS:
+            return
+        rated_at = str(b.get("rated_at") or at)
+        dept, item = self.rated(node, b, rated_at)
+        self.add(node, rated_at, dept, item, **{f"rating_{level}": -1})
 
     def _followup_opened(self, node: str, eid: str, at: str, b: Mapping[str, Any]) -> None:
         dept, item = self.rated(node, b, at)

@@ -49,6 +49,8 @@ class NodeConfig:
     max_live_tickets_per_id: int = 2
     #: Per queue: where to wait, opening hours, cut-off (:mod:`node.hall`).
     queues: dict[str, Any] = field(default_factory=dict)
+    followup_callback_workdays: int = 1
+    followup_fix_workdays: int = 5
 
     @property
     def db_path(self) -> Path:
@@ -96,6 +98,16 @@ class NodeConfig:
             )
         if self.sync_interval_seconds < 1:
             raise ConfigError("sync_interval_seconds", "must be at least 1")
+        for key in ("followup_callback_workdays", "followup_fix_workdays"):
+            days = getattr(self, key)
+            if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 30:
+                raise ConfigError(
+                    key, f"must be a number of working days from 1 to 30, got {days!r}"
+                )
+        if self.followup_callback_workdays > self.followup_fix_workdays:
+            raise ConfigError(
+                "followup_callback_workdays", "the call back cannot be due after the fix"
+            )
         problem = public_url_problem(self.public_url)
         if problem:
             raise ConfigError("public_url", problem)

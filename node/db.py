@@ -195,6 +195,48 @@ def _m031_log_numbers(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m033_rating_flow(db: sqlite_utils.Database) -> None:
+    """Ratings as GB/T 39734-2020 describes them (:mod:`node.ratings`).
+
+    - ``ratings``: the reason of a bad rating, the channel it came by (window evaluator, QR,
+      SMS, kiosk), the clerk and window rated; the rated clerk's appeal (申诉复核) and its
+      decision; the citizen's one follow-up rating (追评) after the fix.
+    - ``followups``: the call back (回访) and its deadline beside the fix's (``due_date``).
+    - indexes for the window evaluator's prompt (:func:`node.ratings.prompt`) and the export.
+    """
+    db.executescript(
+        """
+        ALTER TABLE ratings ADD COLUMN reason TEXT;
+        ALTER TABLE ratings ADD COLUMN channel TEXT;
+        ALTER TABLE ratings ADD COLUMN clerk TEXT;
+        ALTER TABLE ratings ADD COLUMN window_no INTEGER;
+        ALTER TABLE ratings ADD COLUMN appeal_state TEXT
+            CHECK (appeal_state IN ('open','upheld','rejected'));
+        ALTER TABLE ratings ADD COLUMN appeal_reason TEXT;
+        ALTER TABLE ratings ADD COLUMN appeal_by TEXT;
+        ALTER TABLE ratings ADD COLUMN appeal_at TEXT;
+        ALTER TABLE ratings ADD COLUMN appeal_note TEXT;
+        ALTER TABLE ratings ADD COLUMN appeal_decided_by TEXT;
+        ALTER TABLE ratings ADD COLUMN appeal_decided_at TEXT;
+        ALTER TABLE ratings ADD COLUMN again_level INTEGER CHECK (again_level BETWEEN 1 AND 5);
+        ALTER TABLE ratings ADD COLUMN again_comment TEXT;
+        ALTER TABLE ratings ADD COLUMN again_at TEXT;
+        CREATE INDEX ratings_created ON ratings (created_at);
+        -- The window evaluator's prompt, polled every 2 seconds by every window: the latest
+        -- ticket finished at a window, a later call there, the latest visit of a case.
+        CREATE INDEX tickets_window_done ON tickets (window_id, finished_at)
+            WHERE state = 'done';
+        CREATE INDEX tickets_window_serving ON tickets (window_id, called_at)
+            WHERE state IN ('called', 'suspended');
+        CREATE INDEX case_visits_at ON case_visits (at);
+        ALTER TABLE followups ADD COLUMN callback_due TEXT;
+        ALTER TABLE followups ADD COLUMN called_back_at TEXT;
+        ALTER TABLE followups ADD COLUMN called_back_by TEXT;
+        ALTER TABLE followups ADD COLUMN callback_note TEXT;
+        """
+    )
+
+
 # Append new migrations at the end; never edit or reorder a released one.
 def _m032_tickets_by_person(db: sqlite_utils.Database) -> None:
     """An index for the live tickets one ID number holds on a day (``max_live_tickets_per_id``:
@@ -210,6 +252,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("030_ticket_expired", _m030_ticket_expired),
     ("031_log_numbers", _m031_log_numbers),
     ("032_tickets_by_person", _m032_tickets_by_person),
+    ("033_rating_flow", _m033_rating_flow),
 ]
 
 

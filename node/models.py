@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from node.appointments import SLOTS
 from node.cases_db import CASE_STATES, CHANNELS, DECISIONS, HANDOVER_METHODS, TASK_STATES
-from node.ratings import MAX_COMMENT
+from node.ratings import APPEAL_DECISIONS, MAX_COMMENT, MAX_NOTE, REASONS
+from node.ratings import CHANNELS as RATING_CHANNELS
 from node.speech_audio import TICKET_RE
 from node.tickets import TICKET_STATES
 from node.users import ROLES
@@ -34,6 +35,9 @@ if TYPE_CHECKING:  # the choices come from the domain modules' tuples
     Channel: TypeAlias = str
     Slot: TypeAlias = str
     Role: TypeAlias = str
+    Reason: TypeAlias = str
+    RatingChannel: TypeAlias = str
+    AppealDecision: TypeAlias = str
 else:
     TicketState = Literal[TICKET_STATES]
     CaseState = Literal[CASE_STATES]
@@ -44,6 +48,9 @@ else:
     Channel = Literal[CHANNELS]
     Slot = Literal[SLOTS]
     Role = Literal[ROLES]
+    Reason = Literal[tuple(REASONS)]
+    RatingChannel = Literal[tuple(RATING_CHANNELS)]
+    AppealDecision = Literal[APPEAL_DECISIONS]
 
 Code = Annotated[str, Field(min_length=1)]
 Codes = list[Code]
@@ -215,6 +222,43 @@ class RatingRequest(Model):
     token: str | None = Field(None, description="the ticket's token")
     level: StrictInt = Field(ge=1, le=5)
     comment: str | None = Field(None, max_length=MAX_COMMENT)
+    reason: Reason | None = Field(
+        None,
+        description="required with level 2 or 1: attitude 服务态度, efficiency 办事效率, process "
+        "办事流程, materials 材料要求, information 信息公开/告知, system 系统/设备, other 其他",
+    )
+    channel: RatingChannel | None = Field(
+        None,
+        description="window (the window's evaluator), qr, sms or kiosk; default qr for a "
+        "visit, sms for a case",
+    )
+
+
+class WindowNumberPath(Model):
+    n: Int64 = Field(description="the window's number (shown above it)")
+
+
+class RatingIdPath(Model):
+    id: Int64
+
+
+class NoteRequest(Model):
+    note: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class AppealRequest(Model):
+    reason: str = Field(min_length=1, max_length=MAX_NOTE, description="why it should not count")
+
+
+class AppealDecisionRequest(Model):
+    decision: AppealDecision = Field(description="upheld: the rating leaves the figures")
+    note: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class ExportQuery(Model):
+    format: Literal["csv", "json"] | None = Field(None, description="default csv")
+    from_: Day | None = Field(None, alias="from", description="first local day rated")
+    to: Day | None = Field(None, description="last local day rated")
 
 
 class FollowupsQuery(Model):
@@ -386,6 +430,9 @@ class Followup(BaseModel):
     id: int | None = None
     level: int | None = None
     state: Literal["open", "closed"] | None = None
+    stage: Literal["open", "called_back", "closed"] | None = None
+    callback_due: str | None = None
+    called_back_at: str | None = None
     due_date: str | None = None
     status: Literal["green", "yellow", "red"] | None = None
     case_no: str | None = None
@@ -399,6 +446,45 @@ class FollowupResult(BaseModel):
 
 class Followups(BaseModel):
     followups: list[Followup] | None = None
+
+
+class Rating(BaseModel):
+    id: int | None = None
+    level: int | None = None
+    reason: str | None = None
+    channel: str | None = None
+    clerk: str | None = None
+    case_no: str | None = None
+    ticket_no: str | None = None
+    followup_state: str | None = None
+    appeal_state: Literal["open", "upheld", "rejected"] | None = None
+    counts_in_figures: bool | None = None
+    again_level: int | None = None
+
+
+class RatingResult(BaseModel):
+    rating: Rating | None = None
+
+
+class PromptWindow(BaseModel):
+    number: int | None = None
+    name: str | None = None
+    clerk: str | None = None
+
+
+class Prompt(BaseModel):
+    kind: Literal["visit", "case"] | None = None
+    token: str | None = Field(None, description="a visit: the ticket's token")
+    ticket_no: str | None = None
+    case_no: str | None = None
+    rating_code: str | None = Field(None, description="a case: its rating code")
+    since: str | None = None
+    expires_at: str | None = None
+
+
+class RatingPrompt(BaseModel):
+    window: PromptWindow | None = None
+    prompt: Prompt | None = Field(None, description="null: nothing to rate now")
 
 
 class SmsSent(BaseModel):

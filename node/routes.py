@@ -8,6 +8,7 @@ from aiohttp import web
 
 from node import api, auth, views
 from node.cases.routes import setup_case_routes
+from node.rating_pages import setup_rating_routes
 from node.replication.routes import setup_sync_routes
 
 STATIC = Path(__file__).parent / "static"
@@ -63,4 +64,5 @@ def setup_routes(app: web.Application) -> None:
     # The case part (intake, back office, results, ratings, appointments) and replication;
     # the OpenAPI document is built from this table (node.openapi).
     setup_case_routes(app)
+    setup_rating_routes(app)
     setup_sync_routes(app)

@@ -23,7 +23,7 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from node import auth, hall, links, tickets, users, windows
+from node import auth, hall, links, ratings, tickets, users, windows
 from node import db as dbm
 from node.keys import CLOCK, CONFIG, DB, SPEECH
 from onestop import i18n
@@ -246,6 +246,28 @@ async def ticket_qr(request: web.Request) -> web.Response:
     )
 
 
+def public_base(request: web.Request) -> str:
+    """Where links for citizens point: ``public_url``, else the address of this request."""
+    return request.app[CONFIG].public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+
+
+def qr_svg(link: str, scale: int = 4) -> Markup:
+    return Markup(segno.make(link, error="m").svg_inline(scale=scale, border=2, omitsize=True))
+
+
+def status_rating(request: web.Request, tk: dict[str, Any]) -> dict[str, Any] | None:
+    """The rating link and QR code on a finished visit's status page: to rate it, or to rate
+    it again once its bad rating was fixed (追评); what was given once done."""
+    if tk["state"] != "done":
+        return None
+    rated = ratings.rating_of(request.app[DB], ticket_id=tk["id"])
+    if rated and not rated["follow_up_allowed"]:
+        return {"rated": True, "level": rated["level"]}
+    path = ratings.rating_path_visit(tk["token"])
+    link = ratings.rating_link(request.app[CONFIG], path, public_base(request))
+    return {"rated": False, "again": bool(rated), "link": path, "qr": qr_svg(link, 3)}
+
+
 async def ticket_status(request: web.Request) -> web.Response:
     app = request.app
     db, cfg = app[DB], app[CONFIG]
@@ -263,6 +285,9 @@ async def ticket_status(request: web.Request) -> web.Response:
             "ahead": ahead,
             "est": tickets.estimate_minutes(db, cfg, tk["queue"], ahead, tk["service_date"]),
             "updated": app[CLOCK]().astimezone(ZoneInfo(cfg.timezone)).strftime("%H:%M:%S"),
+            "rating": status_rating(request, tk),
+            "LEVELS": ratings.LEVELS,
+            "live": tk["state"] in ("waiting", "called", "suspended"),
         },
     )
 

@@ -24,7 +24,10 @@ looks at an event's body or at a few values, never at a table.
 - **Satisfaction** (满意率): the share of ratings at levels 4 (满意) and 5 (非常满意),
   :data:`SATISFIED_LEVELS` (:func:`satisfaction`).  The *not-bad share* counts every rating
   that is not one of the two bad levels (:data:`BAD_LEVELS`, the ones that open a
-  follow-up, :func:`not_bad_share`).
+  follow-up, :func:`not_bad_share`).  A rating whose clerk's appeal an administrator upheld
+  (``rating.appeal_decided`` with ``decision`` ``upheld``, :func:`appeal_excludes`) counts in
+  no rating figure: not in the total, the levels, the average or the shares
+  (:func:`counts_in_figures`); a follow-up rating (追评) changes no figure.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ LEVELS = (1, 2, 3, 4, 5)
 SATISFIED_LEVELS = (4, 5)
 #: The bad levels: they open a follow-up (差评回访整改).
 BAD_LEVELS = (1, 2)
+#: The appeal decision that takes a rating out of the figures (申诉成立).
+APPEAL_UPHELD = "upheld"
 #: Digits of a share, and of an average level.
 SHARE_DIGITS = 4
 AVERAGE_DIGITS = 2
@@ -156,6 +161,17 @@ def ratings(by_level: Mapping[int, int]) -> dict[str, Any]:
         "not_bad_share": share(total - bad, total),
         "average": round(score / total, AVERAGE_DIGITS) if total else None,
     }
+
+
+def counts_in_figures(appeal_state: str | None) -> bool:
+    """Whether a rating whose appeal stands at ``appeal_state`` (None: never appealed; open,
+    upheld or rejected) counts in the rating figures: all but the upheld."""
+    return appeal_state != APPEAL_UPHELD
+
+
+def appeal_excludes(body: Mapping[str, Any]) -> bool:
+    """Whether a ``rating.appeal_decided`` record takes its rating out of the figures."""
+    return not counts_in_figures(body.get("decision"))
 
 
 def satisfaction(by_level: Mapping[int, int]) -> float | None:

@@ -165,6 +165,7 @@ def more_cases(clerk: Staff, live: LiveServer) -> None:
             "token": issued["token"],
             "level": 2 if bad else 5,
             "comment": "材料清单不清楚，跑了两趟" if bad else "",
+            **({"reason": "materials"} if bad else {}),
         }
         req = urllib.request.Request(
             live.url + "/api/v1/ratings",

@@ -286,6 +286,7 @@ async def test_bad_rating_opens_a_followup_that_is_closed(env: Env) -> None:
             "case_no": no,
             "rating_token": code,
             "level": 1,
+            "reason": "efficiency",
             "comment": "等了很久，请回电 13812345678",
         },
         201,
@@ -294,7 +295,10 @@ async def test_bad_rating_opens_a_followup_that_is_closed(env: Env) -> None:
     assert rating["level_name_zh"] == "非常不满意"
     f = rating["followup"]
     assert f["state"] == "open" and f["case_no"] == no
-    assert f["due_date"] == "2026-10-08"  # 3 working days after 28 Sep: 29, 30 Sep, 8 Oct
+    # Called back within 1 working day (29 Sep); fixed within 5: 29, 30 Sep, then 8, 9 Oct
+    # after the National Day holiday and Saturday 10 Oct, a make-up working day.
+    assert f["callback_due"] == "2026-09-29"
+    assert f["due_date"] == "2026-10-10"
     assert f["status"] == "green"
     assert (
         await e.public.post("/api/v1/ratings", {"case_no": no, "rating_token": code, "level": 2})
@@ -310,6 +314,7 @@ async def test_bad_rating_opens_a_followup_that_is_closed(env: Env) -> None:
     assert (await e.edu.get("/api/v1/followups"))[0] == 403
     e.clock.set(local(2026, 10, 8))
     assert (await e.clerk.ok("GET", "/api/v1/followups"))["followups"][0]["status"] == "yellow"
+    assert (await e.clerk.ok("GET", "/api/v1/followups"))["followups"][0]["callback_overdue"]
     before = snapshot(e.db)
     assert (await e.clerk.post(f"/api/v1/followups/{f['id']}/close", {}))[0] == 422
     assert snapshot(e.db) == before
@@ -335,7 +340,11 @@ async def test_a_visit_is_rated_after_it_is_finished(env: Env) -> None:
     got, err = await e.public.post("/api/v1/ratings", {"token": t["token"], "level": 2})
     assert got == 409 and "finished" in err["message"]
     await e.finish()
-    r = await e.public.ok("POST", "/api/v1/ratings", {"token": t["token"], "level": 2}, 201)
+    got, err = await e.public.post("/api/v1/ratings", {"token": t["token"], "level": 2})
+    assert got == 422 and err["field"] == "reason"
+    r = await e.public.ok(
+        "POST", "/api/v1/ratings", {"token": t["token"], "level": 2, "reason": "attitude"}, 201
+    )
     assert r["rating"]["followup"]["ticket_no"] == t["ticket_no"]
     assert (await e.public.post("/api/v1/ratings", {"level": 2}))[0] == 422
 

@@ -238,7 +238,7 @@ async def test_full_story_on_the_detail_page(env: Env) -> None:
     await e.public.ok(
         "POST",
         "/api/v1/ratings",
-        {"case_no": no, "rating_token": e.rating_code(no), "level": 2},
+        {"case_no": no, "rating_token": e.rating_code(no), "level": 2, "reason": "process"},
         201,
     )
     await e.flush_sms()
@@ -332,7 +332,10 @@ async def test_overview_in_both_languages(env: Env) -> None:
     )
     await e.finish()
     await e.public.ok(
-        "POST", "/api/v1/ratings", {"token": t["token"], "level": 1, "comment": "等太久"}, 201
+        "POST",
+        "/api/v1/ratings",
+        {"token": t["token"], "level": 1, "comment": "等太久", "reason": "efficiency"},
+        201,
     )
     t2 = await e.ticket()
     await e.intake(t2)

@@ -215,6 +215,7 @@ class Center:
             {
                 "case_no": case_no,
                 "level": level,
+                **({"reason": "other"} if level <= 2 else {}),
                 "rating_token": ratings.case_code(piim.load(self.data), case_no),
             },
             201,
@@ -223,7 +224,8 @@ class Center:
 
     def rate_ticket(self, token: str, level: int) -> None:
         self.public.ok("POST", "/api/v1/ratings", {"token": token, "level": level,
-                                                   "comment": "等太久"}, 201)  # fmt: skip
+                                                   "comment": "等太久", "reason": "efficiency"},
+                       201)  # fmt: skip
         self._rated(level)
 
     def _rated(self, level: int) -> None:

@@ -108,10 +108,23 @@ async def build_log(e: Env) -> dict[str, str]:
     await issue(e)
     # Ratings: a visit, a bad visit (a follow-up), a case.
     on_time, late = cases["on_time"], cases["late"]
-    for body in ({"token": rated["token"], "level": 5}, {"token": t["token"], "level": 2},
+    for body in ({"token": rated["token"], "level": 5},
+                 {"token": t["token"], "level": 2, "reason": "efficiency"},
                  {"case_no": on_time, "rating_token": e.rating_code(on_time), "level": 4},
                  {"case_no": late, "rating_token": e.rating_code(late), "level": 3}):  # fmt: skip
         await e.public.ok("POST", "/api/v1/ratings", body, 201)
+    # A bad case rating whose clerk's appeal is upheld: it leaves every rating figure, on
+    # both sides (and the case's three ratings before count).
+    got = await e.public.ok(
+        "POST", "/api/v1/ratings",
+        {"case_no": cases["open"], "rating_token": e.rating_code(cases["open"]), "level": 1,
+         "reason": "attitude"}, 201,
+    )  # fmt: skip
+    rid = got["rating"]["id"]
+    await e.clerk.ok("POST", f"/api/v1/ratings/{rid}/appeal", {"reason": "评价人误操作"})
+    await e.admin.ok(
+        "POST", f"/api/v1/ratings/{rid}/appeal/decide", {"decision": "upheld", "note": "监控核实"}
+    )
     e.clock.advance(hours=1)
     return cases
 
@@ -129,6 +142,10 @@ async def push_to_hub(e: Env, hub_client: Any, hub_dir: Path) -> None:
     results = await push_ok(hub_client, envelope(TOWNSHIP, batch), signer)
     [res] = results
     assert (res["stored"], res["rejected"], res["ack_seq"]) == (len(records), [], len(records))
+
+
+def r_excluded(ov: dict[str, Any]) -> int:
+    return int(ov["ratings"]["excluded"])
 
 
 def hub_figures(hub_dir: Path, start: dt.date, end: dt.date, today: dt.date) -> dict[str, Any]:
@@ -188,7 +205,8 @@ async def test_node_overview_and_hub_rollups_give_the_same_figures(
     assert {o["case_no"] for o in ov["overdue"]} == {cases["open"], cases["paused"]}
     assert ov["deadlines"]["paused"] == 1
 
-    # Satisfaction: 5, 2, 4, 3.
+    # Satisfaction: 5, 2, 4, 3 (and the 1 whose appeal was upheld counts nowhere).
+    assert r_excluded(ov) == 1
     r = ov["ratings"]
     assert r["by_level"] == {str(lv): whole[f"rating_{lv}"] for lv in figures.LEVELS}
     assert r["total"] == whole["ratings"] == 4

@@ -31,7 +31,7 @@ hub_dir = hub_support.hub_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Words a Chinese page may show: brand, codes and units.
-ALLOWED = {"onestop", "SMS", "QR", "ID", "API", "CSV", "OK", "KB", "MB", "English"}
+ALLOWED = {"onestop", "SMS", "QR", "ID", "API", "CSV", "JSON", "OK", "KB", "MB", "English"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 PLACEHOLDER = re.compile(r"\{\w+\}")
@@ -218,7 +218,8 @@ async def test_every_node_page_shows_one_language(env: Env) -> None:
     await e.edu.ok("POST", f"/api/v1/cases/{no}/reviews/edu", {"decision": "approve"})
     await e.public.ok(
         "POST", "/api/v1/ratings",
-        {"case_no": no, "rating_token": e.rating_code(no), "level": 1, "comment": "等太久"}, 201,
+        {"case_no": no, "rating_token": e.rating_code(no), "level": 1, "comment": "等太久",
+         "reason": "efficiency"}, 201,
     )  # fmt: skip
     await e.finish()
     t2 = await e.ticket()  # called at window 1: the intake page offers it
@@ -246,6 +247,13 @@ async def test_every_node_page_shows_one_language(env: Env) -> None:
         "/status": [(e.public, "/status", {})],
         "/status/{case_no}": [(e.public, f"/status/{no}", {"phone_last4": "8000"})],
         "/cases/{case_no}/notice": [(e.clerk, f"/cases/{no}/notice", {})],
+        "/rate/window/{n}": [(e.public, "/rate/window/1", {})],
+        "/rate/t/{token}": [
+            (e.public, f"/rate/t/{t['token']}", {}),
+            (e.public, f"/rate/t/{token}", {}),
+        ],
+        "/rate/c/{case_no}": [(e.public, f"/rate/c/{no}", {"code": e.rating_code(no)})],
+        "/followups": [(e.admin, "/followups", {"state": "all"})],
     }
     routes = set()
     for route in e.client.app.router.routes():

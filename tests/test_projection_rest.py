@@ -43,7 +43,11 @@ TABLES = ("ratings", "followups", "sms_outbox", "users", "departments", "areas",
 KINDS = (
     "rating.given",
     "followup.opened",
+    "followup.called_back",
     "followup.closed",
+    "rating.appealed",
+    "rating.appeal_decided",
+    "rating.followed_up",
     "sms.queued",
     "sms.retry",
     "sms.sent",
@@ -295,13 +299,28 @@ async def test_ratings_followups_and_the_outbox_rebuild_from_the_log(env: Env) -
     visit = await e.ticket(phone=phone)
     await e.finish()
     r = await e.public.ok(
-        "POST", "/api/v1/ratings", {"token": visit["token"], "level": 2, "comment": "等太久"}, 201
+        "POST",
+        "/api/v1/ratings",
+        {"token": visit["token"], "level": 2, "comment": "等太久", "reason": "efficiency"},
+        201,
     )
     visit_followup = r["rating"]["followup"]
+    await e.admin.ok(
+        "POST", f"/api/v1/followups/{visit_followup['id']}/callback", {"note": "已致电说明"}
+    )
     await e.clerk.ok(
         "POST",
         f"/api/v1/followups/{visit_followup['id']}/close",
         {"note": "已回访，回电 13812345678 说明"},
+    )
+    # The clerk appeals, the appeal is upheld; the citizen rates the fixed service once more.
+    rid = r["rating"]["id"]
+    await e.clerk.ok("POST", f"/api/v1/ratings/{rid}/appeal", {"reason": "叫号系统故障所致"})
+    await e.admin.ok(
+        "POST", f"/api/v1/ratings/{rid}/appeal/decide", {"decision": "upheld", "note": "属实"}
+    )
+    await e.public.ok(
+        "POST", "/api/v1/ratings/follow-up", {"token": visit["token"], "level": 4}, 201
     )
     # A case: accepted (an SMS), a supplement asked for (an SMS naming a phone number).
     t = await e.ticket(phone=phone)
@@ -319,6 +338,7 @@ async def test_ratings_followups_and_the_outbox_rebuild_from_the_log(env: Env) -
             "case_no": no,
             "rating_token": e.rating_code(no),
             "level": 1,
+            "reason": "attitude",
             "comment": "请回电 13812345678",
         },
         201,
@@ -371,16 +391,20 @@ async def test_ratings_followups_and_the_outbox_rebuild_from_the_log(env: Env) -
 
     out = data / "rebuilt-2.db"
     report = assert_rebuilds(data, out)
-    for kind in ("rating.given", "followup.opened", "followup.closed"):
+    for kind in KINDS[:7]:  # the ratings' kinds
         assert report.applied[kind] >= 1, kind
     assert report.applied["sms.queued"] == 2 and report.applied["sms.failed"] == 1
     conn = dbm.connect(out)
     try:
         ratings = conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0]
         states = sorted(r[0] for r in conn.execute("SELECT state FROM followups"))
+        appeal = conn.execute(
+            "SELECT appeal_state, again_level FROM ratings WHERE appeal_state IS NOT NULL"
+        ).fetchall()
     finally:
         conn.conn.close()
     assert ratings == 2 and states == ["closed", "open"]
+    assert [tuple(x) for x in appeal] == [("upheld", 4)]
 
 
 def test_queue_sms_without_a_node_secret_refuses() -> None:

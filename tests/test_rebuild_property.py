@@ -163,7 +163,7 @@ class NodeWork(RuleBasedStateMachine):
             self.cfg,
             self.pii,
             {"case_no": case_no, "rating_token": ratings.case_code(self.pii, case_no),
-             "level": level, "comment": "办事顺利"},
+             "level": level, "comment": "办事顺利", "reason": "process"},
         )  # fmt: skip
 
     @rule(level=st.integers(1, 5))
@@ -173,7 +173,34 @@ class NodeWork(RuleBasedStateMachine):
         ).fetchone()
         if done is not None:
             self.attempt(
-                ratings.rate, self.db, self.cfg, self.pii, {"token": done[0], "level": level}
+                ratings.rate,
+                self.db,
+                self.cfg,
+                self.pii,
+                {"token": done[0], "level": level, "reason": "other"},
+            )
+
+    @rule(step=st.sampled_from(["callback", "fix", "upheld", "rejected", "again"]),
+          level=st.integers(1, 5))  # fmt: skip
+    def follow_up(self, step: str, level: int) -> None:
+        """The latest bad rating's call back, fix, appeal and its decision, and 追评."""
+        row = self.db.execute(
+            "SELECT f.id, r.id, t.token FROM followups f JOIN ratings r ON r.id = f.rating_id "
+            "LEFT JOIN tickets t ON t.id = r.ticket_id ORDER BY f.id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return
+        fid, rid, token = row
+        if step == "callback":
+            self.attempt(ratings.call_back, self.db, self.cfg, fid, "已回访", ADMIN)
+        elif step == "fix":
+            self.attempt(ratings.close_followup, self.db, self.cfg, fid, "已整改", ADMIN)
+        elif step in ("upheld", "rejected"):  # appealed, then decided
+            self.attempt(ratings.appeal, self.db, rid, "系统故障", CLERK)
+            self.attempt(ratings.decide_appeal, self.db, rid, step, "已核实", ADMIN)
+        elif token:
+            self.attempt(
+                ratings.rate_again, self.db, self.cfg, self.pii, {"token": token, "level": level}
             )
 
     @rule(all_materials=st.booleans(), elderly=st.booleans())

@@ -255,7 +255,12 @@ async def result(request: web.Request) -> web.Response:
     user = await auth.require(request, *WINDOW)
     app = request.app
     case = results.result_ready(
-        app[DB], app[CONFIG], request.match_info["case_no"], user, app[CLOCK]
+        app[DB],
+        app[CONFIG],
+        request.match_info["case_no"],
+        user,
+        app[CLOCK],
+        base=f"{request.scheme}://{request.host}",
     )
     app[NOTIFIER].wake()
     return _case_response(request, case)

@@ -38,7 +38,7 @@ SMS_TEXTS = {
     ),
     "result_ready": lazy_gettext(
         "【{center}】您的办件{case_no}已办结，请到统一出件窗口领取结果或申请邮寄。"
-        "评价码{rating_code}，欢迎对本次办件评价。"
+        "评价码{rating_code}，欢迎对本次办件评价：{link}"
     ),
     "mailed": lazy_gettext("【{center}】您的办件{case_no}结果已寄出，运单号{tracking}。"),
     "appointment": lazy_gettext(

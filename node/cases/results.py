@@ -70,8 +70,11 @@ def result_ready(
     case_no: str,
     user: dict[str, Any],
     now: Now = system_now,
+    base: str = "",
 ) -> dict[str, Any]:
-    """The result (licence or decision) has reached the results window (统一出件)."""
+    """The result (licence or decision) has reached the results window (统一出件).  The SMS
+    carries the case's rating code and its rating link (under ``public_url``, else ``base``,
+    the address of the request)."""
     at = iso(now())
     with dbm.tx(db) as conn:
         case = get(db, case_no)
@@ -97,6 +100,7 @@ def result_ready(
             {"case_no": case_no, "outcome": case["outcome"], "by": user["username"]},
             at=at,
         )
+        code = ratings.case_code(notify.node_pii(conn), case_no)
         notify.queue(
             conn,
             case["phone_enc"],
@@ -107,7 +111,8 @@ def result_ready(
                 case["lang"],
                 center=cfg.name,
                 case_no=case_no,
-                rating_code=ratings.shown_code(ratings.case_code(notify.node_pii(conn), case_no)),
+                rating_code=ratings.shown_code(code),
+                link=ratings.rating_link(cfg, ratings.rating_path_case(case_no, code), base),
             ),
             case_id=case["id"],
             case_no=case_no,

@@ -579,7 +579,21 @@ def describe(
         level = ratings.LEVELS.get(int(b.get("level") or 0))
         title = _("申请人评价：{level}", lang, level=level.text(lang) if level else "")
         tone = "bad" if b.get("level") in ratings.BAD_LEVELS else "ok"
+        reason = ratings.REASONS.get(str(b.get("reason")))
+        detail = "；".join(x for x in (reason.text(lang) if reason else "", b.get("comment")) if x)
+    elif kind == "rating.followed_up":
+        level = ratings.LEVELS.get(int(b.get("level") or 0))
+        title = _("申请人追评：{level}", lang, level=level.text(lang) if level else "")
+        tone = "bad" if b.get("level") in ratings.BAD_LEVELS else "ok"
         detail = b.get("comment") or ""
+    elif kind == "rating.appealed":
+        title, tone, detail = _("工作人员申诉复核", lang), "warn", b.get("reason") or ""
+    elif kind == "rating.appeal_decided":
+        upheld = b.get("decision") == "upheld"
+        title = ratings.APPEAL_STATES["upheld" if upheld else "rejected"].text(lang)
+        tone, detail = ("muted" if upheld else "info"), b.get("note") or ""
+    elif kind == "followup.called_back":
+        title, tone, detail = _("差评已回访", lang), "ok", b.get("note") or ""
     elif kind == "followup.opened":
         title, tone = _("差评回访工单，期限 {due}", lang, due=b.get("due_date")), "warn"
     elif kind == "followup.closed":
