@@ -36,10 +36,13 @@ def violations(page: Any, impacts: tuple[str, ...] = BLOCKING) -> list[dict[str,
 
 
 def landmarks(page: Any) -> dict[str, int]:
-    """How many ``main`` landmarks and ``h1`` headings the page has (one of each is right)."""
+    """How many ``main`` landmarks and ``h1`` headings the page shows (one of each is right);
+    a screen hidden with ``display: none`` (the kiosk's later steps) is not in the
+    accessibility tree, so it does not count."""
     counts: dict[str, int] = page.evaluate(
-        "() => ({main: document.querySelectorAll('main, [role=main]').length,"
-        " h1: document.querySelectorAll('h1').length})"
+        "() => { const shown = s => [...document.querySelectorAll(s)]"
+        ".filter(e => e.getClientRects().length > 0).length;"
+        " return {main: shown('main, [role=main]'), h1: shown('h1')}; }"
     )
     return counts
 

@@ -587,7 +587,7 @@ def _page(title: str, body: str, lang: str, status: int = 200) -> web.Response:
     html = (
         f"<!doctype html><html lang='{'en' if lang == 'en' else 'zh-CN'}'><head>"
         f"<meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>{body}"
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>{body}</main>"
         "</body></html>"
     )
     return web.Response(text=html, content_type="text/html", status=status)
