@@ -34,6 +34,7 @@ import datetime as dt
 import hmac
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -474,6 +475,34 @@ def _log(
     events.append(conn, kind, entity, eid, {f"{entity}_id": eid, **_ref(row), **body}, at=at)
 
 
+def _followup_step(
+    db: sqlite_utils.Database,
+    cfg: NodeConfig,
+    followup_id: int,
+    note: Any,
+    user: dict[str, Any],
+    now: Now,
+    *,
+    kind: str,
+    hint: str,
+    check: Callable[[dict[str, Any]], None],
+    due: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """Append ``kind`` for a step of a follow-up (its note, who, on time against ``due``) once
+    ``check`` lets it; returns the follow-up as it is then."""
+    note = _note(note, "note", hint)
+    t = now()
+    with dbm.tx(db) as conn:
+        f = get_followup(db, cfg, followup_id, now)
+        check(f)
+        _log(conn, kind, "followup", followup_id, f, {
+            "note": notify.redact(note),
+            "by": user["username"],
+            "on_time": local_date(t, cfg.timezone) <= dt.date.fromisoformat(due(f)),
+        }, iso(t))  # fmt: skip
+    return get_followup(db, cfg, followup_id, now)
+
+
 def call_back(
     db: sqlite_utils.Database,
     cfg: NodeConfig,
@@ -483,10 +512,8 @@ def call_back(
     now: Now = system_now,
 ) -> dict[str, Any]:
     """Record the call back (回访) of a follow-up: what the citizen was told."""
-    note = _note(note, "note", "what the citizen was told when called back")
-    t = now()
-    with dbm.tx(db) as conn:
-        f = get_followup(db, cfg, followup_id, now)
+
+    def check(f: dict[str, Any]) -> None:
         if f["state"] != "open":
             raise Conflict(f"follow-up {followup_id} is closed", field="id")
         if f["called_back_at"]:
@@ -494,13 +521,10 @@ def call_back(
                 f"follow-up {followup_id} was already called back by {f['called_back_by']}",
                 field="id",
             )
-        due = dt.date.fromisoformat(f["callback_due"] or f["due_date"])
-        _log(conn, "followup.called_back", "followup", followup_id, f, {
-            "note": notify.redact(note),
-            "by": user["username"],
-            "on_time": local_date(t, cfg.timezone) <= due,
-        }, iso(t))  # fmt: skip
-    return get_followup(db, cfg, followup_id, now)
+
+    return _followup_step(db, cfg, followup_id, note, user, now, kind="followup.called_back",
+                          hint="what the citizen was told when called back", check=check,
+                          due=lambda f: f["callback_due"] or f["due_date"])  # fmt: skip
 
 
 def close_followup(
@@ -512,22 +536,16 @@ def close_followup(
     now: Now = system_now,
 ) -> dict[str, Any]:
     """Record the fix (整改) and close the follow-up; the citizen may then rate again once."""
-    note = _note(note, "note", "what was done about the rating")
-    t = now()
-    at = iso(t)
-    with dbm.tx(db) as conn:
-        f = get_followup(db, cfg, followup_id, now)
+
+    def check(f: dict[str, Any]) -> None:
         if f["state"] != "open":
             raise Conflict(
                 f"follow-up {followup_id} was already closed by {f['closed_by']}", field="id"
             )
-        today = local_date(t, cfg.timezone)
-        _log(conn, "followup.closed", "followup", followup_id, f, {
-            "note": notify.redact(note),
-            "by": user["username"],
-            "on_time": today <= dt.date.fromisoformat(f["due_date"]),
-        }, at)  # fmt: skip
-    return get_followup(db, cfg, followup_id, now)
+
+    return _followup_step(db, cfg, followup_id, note, user, now, kind="followup.closed",
+                          hint="what was done about the rating", check=check,
+                          due=lambda f: f["due_date"])  # fmt: skip
 
 
 def appeal(
